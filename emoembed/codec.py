@@ -1,0 +1,283 @@
+"""EmotionCodec: per label format a label encoder (MLP → emotion embedding) and a bias-free linear head
+(embedding → the format's variables). Heads of equivalent variables are tied softly by a (1 − cos) loss.
+
+Saved as ``model.safetensors`` + ``config.json`` (formats, variables, equivalences, dimensions): everything
+needed to rebuild it without the YAML files.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
+from emoembed.errors import CheckpointError, ConfigError, EmoembedError
+from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
+from emoembed.io import atomic_write_json, load_safetensors, save_safetensors_atomic
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class LabelEncoder(nn.Sequential):
+    """k → hidden… → d, LeakyReLU(0.01) and dropout after each hidden layer, no output activation."""
+
+    def __init__(self, k: int, dim: int, hidden: Sequence[int], dropout: float):
+        layers: list[nn.Module] = []
+        prev = k
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.LeakyReLU(0.01), nn.Dropout(dropout)]
+            prev = h
+        layers.append(nn.Linear(prev, dim))
+        super().__init__(*layers)
+
+
+class EmotionCodec(nn.Module):
+    model_type = "emotion-codec"
+
+    def __init__(self, formats: Mapping[str, LabelFormat], dim: int = 100, hidden: Sequence[int] = (128, 128),
+                 dropout: float = 0.2, equivalences: EquivalenceClasses | None = None):
+        super().__init__()
+        if not formats:
+            raise ConfigError("a codec needs at least one label format")
+        self.formats: dict[str, LabelFormat] = dict(formats)
+        self.dim = int(dim)
+        self.hidden = [int(h) for h in hidden]
+        self.dropout = float(dropout)
+        self.equivalences = equivalences or EquivalenceClasses()
+        self.encoders = nn.ModuleDict({n: LabelEncoder(f.size, self.dim, self.hidden, self.dropout) for n, f in self.formats.items()})
+        self.heads = nn.ModuleDict({n: nn.Linear(self.dim, f.size, bias=False) for n, f in self.formats.items()})
+        self._tie_index = self._build_tie_index()
+
+    # ------------------------------------------------------------------ structure
+    def _build_tie_index(self) -> list[tuple[str, int, str, int]]:
+        pairs = []
+        for (fa, va), (fb, vb), _cls in self.equivalences.tied_pairs(self.formats):
+            pairs.append((fa, self.formats[fa].index(va), fb, self.formats[fb].index(vb)))
+        return pairs
+
+    @property
+    def tied_rows(self) -> list[tuple[str, int, str, int]]:
+        return list(self._tie_index)
+
+    def format(self, name: str) -> LabelFormat:
+        if name not in self.formats:
+            raise ConfigError(f"this codec does not know the format {name!r}; it knows: {', '.join(self.formats)}")
+        return self.formats[name]
+
+    # ------------------------------------------------------------------ forward pieces
+    def encode_labels(self, fmt: str, y: torch.Tensor) -> torch.Tensor:
+        return self.encoders[fmt](y)
+
+    def decode(self, fmt: str, emb: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs: values for regression, logits for class formats."""
+        return self.heads[fmt](emb)
+
+    def activate(self, fmt: str, raw: torch.Tensor) -> torch.Tensor:
+        kind = self.formats[fmt].kind
+        if kind == "multilabel":
+            return torch.sigmoid(raw)
+        if kind in ("multiclass", "distribution"):
+            return torch.softmax(raw, dim=-1)
+        return raw
+
+    def tie_loss(self) -> torch.Tensor:
+        """Mean (1 − cos) over all tied head-row pairs (0 when nothing is tied)."""
+        if not self._tie_index:
+            return self.heads[next(iter(self.heads))].weight.sum() * 0.0
+        a = torch.stack([self.heads[fa].weight[ia] for fa, ia, _, _ in self._tie_index])
+        b = torch.stack([self.heads[fb].weight[ib] for _, _, fb, ib in self._tie_index])
+        return (1.0 - F.cosine_similarity(a, b, dim=-1)).mean()
+
+    def head_vectors(self) -> pd.DataFrame:
+        """One row per (format, variable): its head weight row (the variable's direction in the space)."""
+        rows, index = [], []
+        for name, head in self.heads.items():
+            w = head.weight.detach().cpu().numpy()
+            for i, var in enumerate(self.formats[name].variables):
+                rows.append(w[i])
+                index.append(f"{name}.{var}")
+        return pd.DataFrame(np.stack(rows), index=index)
+
+    # ------------------------------------------------------------------ label conversion
+    @torch.no_grad()
+    def convert(self, values: Any, source: str, target: str, input_scale: Sequence[float] | None = None,
+                output_scale: Sequence[float] | None = None, batch_size: int = 1024) -> pd.DataFrame:
+        """Turn labels in ``source`` format into ``target`` format.
+
+        ``values``: a DataFrame with the source variables as columns, an (N, k) array / nested list, one row,
+        or — for a multiclass source — class names or indices. Regression inputs are in the source format's
+        normalised range unless ``input_scale=(low, high)`` gives their rating scale. Regression outputs can be
+        mapped to ``output_scale``. Class targets give one probability column per class and a ``label`` column
+        (argmax for multiclass/distribution, the classes above 0.5 for multilabel)."""
+        src, tgt = self.format(source), self.format(target)
+        x = self._input_matrix(values, src, input_scale)
+        was_training = self.training
+        self.eval()
+        try:
+            outs = []
+            for i in range(0, len(x), batch_size):
+                xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=self._device())
+                outs.append(self.activate(target, self.decode(target, self.encode_labels(source, xb))).cpu().numpy())
+        finally:
+            self.train(was_training)
+        out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
+        return format_output(out, tgt, output_scale)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @staticmethod
+    def _input_matrix(values: Any, fmt: LabelFormat, input_scale: Sequence[float] | None) -> np.ndarray:
+        if isinstance(values, pd.DataFrame):
+            missing = [v for v in fmt.variables if v not in values.columns]
+            if fmt.kind == "multiclass" and missing and values.shape[1] == 1:
+                values = values.iloc[:, 0].tolist()
+            elif missing:
+                raise EmoembedError(f"input for format {fmt.name!r} lacks column(s) {missing}; it has {list(values.columns)}")
+            else:
+                values = values[list(fmt.variables)].to_numpy()
+        if fmt.kind == "multiclass" and _is_label_list(values):
+            labels = list(values) if not isinstance(values, (str, int, np.integer)) else [values]
+            x = np.zeros((len(labels), fmt.size), dtype=np.float32)
+            for i, lab in enumerate(labels):
+                if isinstance(lab, (int, np.integer)) or (isinstance(lab, str) and lab.isdigit()):
+                    j = int(lab)
+                    if not 0 <= j < fmt.size:
+                        raise EmoembedError(f"row {i}: class index {j} is outside 0..{fmt.size - 1} of {fmt.name}")
+                else:
+                    if lab not in fmt.variables:
+                        raise EmoembedError(f"row {i}: unknown class {lab!r} for {fmt.name}; classes: {list(fmt.variables)}")
+                    j = fmt.variables.index(lab)
+                x[i, j] = 1.0
+            return x
+        try:
+            x = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise EmoembedError(f"input for format {fmt.name!r} must be numbers with {fmt.size} columns {list(fmt.variables)}") from None
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != fmt.size:
+            raise EmoembedError(f"input for format {fmt.name!r} must have {fmt.size} columns {list(fmt.variables)}, got shape {x.shape}")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise EmoembedError(f"row {r}, column {fmt.variables[c]!r}: value is missing or not finite")
+        if input_scale is not None and fmt.kind == "regression":
+            lo, hi = (float(v) for v in input_scale)
+            out_of = (x < lo) | (x > hi)
+            if out_of.any():
+                r, c = (int(v[0]) for v in np.nonzero(out_of))
+                raise EmoembedError(f"row {r}, column {fmt.variables[c]!r}: {x[r, c]:g} is outside the input scale [{lo:g}, {hi:g}]")
+            x = fmt.range[0] + (x - lo) * (fmt.range[1] - fmt.range[0]) / (hi - lo)
+        return x.astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        return {
+            "model_type": self.model_type,
+            "emoembed_version": __version__,
+            "checkpoint_format": CHECKPOINT_FORMAT_VERSION,
+            "dim": self.dim,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+            "formats": {n: f.to_dict() for n, f in self.formats.items()},
+            "equivalences": self.equivalences.to_dict(),
+        }
+
+    def save_pretrained(self, directory: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = self.config()
+        if extra_config:
+            cfg.update(extra_config)
+        save_safetensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, directory / WEIGHTS_NAME)
+        atomic_write_json(cfg, directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "EmotionCodec":
+        formats = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json") for n, f in cfg["formats"].items()}
+        return cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "EmotionCodec":
+        directory = Path(directory)
+        cfg = read_config(directory, cls.model_type)
+        try:
+            model = cls.from_config(cfg)
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise CheckpointError(f"{directory / CONFIG_NAME}: invalid codec config: {exc}") from None
+        state = load_safetensors(directory / WEIGHTS_NAME, map_location)
+        load_state_strict(model, state, directory / WEIGHTS_NAME)
+        model.eval()
+        return model
+
+
+def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None) -> pd.DataFrame:
+    if fmt.kind == "regression":
+        if output_scale is not None:
+            lo, hi = (float(v) for v in output_scale)
+            out = lo + (out - fmt.range[0]) * (hi - lo) / (fmt.range[1] - fmt.range[0])
+        return pd.DataFrame(out, columns=list(fmt.variables))
+    df = pd.DataFrame(out, columns=list(fmt.variables))
+    if fmt.kind == "multilabel":
+        df["label"] = [",".join(v for v, p in zip(fmt.variables, row) if p > 0.5) for row in out]
+    else:
+        df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
+    return df
+
+
+def _is_label_list(values: Any) -> bool:
+    if isinstance(values, (str, int, np.integer)):
+        return True
+    if isinstance(values, (list, tuple, pd.Series, np.ndarray)):
+        seq = list(values)
+        return bool(seq) and all(isinstance(v, (str, int, np.integer)) for v in seq)
+    return False
+
+
+def read_config(directory: Path, model_type: str) -> dict[str, Any]:
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a model directory")
+    if not path.exists():
+        raise CheckpointError(f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON: {exc}") from None
+    if cfg.get("model_type") != model_type:
+        raise CheckpointError(f"{path}: model_type is {cfg.get('model_type')!r}, expected {model_type!r}")
+    if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {cfg.get('checkpoint_format')!r} was written by emoembed "
+                              f"{cfg.get('emoembed_version', '?')}; this emoembed {__version__} reads format {CHECKPOINT_FORMAT_VERSION}")
+    return cfg
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:4]}{'…' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:4]}{'…' if len(unexpected) > 4 else ''}")
+        if shape:
+            parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
+        raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def codec_for(formats: Iterable[str], registry: FormatRegistry, dim: int = 100, hidden: Sequence[int] = (128, 128), dropout: float = 0.2) -> EmotionCodec:
+    fmts = {n: registry.get(n) for n in formats}
+    return EmotionCodec(fmts, dim, hidden, dropout, registry.equivalences)

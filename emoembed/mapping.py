@@ -1,0 +1,415 @@
+"""Stage 1: train the codec on paired datasets, and the pairwise FFN baseline (EmoMap / emotion-embeddings).
+
+Objective per step, on a batch of one paired dataset (items labelled in formats a and b), with e_a = E_a(y_a)
+and e_b = E_b(y_b)::
+
+    L = w_auto · f_a·ℓ_a(D_a(e_a), y_a) + w_auto · f_b·ℓ_b(D_b(e_b), y_b)        autoencoding
+      + w_map  · f_b·ℓ_b(D_b(e_a), y_b) + w_map  · f_a·ℓ_a(D_a(e_b), y_a)        cross-format mapping
+      + w_emb  · MSE(e_a, e_b)                                                 embedding agreement
+      + w_tie  · mean (1 − cos) over tied head rows                            soft parameter sharing
+
+where f_x is the recipe's per-format weight. Every weight is applied (the reference ignored two).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm.auto import tqdm
+
+from emoembed.codec import EmotionCodec, codec_for
+from emoembed.data.dataset import PairedDataset
+from emoembed.data.registry import DataRegistry
+from emoembed.errors import ConfigError, EmoembedError
+from emoembed.formats import FormatRegistry, LabelFormat
+from emoembed.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_training_state
+from emoembed.metrics import evaluate_format
+from emoembed.settings import resource_dir
+
+DEFAULTS: dict[str, Any] = {
+    "name": "codec",
+    "seed": 13,
+    "codec": {"dim": 100, "hidden": [128, 128], "dropout": 0.2},
+    "loss_weights": {"autoencode": 1.0, "mapping": 1.0, "embedding": 1.0, "tie": 1.0},
+    "format_weights": {},
+    "training": {"epochs": 40, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
+                 "patience": 8, "sampling": "uniform", "max_train_items": None},
+    "baseline": {"epochs": 30, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "hidden": [128, 128],
+                 "dropout": 0.2, "patience": 8},
+    "pairs": [],
+    "optional_pairs": [],
+}
+SAMPLING = ("uniform", "proportional", "sqrt")
+
+
+# ---------------------------------------------------------------------------------------------- recipe
+def load_recipe(path: str | Path | None) -> dict[str, Any]:
+    path = Path(path) if path else resource_dir("mappings") / "default.yaml"
+    if not path.exists():
+        raise ConfigError(f"{path}: recipe not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return resolve_recipe(raw, str(path))
+
+
+def resolve_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: a recipe must be a YAML mapping")
+    unknown = set(raw) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    recipe = copy.deepcopy(DEFAULTS)
+    for key, value in raw.items():
+        if isinstance(DEFAULTS[key], dict) and key not in ("format_weights",):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key} must be a mapping")
+            bad = set(value) - set(DEFAULTS[key])
+            if bad:
+                raise ConfigError(f"{source}: {key}: unknown field(s) {sorted(bad)}; known: {sorted(DEFAULTS[key])}")
+            recipe[key].update(value)
+        else:
+            recipe[key] = value
+    if not isinstance(recipe["pairs"], list) or not (recipe["pairs"] or recipe["optional_pairs"]):
+        raise ConfigError(f"{source}: 'pairs' must list at least one pair card (see `emoembed data list`)")
+    for key, w in recipe["loss_weights"].items():
+        if not isinstance(w, (int, float)) or w < 0:
+            raise ConfigError(f"{source}: loss_weights.{key} must be a non-negative number, got {w!r}")
+    if recipe["training"]["sampling"] not in SAMPLING:
+        raise ConfigError(f"{source}: training.sampling must be one of {list(SAMPLING)}")
+    recipe["source"] = source
+    return recipe
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_pairs(recipe: Mapping[str, Any], data: DataRegistry, log=print) -> list[PairedDataset]:
+    pairs = []
+    for name in recipe["pairs"]:
+        pairs.append(data.pair(name))
+    for name in recipe["optional_pairs"]:
+        if data.is_present(name):
+            pairs.append(data.pair(name))
+        else:
+            log(f"skipping optional pair {name!r}: its data is not present")
+    cap = recipe["training"].get("max_train_items")
+    if cap:
+        pairs = [_cap_train(p, int(cap), recipe["seed"]) for p in pairs]
+    for p in pairs:
+        if p.split_sizes()["train"] == 0 or p.split_sizes()["dev"] == 0:
+            raise EmoembedError(f"pair {p.name!r} has no train or no dev items ({p.split_sizes()})")
+    return pairs
+
+
+def _cap_train(p: PairedDataset, cap: int, seed: int) -> PairedDataset:
+    train = np.flatnonzero(p.split == "train")
+    if len(train) <= cap:
+        return p
+    drop = np.random.default_rng(seed).choice(train, len(train) - cap, replace=False)
+    keep = np.setdiff1d(np.arange(len(p)), drop)
+    return PairedDataset(p.name, p.format_a, p.format_b, p.items[keep], p.split[keep], p.labels_a[keep], p.labels_b[keep], p.sources, p.card)
+
+
+def recipe_formats(pairs: list[PairedDataset]) -> list[str]:
+    out: list[str] = []
+    for p in pairs:
+        for f in (p.format_a.name, p.format_b.name):
+            if f not in out:
+                out.append(f)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def format_loss(raw: torch.Tensor, target: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
+    if fmt.kind == "regression":
+        return F.l1_loss(raw, target) if fmt.loss == "l1" else F.mse_loss(raw, target)
+    if fmt.kind == "multilabel":
+        return F.binary_cross_entropy_with_logits(raw, target)
+    if fmt.kind == "distribution" and fmt.loss == "kl":
+        return F.kl_div(F.log_softmax(raw, dim=-1), target, reduction="batchmean")
+    return F.cross_entropy(raw, target)  # multiclass one-hot / distribution: soft-target cross-entropy
+
+
+def codec_step_loss(codec: EmotionCodec, fa: LabelFormat, fb: LabelFormat, ya: torch.Tensor, yb: torch.Tensor,
+                    weights: Mapping[str, float], format_weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    wa, wb = float(format_weights.get(fa.name, 1.0)), float(format_weights.get(fb.name, 1.0))
+    ea, eb = codec.encode_labels(fa.name, ya), codec.encode_labels(fb.name, yb)
+    terms = {
+        "autoencode": wa * format_loss(codec.decode(fa.name, ea), ya, fa) + wb * format_loss(codec.decode(fb.name, eb), yb, fb),
+        "mapping": wb * format_loss(codec.decode(fb.name, ea), yb, fb) + wa * format_loss(codec.decode(fa.name, eb), ya, fa),
+        "embedding": F.mse_loss(ea, eb),
+        "tie": codec.tie_loss(),
+    }
+    total = sum(float(weights.get(k, 0.0)) * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+class PairSampler:
+    """Chooses a paired dataset per step (uniform, proportional to size, or ∝ sqrt(size)) and cycles through
+    each one's training items in freshly shuffled order, so small pairs are not drowned by large ones."""
+
+    def __init__(self, pairs: list[PairedDataset], batch_size: int, mode: str, rng: np.random.Generator):
+        self.pairs = [p.subset("train") for p in pairs]
+        sizes = np.array([len(p) for p in self.pairs], dtype=np.float64)
+        weights = {"uniform": np.ones_like(sizes), "proportional": sizes, "sqrt": np.sqrt(sizes)}[mode]
+        self.probs = weights / weights.sum()
+        self.batch_size = batch_size
+        self.rng = rng
+        self._order = [rng.permutation(len(p)) for p in self.pairs]
+        self._pos = [0] * len(self.pairs)
+
+    def next(self) -> tuple[int, np.ndarray]:
+        k = int(self.rng.choice(len(self.pairs), p=self.probs))
+        n = len(self.pairs[k])
+        if self._pos[k] + self.batch_size > n:
+            self._order[k] = self.rng.permutation(n)
+            self._pos[k] = 0
+        idx = self._order[k][self._pos[k]:self._pos[k] + self.batch_size]
+        self._pos[k] += self.batch_size
+        return k, idx
+
+    def state(self) -> dict:
+        return {"order": [torch.as_tensor(o) for o in self._order], "pos": torch.as_tensor(self._pos),
+                "rng": self.rng.bit_generator.state}
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_codec(codec: EmotionCodec, pairs: list[PairedDataset], split: str) -> list[dict]:
+    codec.eval()
+    rows = []
+    for p in pairs:
+        s = p.subset(split)
+        if len(s) == 0:
+            continue
+        for src, tgt, x, y in ((p.format_a, p.format_b, s.labels_a, s.labels_b), (p.format_b, p.format_a, s.labels_b, s.labels_a)):
+            pred = codec.activate(tgt.name, codec.decode(tgt.name, codec.encode_labels(src.name, torch.as_tensor(x)))).numpy()
+            rows.append({"pair": p.name, "source": src.name, "target": tgt.name, **evaluate_format(pred, y, tgt)})
+    codec.train()
+    return rows
+
+
+def mean_primary(rows: list[dict]) -> float:
+    vals = [r["primary"] for r in rows if not math.isnan(r["primary"])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    codec: EmotionCodec
+    best_epoch: int
+    dev_score: float
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: FormatRegistry,
+                state_dir: Path | None = None, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
+    t0 = time.perf_counter()
+    rng = seed_everything(int(recipe["seed"]))
+    c = recipe["codec"]
+    codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"])
+    tr = recipe["training"]
+    opt = torch.optim.Adam(codec.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    sampler = PairSampler(pairs, int(tr["batch_size"]), tr["sampling"], rng)
+    train_sets = sampler.pairs
+    tensors = [(torch.as_tensor(p.labels_a), torch.as_tensor(p.labels_b)) for p in train_sets]
+    best_score, best_epoch, best_state, bad_epochs, start_epoch = -math.inf, -1, None, 0, 0
+    history: list[dict] = []
+    state_path = state_dir / "training_state.pt" if state_dir else None
+    if resume and state_path and state_path.exists():
+        st = load_training_state(state_path)
+        codec.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        best_state = st["best_model"]
+        best_score, best_epoch, bad_epochs, start_epoch = st["best_score"], st["best_epoch"], st["bad_epochs"], st["epoch"] + 1
+        sampler._order = [o.numpy() for o in st["sampler"]["order"]]
+        sampler._pos = st["sampler"]["pos"].tolist()
+        sampler.rng.bit_generator.state = st["sampler"]["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        history = st["history"]
+        log(f"resumed from {state_path} at epoch {start_epoch}")
+    weights, fweights = recipe["loss_weights"], recipe["format_weights"]
+    codec.train()
+    for epoch in range(start_epoch, int(tr["epochs"])):
+        sums: dict[str, float] = {}
+        bar = tqdm(range(int(tr["steps_per_epoch"])), desc=f"codec epoch {epoch + 1}/{tr['epochs']}", disable=not progress, leave=False)
+        for _ in bar:
+            k, idx = sampler.next()
+            p = train_sets[k]
+            ya, yb = tensors[k][0][idx], tensors[k][1][idx]
+            loss, parts = codec_step_loss(codec, p.format_a, p.format_b, ya, yb, weights, fweights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for key, v in parts.items():
+                sums[key] = sums.get(key, 0.0) + v
+        dev = mean_primary(evaluate_codec(codec, pairs, "dev"))
+        entry = {"epoch": epoch + 1, "dev": dev, **{k: v / tr["steps_per_epoch"] for k, v in sums.items()}}
+        history.append(entry)
+        if dev > best_score + 1e-6:
+            best_score, best_epoch, bad_epochs = dev, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in codec.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if state_path:
+            atomic_torch_save({"model": codec.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
+                               "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "epoch": epoch,
+                               "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "history": history}, state_path)
+        if bad_epochs >= int(tr["patience"]):
+            log(f"early stop after epoch {epoch + 1}: best dev {best_score:.4f} at epoch {best_epoch}")
+            break
+    if best_state is not None:
+        codec.load_state_dict(best_state)
+    codec.eval()
+    return TrainResult(codec, best_epoch, best_score, history, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------- baseline
+class PairwiseMapper(nn.Module):
+    """The EmoMap / emotion-embeddings baseline: one FFN per direction, k_in → 128 → 128 → k_out."""
+
+    def __init__(self, k_in: int, k_out: int, hidden=(128, 128), dropout: float = 0.2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = k_in
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.LeakyReLU(0.01), nn.Dropout(dropout)]
+            prev = h
+        layers.append(nn.Linear(prev, k_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _activate(raw: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
+    if fmt.kind == "multilabel":
+        return torch.sigmoid(raw)
+    if fmt.kind in ("multiclass", "distribution"):
+        return torch.softmax(raw, -1)
+    return raw
+
+
+def train_baseline_direction(p: PairedDataset, reverse: bool, cfg: Mapping[str, Any], seed: int) -> tuple[PairwiseMapper, float]:
+    src, tgt = (p.format_b, p.format_a) if reverse else (p.format_a, p.format_b)
+    train, dev = p.subset("train"), p.subset("dev")
+    xs, ys = (train.labels_b, train.labels_a) if reverse else (train.labels_a, train.labels_b)
+    xd, yd = (dev.labels_b, dev.labels_a) if reverse else (dev.labels_a, dev.labels_b)
+    rng = seed_everything(seed)
+    model = PairwiseMapper(src.size, tgt.size, cfg["hidden"], cfg["dropout"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    xs_t, ys_t, xd_t = torch.as_tensor(xs), torch.as_tensor(ys), torch.as_tensor(xd)
+    best, best_state, bad = -math.inf, None, 0
+    order, pos = rng.permutation(len(xs)), 0
+    for _epoch in range(int(cfg["epochs"])):
+        model.train()
+        for _ in range(int(cfg["steps_per_epoch"])):
+            if pos + cfg["batch_size"] > len(order):
+                order, pos = rng.permutation(len(xs)), 0
+            idx = order[pos:pos + cfg["batch_size"]]
+            pos += cfg["batch_size"]
+            loss = format_loss(model(xs_t[idx]), ys_t[idx], tgt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            score = evaluate_format(_activate(model(xd_t), tgt).numpy(), yd, tgt)["primary"]
+        if score > best + 1e-6:
+            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= int(cfg["patience"]):
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, best
+
+
+def evaluate_baseline(pairs: list[PairedDataset], cfg: Mapping[str, Any], seed: int, split: str = "test", progress: bool = True) -> list[dict]:
+    rows = []
+    jobs = [(p, rev) for p in pairs for rev in (False, True)]
+    for p, rev in tqdm(jobs, desc="baseline directions", disable=not progress, leave=False):
+        model, _ = train_baseline_direction(p, rev, cfg, seed)
+        s = p.subset(split)
+        src, tgt = (p.format_b, p.format_a) if rev else (p.format_a, p.format_b)
+        x, y = (s.labels_b, s.labels_a) if rev else (s.labels_a, s.labels_b)
+        with torch.no_grad():
+            pred = _activate(model(torch.as_tensor(x)), tgt).numpy()
+        rows.append({"pair": p.name, "source": src.name, "target": tgt.name, **evaluate_format(pred, y, tgt)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def results_table(codec_rows: list[dict], baseline_rows: list[dict] | None = None) -> str:
+    """Markdown: one line per direction, the metric, per-variable scores, and the baseline beside it."""
+    base = {(r["pair"], r["source"], r["target"]): r for r in (baseline_rows or [])}
+    head = "| pair | direction | n | metric | codec | " + ("baseline | Δ | " if baseline_rows else "") + "per variable (codec) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in codec_rows:
+        key = (r["pair"], r["source"], r["target"])
+        per = " ".join(f"{v[:4]} {_per_var_value(m):.3f}" for v, m in r["per_variable"].items())
+        cell = f"| {r['pair']} | {r['source']} → {r['target']} | {r['n']} | {r['metric']} | {r['primary']:.3f} | "
+        if baseline_rows:
+            b = base.get(key)
+            cell += f"{b['primary']:.3f} | {r['primary'] - b['primary']:+.3f} | " if b else "– | – | "
+        lines.append(cell + per + " |")
+    mean_c = mean_primary(codec_rows)
+    if baseline_rows:
+        lines.append(f"| **mean** | | | | **{mean_c:.3f}** | **{mean_primary(baseline_rows):.3f}** | {mean_c - mean_primary(baseline_rows):+.3f} | |")
+    else:
+        lines.append(f"| **mean** | | | | **{mean_c:.3f}** | |")
+    return "\n".join(lines)
+
+
+def _per_var_value(m: Mapping[str, float]) -> float:
+    for key in ("pearson", "f1"):
+        if key in m:
+            return float(m[key])
+    return float("nan")
+
+
+def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseline: bool = False, resume: bool = False,
+            progress: bool = True, log=print) -> dict:
+    """Train, evaluate on test, write the run directory; returns the metrics dict."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dict(recipe), out_dir / "recipe.json")
+    pairs = load_pairs(recipe, data, log)
+    log(f"pairs: " + ", ".join(f"{p.name} ({p.format_a.name}×{p.format_b.name}, {len(p)} items: {p.split_sizes()})" for p in pairs))
+    result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log)
+    test_rows = evaluate_codec(result.codec, pairs, "test")
+    base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None
+    metrics = {"recipe": recipe.get("name"), "best_epoch": result.best_epoch, "dev_score": result.dev_score,
+               "train_seconds": round(result.seconds, 2), "test": test_rows, "test_mean": mean_primary(test_rows),
+               "history": result.history, "pairs": {p.name: {"formats": [p.format_a.name, p.format_b.name], "sizes": p.split_sizes()} for p in pairs}}
+    if base_rows is not None:
+        metrics["baseline_test"] = base_rows
+        metrics["baseline_test_mean"] = mean_primary(base_rows)
+    result.codec.save_pretrained(out_dir, extra_config={"recipe": dict(recipe)})
+    atomic_write_json(metrics, out_dir / "metrics.json")
+    table = results_table(test_rows, base_rows)
+    atomic_write_text(table + "\n", out_dir / "results.md")
+    (out_dir / "training_state.pt").unlink(missing_ok=True)
+    metrics["table"] = table
+    return metrics

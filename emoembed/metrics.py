@@ -1,0 +1,56 @@
+"""Metrics per format kind. Regression: Pearson r and MAE per variable; multiclass: accuracy and macro-F1;
+multilabel: per-class F1 at p > 0.5 and macro-F1; distribution: accuracy of the argmax and Pearson r of the
+probabilities. ``primary`` is the format's declared metric, the number model selection uses."""
+from __future__ import annotations
+
+import numpy as np
+
+from emoembed.formats import LabelFormat
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def f1_binary(pred: np.ndarray, gold: np.ndarray) -> float:
+    tp = float(np.sum(pred & gold))
+    fp = float(np.sum(pred & ~gold))
+    fn = float(np.sum(~pred & gold))
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dict:
+    """``pred``: activated outputs (values or probabilities), ``gold``: normalised targets, both (N, k)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gold = np.asarray(gold, dtype=np.float64)
+    out: dict = {"n": int(len(gold))}
+    per_var: dict[str, dict] = {}
+    if fmt.kind == "regression":
+        for j, v in enumerate(fmt.variables):
+            per_var[v] = {"pearson": pearson(pred[:, j], gold[:, j]), "mae": float(np.mean(np.abs(pred[:, j] - gold[:, j])))}
+        out["pearson"] = float(np.nanmean([m["pearson"] for m in per_var.values()]))
+        out["mae"] = float(np.mean([m["mae"] for m in per_var.values()]))
+    elif fmt.kind == "multilabel":
+        p, g = pred > 0.5, gold > 0.5
+        for j, v in enumerate(fmt.variables):
+            per_var[v] = {"f1": f1_binary(p[:, j], g[:, j]), "support": int(g[:, j].sum())}
+        out["macro_f1"] = float(np.mean([m["f1"] for m in per_var.values()]))
+        out["accuracy"] = float(np.mean(p == g))
+    else:
+        pi, gi = pred.argmax(axis=1), gold.argmax(axis=1)
+        out["accuracy"] = float(np.mean(pi == gi))
+        for j, v in enumerate(fmt.variables):
+            per_var[v] = {"f1": f1_binary(pi == j, gi == j), "support": int((gi == j).sum())}
+        out["macro_f1"] = float(np.mean([m["f1"] for m in per_var.values() if m["support"] > 0]))
+        if fmt.kind == "distribution":
+            for j, v in enumerate(fmt.variables):
+                per_var[v]["pearson"] = pearson(pred[:, j], gold[:, j])
+            out["pearson"] = float(np.nanmean([per_var[v]["pearson"] for v in fmt.variables]))
+    out["per_variable"] = per_var
+    out["primary"] = out[fmt.metric]
+    out["metric"] = fmt.metric
+    return out

@@ -1,0 +1,39 @@
+"""Where emoembed finds its declarative files and datasets. Nothing here names a machine path: datasets are
+found through ``EMOEMBED_DATA`` (a list of folders separated by ``os.pathsep``) and the bundled copies that
+ship with the project."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_ENV = "EMOEMBED_DATA"
+HOME_ENV = "EMOEMBED_HOME"  # optional override of the folder that holds mappings/, encoders/, data_registry/
+
+
+def project_root() -> Path:
+    """The folder holding ``mappings/``, ``encoders/`` and ``data_registry/``: a source checkout, or the
+    ``share/emoembed`` folder a wheel install writes."""
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "mappings").is_dir() and (checkout / "data_registry").is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "emoembed"
+
+
+def resource_dir(name: str) -> Path:
+    return project_root() / name
+
+
+def bundled_data_dir() -> Path:
+    return resource_dir("data_registry") / "bundled"
+
+
+def data_roots() -> list[Path]:
+    """Folders searched for dataset files, in order: each entry of ``EMOEMBED_DATA``, then the bundled copies."""
+    roots = [Path(p).expanduser() for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p.strip()]
+    roots.append(bundled_data_dir())
+    return roots

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up (once) and run emoembed from a source checkout.
+#   bash scripts/dev.sh demo        set up, check the data registry, train the default codec (runs/map-default)
+#   bash scripts/dev.sh test [ARGS] set up if needed and run the test suite (ARGS go to pytest)
+# The virtual environment lives in .venv (override with EMOEMBED_VENV). torch is pinned to the CPU wheel
+# 2.13.0 in the same pip call, so no CUDA package is ever pulled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${EMOEMBED_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+stamp="$VENV/.emoembed-installed"
+if [ ! -x "$VENV/bin/emoembed" ] || [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ constraints-cpu.txt -nt "$stamp" ]; then
+  echo "setting up $VENV (torch==2.13.0 CPU wheel + emoembed) ..." >&2
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0 -c constraints-cpu.txt -e ".[test]"
+  if "$VENV/bin/python" -m pip list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then
+    echo "error: a CUDA package was installed; check constraints-cpu.txt" >&2; exit 1
+  fi
+  touch "$stamp"
+fi
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+cmd="${1:-demo}"; shift || true
+case "$cmd" in
+  demo)
+    "$VENV/bin/emoembed" data check
+    "$VENV/bin/emoembed" map --out runs/map-default "$@"
+    ;;
+  test)
+    "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test [args]" >&2; exit 2
+    ;;
+esac
