@@ -108,13 +108,14 @@ class EmotionCodec(nn.Module):
     # ------------------------------------------------------------------ label conversion
     @torch.no_grad()
     def convert(self, values: Any, source: str, target: str, input_scale: Sequence[float] | None = None,
-                output_scale: Sequence[float] | None = None, batch_size: int = 1024) -> pd.DataFrame:
+                output_scale: Sequence[float] | None = None, clip: bool = True, batch_size: int = 1024) -> pd.DataFrame:
         """Turn labels in ``source`` format into ``target`` format.
 
         ``values``: a DataFrame with the source variables as columns, an (N, k) array / nested list, one row,
         or — for a multiclass source — class names or indices. Regression inputs are in the source format's
         normalised range unless ``input_scale=(low, high)`` gives their rating scale. Regression outputs can be
-        mapped to ``output_scale``. Class targets give one probability column per class and a ``label`` column
+        mapped to ``output_scale``; the linear heads are unbounded, so regression outputs are clipped to the
+        format's range unless ``clip=False``. Class targets give one probability column per class and a ``label`` column
         (argmax for multiclass/distribution, the classes above 0.5 for multilabel)."""
         src, tgt = self.format(source), self.format(target)
         x = self._input_matrix(values, src, input_scale)
@@ -128,7 +129,7 @@ class EmotionCodec(nn.Module):
         finally:
             self.train(was_training)
         out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
-        return format_output(out, tgt, output_scale)
+        return format_output(out, tgt, output_scale, clip)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -220,8 +221,10 @@ class EmotionCodec(nn.Module):
         return model
 
 
-def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None) -> pd.DataFrame:
+def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True) -> pd.DataFrame:
     if fmt.kind == "regression":
+        if clip:
+            out = np.clip(out, fmt.range[0], fmt.range[1])
         if output_scale is not None:
             lo, hi = (float(v) for v in output_scale)
             out = lo + (out - fmt.range[0]) * (hi - lo) / (fmt.range[1] - fmt.range[0])

@@ -11,15 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from emoembed.data import registry as registry_module
-from emoembed.data.registry import DataRegistry, sha256_of
+from emoembed.data.registry import sha256_of
 from emoembed.data.splits import hash_split
 from emoembed.errors import ConfigError, DataError, EmoembedError, MissingDataError
 
@@ -283,8 +283,6 @@ def test_default_data_registry_without_env(monkeypatch):
 
 
 def _card_name(path: Path) -> str:
-    import yaml
-
     return yaml.safe_load(path.read_text(encoding="utf-8"))["name"]
 
 
