@@ -46,8 +46,8 @@ def ensure_torchvision_importable() -> dict:
     for schema in _SCHEMAS:
         try:
             fragment.define(schema)
-        except RuntimeError:  # already defined by a partial load
-            pass
+        except RuntimeError:  # already defined by a partial load of the extension
+            continue
     _FRAGMENT = fragment
     state["patched"] = True
     return state

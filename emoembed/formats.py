@@ -135,10 +135,8 @@ class EquivalenceClasses:
         return variable
 
     def tied_pairs(self, formats: Iterable[str]) -> list[tuple[tuple[str, int], tuple[str, int], str]]:
-        """All pairs of head rows to tie among the given formats: ((fmt_a, row_a), (fmt_b, row_b), class)."""
-        return self._pairs(set(formats), None)
-
-    def _pairs(self, fmts: set[str], registry: "FormatRegistry | None"):
+        """All pairs of variables to tie among the given formats: ((fmt_a, var_a), (fmt_b, var_b), class)."""
+        fmts = set(formats)
         pairs = []
         for c in self.classes.values():
             members = [(f, v) for f, v in c.members if f in fmts]

@@ -27,7 +27,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from emoembed.codec import EmotionCodec, codec_for
+from emoembed.codec import EmotionCodec, LabelEncoder, codec_for
 from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import ConfigError, EmoembedError
@@ -290,13 +290,7 @@ class PairwiseMapper(nn.Module):
 
     def __init__(self, k_in: int, k_out: int, hidden=(128, 128), dropout: float = 0.2):
         super().__init__()
-        layers: list[nn.Module] = []
-        prev = k_in
-        for h in hidden:
-            layers += [nn.Linear(prev, h), nn.LeakyReLU(0.01), nn.Dropout(dropout)]
-            prev = h
-        layers.append(nn.Linear(prev, k_out))
-        self.net = nn.Sequential(*layers)
+        self.net = LabelEncoder(k_in, k_out, hidden, dropout)  # the same MLP shape as a label encoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
