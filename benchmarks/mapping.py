@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from emoembed.data.registry import default_data_registry
-from emoembed.mapping import evaluate_baseline, load_pairs, load_recipe, run_map
+from emoembed.mapping import evaluate_baseline, load_pairs, load_recipe, mean_primary, results_table, run_map
 
 
 def main() -> None:
@@ -33,8 +33,6 @@ def main() -> None:
     t1 = time.perf_counter()
     base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress=False)
     base_wall = time.perf_counter() - t1
-    from emoembed.mapping import mean_primary, results_table
-
     table = results_table(metrics["test"], base_rows)
     print(table)
     n_dir = len(metrics["test"])

@@ -116,8 +116,7 @@ def _cap_train(p: PairedDataset, cap: int, seed: int) -> PairedDataset:
     if len(train) <= cap:
         return p
     drop = np.random.default_rng(seed).choice(train, len(train) - cap, replace=False)
-    keep = np.setdiff1d(np.arange(len(p)), drop)
-    return PairedDataset(p.name, p.format_a, p.format_b, p.items[keep], p.split[keep], p.labels_a[keep], p.labels_b[keep], p.sources, p.card)
+    return p.select(np.setdiff1d(np.arange(len(p)), drop))
 
 
 def recipe_formats(pairs: list[PairedDataset]) -> list[str]:
@@ -390,7 +389,7 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dict(recipe), out_dir / "recipe.json")
     pairs = load_pairs(recipe, data, log)
-    log(f"pairs: " + ", ".join(f"{p.name} ({p.format_a.name}×{p.format_b.name}, {len(p)} items: {p.split_sizes()})" for p in pairs))
+    log("pairs: " + ", ".join(f"{p.name} ({p.format_a.name}×{p.format_b.name}, {len(p)} items: {p.split_sizes()})" for p in pairs))
     result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log)
     test_rows = evaluate_codec(result.codec, pairs, "test")
     base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
-
 from emoembed.data.registry import DataRegistry, sha256_of
 
 
@@ -28,7 +26,7 @@ def main() -> int:
                 continue
             digest = sha256_of(path)
             pattern = re.compile(rf"^(\s+{re.escape(key)}:\s*\{{path:\s*{re.escape(spec.path)})(,\s*sha256:\s*[0-9a-f]*)?((?:,[^}}]*)?\}})", re.M)
-            text, n = pattern.subn(lambda m: f"{m.group(1)}, sha256: {digest}{m.group(3)}", text)
+            text, n = pattern.subn(lambda m, d=digest: f"{m.group(1)}, sha256: {d}{m.group(3)}", text)
             if n != 1:
                 print(f"{card.source}: could not place the checksum of files.{key}", file=sys.stderr)
             changed += n

@@ -14,7 +14,7 @@ from emoembed.cli import main
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
-from emoembed.mapping import (codec_step_loss, evaluate_codec, load_pairs, mean_primary, resolve_recipe, run_map,
+from emoembed.mapping import (codec_step_loss, evaluate_codec, load_pairs, mean_primary, resolve_recipe,
                               train_codec)
 
 SMALL = {"epochs": 6, "steps_per_epoch": 60, "batch_size": 64, "lr": 0.002, "patience": 100}
@@ -248,3 +248,11 @@ def test_map_and_predict_cli(tmp_path, capsys, monkeypatch):
     assert main(["predict", "--model", str(out), "--source-format", "valence", "--format", "fer7", "--input", str(ratings)]) == 2
     assert "does not know the format 'fer7'" in capsys.readouterr().err
     assert not (tmp_path / "pred2.csv").exists()
+
+
+def test_max_train_items_caps_only_the_training_split(registry):
+    full = load_pairs(recipe(["warriner_emomap"]), registry)[0]
+    capped = load_pairs(recipe(["warriner_emomap"], training={"max_train_items": 100}), registry)[0]
+    assert capped.split_sizes() == {**full.split_sizes(), "train": 100}
+    kept = capped.subset("train").items
+    assert set(kept) <= set(full.subset("train").items) and len(set(kept)) == 100

@@ -70,11 +70,14 @@ class PairedDataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    def select(self, index: np.ndarray) -> "PairedDataset":
+        """The rows at ``index`` (integer positions or a boolean mask), in that order."""
+        return PairedDataset(self.name, self.format_a, self.format_b, self.items[index], self.split[index],
+                             self.labels_a[index], self.labels_b[index], self.sources, self.card)
+
     def subset(self, split: str | Iterable[str]) -> "PairedDataset":
         names = {split} if isinstance(split, str) else set(split)
-        m = np.isin(self.split, list(names))
-        return PairedDataset(self.name, self.format_a, self.format_b, self.items[m], self.split[m],
-                             self.labels_a[m], self.labels_b[m], self.sources, self.card)
+        return self.select(np.isin(self.split, list(names)))
 
     def split_sizes(self) -> dict[str, int]:
         return {s: int((self.split == s).sum()) for s in ("train", "dev", "test")}
@@ -83,6 +86,4 @@ class PairedDataset:
         """A random subset of n items (all if n ≥ len); used by tests and quick runs."""
         if n >= len(self):
             return self
-        idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
-        return PairedDataset(self.name, self.format_a, self.format_b, self.items[idx], self.split[idx],
-                             self.labels_a[idx], self.labels_b[idx], self.sources, self.card)
+        return self.select(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))

@@ -202,13 +202,13 @@ class DataRegistry:
             return CheckResult(name, "ok", f"{len(p)} joined items")
         problems = []
         missing = []
-        for key, spec in card.files.items():
+        for spec in card.files.values():
             path = self.locate(card, spec)
             if path is None:
                 missing.append(f"{card_file_dir(card, spec)}/{spec.path}")
                 continue
-            if spec.sha256 and sha256_of(path) != spec.sha256:
-                problems.append(f"{path}: sha256 mismatch (expected {spec.sha256[:12]}…, found {sha256_of(path)[:12]}…)")
+            if spec.sha256 and (found := sha256_of(path)) != spec.sha256:
+                problems.append(f"{path}: sha256 mismatch (expected {spec.sha256[:12]}…, found {found[:12]}…)")
         if missing:
             return CheckResult(name, "missing", "; ".join(missing))
         if problems:
