@@ -8,6 +8,7 @@ baseline training, measured in the same run; writes the table to OUT/results.md.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -22,12 +23,18 @@ def main() -> None:
     ap.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "mappings" / "full.yaml"))
     ap.add_argument("--out", default="runs/bench-mapping")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true", help="reuse OUT/metrics.json of an earlier codec run of the same recipe")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
     data = default_data_registry()
     t0 = time.perf_counter()
-    metrics = run_map(recipe, Path(args.out), data, baseline=False, progress=False)
+    prev = Path(args.out) / "metrics.json"
+    if args.reuse and prev.exists():
+        metrics = json.loads(prev.read_text(encoding="utf-8"))
+        print(f"reusing the codec run in {args.out} (trained in {metrics['train_seconds']:.1f}s)")
+    else:
+        metrics = run_map(recipe, Path(args.out), data, baseline=False, progress=False)
     codec_wall = time.perf_counter() - t0
     pairs = load_pairs(recipe, data, log=lambda *a: None)
     t1 = time.perf_counter()
@@ -40,6 +47,7 @@ def main() -> None:
     print(f"wall time on {args.threads} threads: codec training {metrics['train_seconds']:.1f}s (run incl. data and eval {codec_wall:.1f}s), "
           f"baseline ({n_dir} separate mappers) {base_wall:.1f}s; ratio baseline/codec {base_wall / max(metrics['train_seconds'], 1e-9):.2f}")
     (Path(args.out) / "benchmark.md").write_text(table + "\n", encoding="utf-8")
+    (Path(args.out) / "baseline.json").write_text(json.dumps(base_rows, indent=1, default=float), encoding="utf-8")
 
 
 if __name__ == "__main__":

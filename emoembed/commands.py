@@ -1,4 +1,4 @@
-"""Verbs that train or run models: ``map`` (stage 1) and ``predict`` (label conversion with a codec)."""
+"""Verbs that train or run models: ``map`` (stage 1), ``fit-encoder`` (stage 2), ``predict`` and ``evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -37,14 +37,73 @@ def _map_run(args: argparse.Namespace) -> int:
 verb("map", "train the emotion codec on paired datasets and evaluate every direction")((_map_args, _map_run))
 
 
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--modality", required=True, choices=["word", "text", "image"], help="kind of content")
+    p.add_argument("--codec", required=True, help="codec directory written by `emoembed map` (its heads stay frozen)")
+    p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…] (default: the recipe's data)")
+    p.add_argument("--recipe", help="encoder recipe YAML (default: encoders/<modality default>.yaml)")
+    p.add_argument("--augment", help="formats to add as codec-made synthetic labels, e.g. be5,nrc10")
+    p.add_argument("--heads", choices=["codec", "direct"], help="direct = the no-codec baseline (trainable heads)")
+    p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's training_state.pt")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument("--epochs", type=int, help="override training.epochs")
+    p.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _fit_run(args: argparse.Namespace) -> int:
+    from emoembed.data.registry import default_data_registry
+    from emoembed.training import load_encoder_recipe, resolve_encoder_recipe, run_fit_encoder
+
+    recipe = load_encoder_recipe(args.recipe, args.modality)
+    if args.data:
+        recipe["data"] = [s for s in args.data.split(",") if s]
+    if args.augment is not None:
+        recipe["augment"] = [s for s in args.augment.split(",") if s]
+    if args.heads:
+        recipe["heads"] = args.heads
+    if args.seed is not None:
+        recipe["seed"] = args.seed
+    if args.epochs is not None:
+        recipe["training"]["epochs"] = args.epochs
+    if args.device:
+        recipe["training"]["device"] = args.device
+    recipe = resolve_encoder_recipe({k: v for k, v in recipe.items() if k != "source"}, recipe["source"])
+    out = Path(args.out or f"runs/{recipe['name']}")
+    metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
+    print(test_table(metrics["test"]))
+    print(f"\ntrained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}, dev {metrics['dev_score']:.3f}); "
+          f"test mean {metrics['test_mean']:.3f}")
+    print(f"wrote {out}/model.safetensors, config.json, recipe.json, metrics.json")
+    return 0
+
+
+def test_table(rows: dict[str, dict]) -> str:
+    lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        per = " ".join(f"{v[:4]} {m.get('pearson', m.get('f1', float('nan'))):.3f}" for v, m in r.get("per_variable", {}).items())
+        zs = " (zero-shot)" if r.get("zero_shot") else ""
+        lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {r['primary']:.3f} | {per} |")
+    return "\n".join(lines)
+
+
+verb("fit-encoder", "train a word, text or image encoder into the frozen codec's emotion space")((_fit_args, _fit_run))
+
+
 def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a codec directory written by `emoembed map`")
-    p.add_argument("--format", required=True, help="target label format")
-    p.add_argument("--source-format", required=True, help="format of the input ratings")
-    p.add_argument("--input", required=True, help="csv/tsv whose columns are the source format's variables (or one class column)")
-    p.add_argument("--input-scale", help="rating scale of the input, e.g. 1,9 (default: the format's normalised range)")
-    p.add_argument("--output-scale", help="scale for regression outputs, e.g. 1,5")
-    p.add_argument("--output", help="csv to write (default: stdout)")
+    p.add_argument("--model", required=True, help="a model directory (fit-encoder) or a codec directory (map)")
+    p.add_argument("--format", required=True, help="target label format (any format the codec knows)")
+    p.add_argument("items", nargs="*", help="words / texts / image paths to predict (or use --input)")
+    p.add_argument("--input", help="csv/tsv/jsonl file: content column (models) or the source format's columns (codecs)")
+    p.add_argument("--column", help="column of --input holding the content (default: the only column, or "
+                                    "word/text/image/content/path)")
+    p.add_argument("--scale", default="normalized", help="models: normalized (default), source, or low,high")
+    p.add_argument("--source-format", help="codecs: format of the input ratings")
+    p.add_argument("--input-scale", help="codecs: rating scale of the input, e.g. 1,9 (default: the format's normalised range)")
+    p.add_argument("--output-scale", help="codecs: scale for regression outputs, e.g. 1,5")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--output", help="csv/tsv to write (default: stdout)")
 
 
 def _scale(text: str | None, name: str):
@@ -59,11 +118,56 @@ def _scale(text: str | None, name: str):
     return lo, hi
 
 
+CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence")
+
+
+def content_column(frame, column: str | None, source: str) -> list:
+    if column:
+        if column not in frame.columns:
+            raise EmoembedError(f"{source}: no column {column!r}; columns: {list(frame.columns)}")
+        return frame[column].tolist()
+    if frame.shape[1] == 1:
+        return frame.iloc[:, 0].tolist()
+    for c in CONTENT_COLUMNS:
+        if c in frame.columns:
+            return frame[c].tolist()
+    raise EmoembedError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
+
+
 def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.codec import EmotionCodec
+    from emoembed.model import load_model
     from emoembed.tables import read_input_table, write_table
 
-    codec = EmotionCodec.from_pretrained(args.model)
+    model = load_model(args.model)
+    if isinstance(model, EmotionCodec):
+        return _convert_labels(model, args)
+    if args.source_format:
+        raise EmoembedError("--source-format is for codec directories; this is a content model (give items or --input)")
+    model.format(args.format)
+    if args.input and args.items:
+        raise EmoembedError("give items on the command line or --input FILE, not both")
+    if args.input:
+        frame = read_input_table(Path(args.input))
+        items = content_column(frame, args.column, args.input)
+    elif args.items:
+        items = list(args.items)
+    else:
+        raise EmoembedError("nothing to predict: give items (words, texts, image paths) or --input FILE")
+    scale = args.scale if args.scale in ("normalized", "normalised", "source") else _scale(args.scale, "scale")
+    out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size)
+    out = out.reset_index()
+    write_table(out, Path(args.output) if args.output else None)
+    if args.output:
+        print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _convert_labels(codec, args: argparse.Namespace) -> int:
+    from emoembed.tables import read_input_table, write_table
+
+    if not args.source_format or not args.input:
+        raise EmoembedError("a codec converts ratings: give --source-format FORMAT and --input FILE")
     src = codec.format(args.source_format)
     codec.format(args.format)
     frame = read_input_table(Path(args.input))
@@ -85,4 +189,42 @@ def _predict_run(args: argparse.Namespace) -> int:
     return 0
 
 
-verb("predict", "convert ratings from one label format into another with a trained codec")((_predict_args, _predict_run))
+verb("predict", "predict any label format for words/texts/images with a trained model, or convert ratings with a codec")((_predict_args, _predict_run))
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a model directory written by fit-encoder")
+    p.add_argument("--data", required=True, help="dataset card(s), NAME[:FORMAT][,NAME…]")
+    p.add_argument("--format", help="format to evaluate in (default: the dataset's first format the model knows)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    import json
+
+    from emoembed.data.registry import default_data_registry
+    from emoembed.model import EmotionModel
+    from emoembed.training import parse_data_spec, task_from_dataset
+
+    model = EmotionModel.from_pretrained(args.model)
+    if args.format:
+        model.format(args.format)
+    reg = default_data_registry()
+    rows = {}
+    for name, fmt in parse_data_spec(args.data):
+        card = reg.get(name)
+        if card.type != "dataset":
+            raise EmoembedError(f"{name!r} is a {card.type} card; evaluate needs a dataset card")
+        if card.modality and card.modality != model.modality and not (model.modality == "text" and card.modality == "word"):
+            raise EmoembedError(f"dataset {name!r} holds {card.modality}s; this model encodes {model.modality}s")
+        task = task_from_dataset(reg.dataset(name), fmt or args.format, list(model.formats))
+        rows[name] = model.evaluate(task, args.split, batch_size=256)
+    if args.json:
+        print(json.dumps({"model": args.model, "split": args.split, "results": rows}, indent=1, default=float))
+    else:
+        print(test_table(rows))
+    return 0
+
+
+verb("evaluate", "score a trained model on a dataset split (supervised, or zero-shot in a format it never saw)")((_evaluate_args, _evaluate_run))

@@ -37,3 +37,15 @@ def data_roots() -> list[Path]:
     roots = [Path(p).expanduser() for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p.strip()]
     roots.append(bundled_data_dir())
     return roots
+
+
+CACHE_ENV = "EMOEMBED_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where converted artefacts (e.g. word vectors in gensim's native, memory-mappable format) are kept:
+    ``EMOEMBED_CACHE``, else ``~/.cache/emoembed``."""
+    override = os.environ.get(CACHE_ENV)
+    path = Path(override).expanduser() if override else Path.home() / ".cache" / "emoembed"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

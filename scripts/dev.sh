@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (once) and run emoembed from a source checkout.
-#   bash scripts/dev.sh demo        set up, check the data registry, train the default codec (runs/map-default)
+#   bash scripts/dev.sh demo        set up, check the data registry, train the default codec (runs/map-default),
+#                                   a GloVe word encoder on it (runs/words-default) and predict BE5 zero-shot
 #   bash scripts/dev.sh test [ARGS] set up if needed and run the test suite (ARGS go to pytest)
 # The virtual environment lives in .venv (override with EMOEMBED_VENV). torch is pinned to the CPU wheel
 # 2.13.0 in the same pip call, so no CUDA package is ever pulled.
@@ -23,7 +24,10 @@ cmd="${1:-demo}"; shift || true
 case "$cmd" in
   demo)
     "$VENV/bin/emoembed" data check
-    "$VENV/bin/emoembed" map --out runs/map-default "$@"
+    "$VENV/bin/emoembed" map --out runs/map-default --quiet "$@"
+    "$VENV/bin/emoembed" fit-encoder --modality word --codec runs/map-default --data warriner --augment be5,nrc10 \
+      --out runs/words-default --quiet
+    "$VENV/bin/emoembed" predict --model runs/words-default --format be5 happy grief furious spider vacation
     ;;
   test)
     "$VENV/bin/python" -m pytest -q "$@"

@@ -1,0 +1,146 @@
+"""The contract between content encoders (word, text, image) and the one stage-2 training loop.
+
+A :class:`ContentEncoder` turns raw items (words, texts, image paths…) into d-dimensional emotion embeddings:
+
+* ``check_items(items, where)`` validates raw items *before* any training or prediction and raises
+  :class:`~emoembed.errors.DataError` naming the row (``None``, empty strings, unreadable files…). It returns
+  the cleaned items (e.g. stripped strings).
+* ``collate(items, train)`` turns a list of items into a dict of CPU tensors (token ids, vectors, pixels…); the loop
+  moves them to the device. It runs on the data side, so expensive lookups (vectors, image decoding) go here.
+* ``forward(batch)`` maps that dict to a ``(B, dim)`` float tensor: the embedding the frozen codec heads decode.
+* ``config()`` / ``from_config(cfg)``: a JSON-serialisable description (architecture and where the backbone's
+  pretrained weights come from) that rebuilds the module; the weights themselves are saved by the model that
+  owns the encoder (``model.safetensors``).
+* ``input_report(items)`` (optional): counts worth printing before training, e.g. OOV rate or truncated texts.
+
+An :class:`AuxiliaryObjective` adds loss terms to the same loop (e.g. CARL's MCCL + PTD). It is an
+``nn.Module`` whose trainable parameters join the optimizer, whose state is checkpointed with the run, and
+which is dropped from the saved model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from emoembed.errors import ConfigError
+
+ENCODERS: dict[str, type["ContentEncoder"]] = {}
+OBJECTIVES: dict[str, type["AuxiliaryObjective"]] = {}
+# modality -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm)
+_LAZY_MODULES = {"word": "emoembed.encoders.word", "text": "emoembed.encoders.text", "image": "emoembed.encoders.image",
+                 "carl": "emoembed.encoders.carl"}
+
+
+def register_encoder(cls: type["ContentEncoder"]) -> type["ContentEncoder"]:
+    ENCODERS[cls.modality] = cls
+    return cls
+
+
+def register_objective(cls: type["AuxiliaryObjective"]) -> type["AuxiliaryObjective"]:
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def _import_lazy(name: str) -> None:
+    import importlib
+
+    if name in _LAZY_MODULES:
+        importlib.import_module(_LAZY_MODULES[name])
+
+
+def encoder_class(modality: str) -> type["ContentEncoder"]:
+    if modality not in ENCODERS:
+        _import_lazy(modality)
+    if modality not in ENCODERS:
+        raise ConfigError(f"unknown modality {modality!r}; known: {sorted(set(ENCODERS) | {'word', 'text', 'image'})}")
+    return ENCODERS[modality]
+
+
+def objective_class(name: str) -> type["AuxiliaryObjective"]:
+    if name not in OBJECTIVES:
+        _import_lazy(name)
+    if name not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {name!r}; known: {sorted(set(OBJECTIVES) | {'carl'})}")
+    return OBJECTIVES[name]
+
+
+class ContentEncoder(nn.Module):
+    modality: ClassVar[str] = ""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = int(dim)
+
+    # -- data side -------------------------------------------------------------------------------
+    def check_items(self, items: Sequence[Any], where: str = "input") -> list[Any]:
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
+        """``train`` selects training-time input augmentation (random crops for images); off for eval/predict."""
+        raise NotImplementedError
+
+    def input_report(self, items: Sequence[Any]) -> dict[str, Any]:
+        return {}
+
+    def sort_key(self, item: Any) -> float:
+        """Items of similar key are batched together by ``encode`` (e.g. text length); 0 = keep order."""
+        return 0.0
+
+    # -- model side ------------------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:  # (B, dim)
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "ContentEncoder":
+        raise NotImplementedError
+
+    @classmethod
+    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "ContentEncoder":
+        """Build from the ``encoder:`` section of a recipe in ``encoders/`` (pretrained backbone loaded)."""
+        return cls.from_config({**encoder_cfg, "dim": dim})
+
+
+@dataclass
+class StepContext:
+    """What the loop hands an auxiliary objective for one batch (already on the device).
+
+    ``encoder`` is the (possibly DDP-wrapped) online encoder; ``module`` the bare encoder. ``z`` the embeddings
+    of this batch (graph attached), ``labels`` the gold labels of ``fmt`` (normalised), ``codec`` the frozen
+    codec (``codec.convert``-style synthetic labels: ``synthetic(target_format)``)."""
+
+    encoder: nn.Module
+    module: ContentEncoder
+    batch: Mapping[str, torch.Tensor]
+    z: torch.Tensor
+    fmt: str
+    labels: torch.Tensor
+    codec: nn.Module
+    synthetic: Callable[[str], torch.Tensor]
+    step: int
+    total_steps: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class AuxiliaryObjective(nn.Module):
+    """Extra loss terms of the stage-2 loop. ``loss`` returns the weighted extra loss and named float parts
+    for the log; ``after_step`` runs after each optimizer step (e.g. an EMA update of a target network)."""
+
+    name: ClassVar[str] = ""
+
+    def setup(self, encoder: ContentEncoder) -> None:
+        """Called once with the bare encoder before the optimizer is built (e.g. to copy a target network)."""
+
+    def loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def after_step(self, encoder: ContentEncoder, step: int, total_steps: int) -> None:
+        """After each optimizer step."""
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]

@@ -1,0 +1,215 @@
+"""EmotionModel: a trained content encoder on top of a frozen codec — predicts any label format the codec
+knows (zero-shot for formats its training data never had) and encodes content into the emotion space.
+
+    model = EmotionModel.from_pretrained("runs/words")
+    model.predict(["happy", "grief"], format="be5")      # DataFrame, one column per variable
+    model.encode(["happy", "grief"])                      # (2, d) numpy array
+
+Saved as ``model.safetensors`` (encoder + codec weights) and ``config.json`` (encoder config, codec config,
+training formats and source scales): no YAML file or dataset is needed to load it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
+from emoembed.codec import CONFIG_NAME, WEIGHTS_NAME, EmotionCodec, format_output, load_state_strict, read_config
+from emoembed.encoders.base import ContentEncoder, encoder_class
+from emoembed.errors import CheckpointError, ConfigError, EmoembedError
+from emoembed.formats import LabelFormat
+from emoembed.io import atomic_write_json, load_safetensors, save_safetensors_atomic
+from emoembed.training import DirectHeads, Task, activate, embed_items, evaluate_task, pick_device
+
+Items = Sequence[Any] | str
+
+
+class EmotionModel(nn.Module):
+    model_type = "emotion-model"
+
+    def __init__(self, encoder: ContentEncoder, codec: EmotionCodec, direct_heads: DirectHeads | None = None,
+                 meta: Mapping[str, Any] | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.codec = codec
+        self.codec.requires_grad_(False)
+        self.direct_heads = direct_heads
+        self.meta = dict(meta or {})
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def modality(self) -> str:
+        return self.encoder.modality
+
+    @property
+    def heads(self) -> nn.Module:
+        return self.direct_heads if self.direct_heads is not None else self.codec
+
+    @property
+    def trained_formats(self) -> list[str]:
+        return list(self.meta.get("trained_formats", []))
+
+    @property
+    def formats(self) -> dict[str, LabelFormat]:
+        """Every format this model can predict: all of the codec's (direct baselines: only their own)."""
+        return dict(self.direct_heads.formats) if self.direct_heads is not None else dict(self.codec.formats)
+
+    def format(self, name: str) -> LabelFormat:
+        fmts = self.formats
+        if name not in fmts:
+            raise ConfigError(f"this model cannot predict format {name!r}; it knows: {', '.join(fmts)}"
+                              + (" (a direct baseline predicts only its training formats)" if self.direct_heads is not None else ""))
+        return fmts[name]
+
+    def _device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    # ------------------------------------------------------------------ inference
+    def _items(self, items: Items) -> list[Any]:
+        if isinstance(items, (str, Path)):
+            items = [items]
+        elif isinstance(items, pd.Series):
+            items = items.tolist()
+        elif items is None:
+            raise EmoembedError("no input: give a list of items")
+        items = list(items)
+        if not items:
+            raise EmoembedError("no input: the list of items is empty")
+        return self.encoder.check_items(items, where="input")
+
+    def encode(self, items: Items, batch_size: int = 64, normalize: bool = False, show_progress: bool = False) -> np.ndarray:
+        """Emotion-space embeddings (N, d), in input order (sentence-transformers' ``encode``)."""
+        clean = self._items(items)
+        z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
+        if normalize:
+            z = torch.nn.functional.normalize(z, dim=-1)
+        out = z.numpy()
+        if undefined is not None:
+            out[undefined.numpy()] = np.nan
+        return out
+
+    @torch.no_grad()
+    def predict(self, items: Items, format: str, scale: str | Sequence[float] = "normalized", batch_size: int = 64,
+                clip: bool = True, show_progress: bool = False) -> pd.DataFrame:
+        """One row per item, one column per variable of ``format`` (class formats: probabilities + ``label``).
+
+        ``scale``: ``"normalized"`` (the format's range, e.g. [-1, 1] for VAD), ``"source"`` (the rating scale of
+        the training dataset in that format, e.g. Warriner's 1–9) or ``(low, high)``."""
+        fmt = self.format(format)
+        clean = self._items(items)
+        z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
+        raw = self.heads.decode(fmt.name, z.to(self._device()))
+        out = activate(fmt, raw.float()).cpu().numpy()
+        df = format_output(out, fmt, self._output_scale(fmt, scale), clip)
+        if undefined is not None:
+            df.loc[undefined.numpy(), [c for c in df.columns if c != "label"]] = np.nan
+            if "label" in df:
+                df.loc[undefined.numpy(), "label"] = ""
+        df.index = pd.Index([str(x) for x in clean], name=self.modality)
+        return df
+
+    def _output_scale(self, fmt: LabelFormat, scale: str | Sequence[float]) -> tuple[float, float] | None:
+        if isinstance(scale, str):
+            if scale in ("normalized", "normalised"):
+                return None
+            if scale != "source":
+                raise ConfigError(f"scale must be 'normalized', 'source' or (low, high), got {scale!r}")
+            if fmt.kind != "regression":
+                return None
+            scales = self.meta.get("source_scales", {}).get(fmt.name)
+            if not scales:
+                raise ConfigError(f"no source scale is known for format {fmt.name!r} (the model was not trained on a "
+                                  f"dataset in it); pass scale=(low, high)")
+            lows = {tuple(v) for v in scales.values()}
+            if len(lows) != 1:
+                raise ConfigError(f"format {fmt.name!r} has per-variable source scales {scales}; pass scale=(low, high)")
+            return tuple(next(iter(lows)))  # type: ignore[return-value]
+        lo, hi = (float(v) for v in scale)
+        if not lo < hi:
+            raise ConfigError(f"scale: low must be below high, got {scale!r}")
+        return lo, hi
+
+    def evaluate(self, task: Task, split: str = "test", format: str | None = None, batch_size: int = 256) -> dict:
+        """Metrics of a dataset split; ``zero_shot`` is true when the format was not in the training data."""
+        fmt = self.format(format or task.fmt.name)
+        if fmt.name != task.fmt.name:
+            raise ConfigError(f"dataset {task.name!r} has gold labels in {task.fmt.name!r}, not {fmt.name!r}")
+        if not task.items.get(split):
+            raise EmoembedError(f"dataset {task.name!r} has no {split!r} items")
+        task = Task(task.name, task.fmt, {split: self.encoder.check_items(task.items[split], f"{task.name} ({split})")},
+                    {split: task.labels[split]}, task.scales, task.modality)
+        out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt)
+        out.update({"dataset": task.name, "format": fmt.name, "split": split,
+                    "zero_shot": fmt.name not in self.trained_formats})
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_training(cls, result: Any, codec: EmotionCodec, tasks: Sequence[Task], recipe: Mapping[str, Any]) -> "EmotionModel":
+        scales: dict[str, dict[str, list[float]]] = {}
+        for t in tasks:
+            if t.scales and t.fmt.name not in scales:
+                scales[t.fmt.name] = dict(t.scales)
+        meta = {"trained_formats": sorted({t.fmt.name for t in tasks}), "augmented_formats": list(recipe.get("augment", [])),
+                "datasets": [t.name for t in tasks], "source_scales": scales, "recipe": dict(recipe)}
+        direct = result.heads if isinstance(result.heads, DirectHeads) else None
+        return cls(result.encoder, codec, direct, meta)
+
+    def config(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "emoembed_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT_VERSION,
+                "modality": self.modality, "encoder": self.encoder.config(), "codec": self.codec.config(),
+                "heads": "direct" if self.direct_heads is not None else "codec",
+                "direct_formats": {n: f.to_dict() for n, f in self.direct_heads.formats.items()} if self.direct_heads is not None else None,
+                **self.meta}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_safetensors_atomic(state, directory / WEIGHTS_NAME)
+        atomic_write_json(self.config(), directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "EmotionModel":
+        directory = Path(directory)
+        cfg = read_config(directory, cls.model_type)
+        try:
+            encoder = encoder_class(cfg["modality"]).from_config(cfg["encoder"])
+            codec = EmotionCodec.from_config(cfg["codec"])
+            direct = None
+            if cfg.get("heads") == "direct":
+                fmts = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json")
+                        for n, f in cfg["direct_formats"].items()}
+                direct = DirectHeads(fmts, encoder.dim)
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"{directory / CONFIG_NAME}: invalid model config: missing or bad field {exc}") from None
+        meta = {k: v for k, v in cfg.items() if k not in ("model_type", "emoembed_version", "checkpoint_format", "modality",
+                                                         "encoder", "codec", "heads", "direct_formats")}
+        model = cls(encoder, codec, direct, meta)
+        load_state_strict(model, load_safetensors(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
+        device = pick_device(str(device)) if str(device) == "auto" else torch.device(device)
+        model.to(device)
+        model.eval()
+        return model
+
+
+def load_model(directory: str | Path) -> EmotionModel | EmotionCodec:
+    """Whatever ``directory`` holds: a content model or a codec."""
+    import json
+
+    path = Path(directory) / CONFIG_NAME
+    if not path.exists():
+        raise CheckpointError(f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON: {exc}") from None
+    if kind == EmotionCodec.model_type:
+        return EmotionCodec.from_pretrained(directory)
+    return EmotionModel.from_pretrained(directory)
