@@ -15,14 +15,21 @@ from pathlib import Path
 import torch
 
 from emoembed.data.registry import default_data_registry
-from emoembed.mapping import evaluate_baseline, load_pairs, load_recipe, mean_primary, results_table, run_map
+from emoembed.mapping import (
+    evaluate_baseline,
+    load_pairs,
+    load_recipe,
+    mean_primary,
+    results_table,
+    run_map,
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "mappings" / "full.yaml"))
     ap.add_argument("--out", default="runs/bench-mapping")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (tiny MLPs run fastest on one)")
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/metrics.json of an earlier codec run of the same recipe")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

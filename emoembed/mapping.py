@@ -16,14 +16,14 @@ import copy
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -32,8 +32,14 @@ from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import ConfigError, EmoembedError
 from emoembed.formats import FormatRegistry, LabelFormat
-from emoembed.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_training_state
+from emoembed.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    load_training_state,
+)
 from emoembed.metrics import evaluate_format
+from emoembed.recipes import merge_over_defaults, read_recipe_file
 from emoembed.settings import resource_dir
 
 DEFAULTS: dict[str, Any] = {
@@ -55,40 +61,15 @@ SAMPLING = ("uniform", "proportional", "sqrt")
 # ---------------------------------------------------------------------------------------------- recipe
 def load_recipe(path: str | Path | None) -> dict[str, Any]:
     path = Path(path) if path else resource_dir("mappings") / "default.yaml"
-    if not path.exists():
-        raise ConfigError(f"{path}: recipe not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return resolve_recipe(raw, str(path))
+    return resolve_recipe(read_recipe_file(path), str(path))
 
 
 def resolve_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: a recipe must be a YAML mapping")
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    recipe = copy.deepcopy(DEFAULTS)
-    for key, value in raw.items():
-        if isinstance(DEFAULTS[key], dict) and key not in ("format_weights",):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {key} must be a mapping")
-            bad = set(value) - set(DEFAULTS[key])
-            if bad:
-                raise ConfigError(f"{source}: {key}: unknown field(s) {sorted(bad)}; known: {sorted(DEFAULTS[key])}")
-            recipe[key].update(value)
-        else:
-            recipe[key] = value
+    recipe = merge_over_defaults(raw, DEFAULTS, source, ("codec", "loss_weights", "training", "baseline"))
     if not isinstance(recipe["pairs"], list) or not (recipe["pairs"] or recipe["optional_pairs"]):
         raise ConfigError(f"{source}: 'pairs' must list at least one pair card (see `emoembed data list`)")
-    for key, w in recipe["loss_weights"].items():
-        if not isinstance(w, (int, float)) or w < 0:
-            raise ConfigError(f"{source}: loss_weights.{key} must be a non-negative number, got {w!r}")
     if recipe["training"]["sampling"] not in SAMPLING:
         raise ConfigError(f"{source}: training.sampling must be one of {list(SAMPLING)}")
-    recipe["source"] = source
     return recipe
 
 

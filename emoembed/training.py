@@ -4,7 +4,7 @@ The codec's heads are frozen (``requires_grad`` off, outside the optimizer, chec
 batch of dataset X in format A with gold labels y_A and content embeddings z = enc(x)::
 
     L = w_gold · ℓ_A(D_A(z), y_A)                                           supervised, through A's frozen head
-      + w_aug  · Σ_B ℓ_B(D_B(z), ŷ_B),  ŷ_B = act_B(D_B(E_A(y_A)))          label augmentation (frozen codec)
+      + w_aug  · mean_B ℓ_B(D_B(z), ŷ_B),  ŷ_B = act_B(D_B(E_A(y_A)))       label augmentation (frozen codec)
       + w_agr  · MSE(z, E_A(y_A))                                           embedding agreement (optional)
       + auxiliary objective (e.g. CARL), if the recipe has one
 
@@ -20,32 +20,38 @@ share, so N processes match one process on the same global batch.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import math
 import os
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
 from emoembed.codec import EmotionCodec
 from emoembed.data.dataset import Dataset
 from emoembed.data.registry import DataRegistry
-from emoembed.encoders.base import AuxiliaryObjective, ContentEncoder, StepContext, encoder_class, objective_class
+from emoembed.encoders.base import (
+    AuxiliaryObjective,
+    ContentEncoder,
+    StepContext,
+    encoder_class,
+    objective_class,
+)
 from emoembed.errors import ConfigError, DataError, EmoembedError
 from emoembed.formats import LabelFormat
 from emoembed.io import atomic_torch_save, atomic_write_json, load_training_state
 from emoembed.mapping import format_loss
 from emoembed.metrics import evaluate_format
+from emoembed.recipes import merge_over_defaults, read_recipe_file
 from emoembed.settings import resource_dir
 
 DEFAULTS: dict[str, Any] = {
@@ -77,13 +83,7 @@ def load_encoder_recipe(path: str | Path | None = None, modality: str | None = N
                               f"defaults exist for {sorted(DEFAULT_RECIPES)}")
         path = resource_dir("encoders") / DEFAULT_RECIPES[modality]
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: encoder recipe not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    recipe = resolve_encoder_recipe(raw, str(path))
+    recipe = resolve_encoder_recipe(read_recipe_file(path), str(path))
     if modality and recipe["modality"] and recipe["modality"] != modality:
         raise ConfigError(f"{path}: the recipe is for modality {recipe['modality']!r}, not {modality!r}")
     recipe["modality"] = recipe["modality"] or modality
@@ -91,31 +91,13 @@ def load_encoder_recipe(path: str | Path | None = None, modality: str | None = N
 
 
 def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: a recipe must be a YAML mapping")
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    recipe = copy.deepcopy(DEFAULTS)
-    for key, value in raw.items():
-        if key in ("training", "loss_weights"):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {key} must be a mapping")
-            bad = set(value) - set(DEFAULTS[key])
-            if bad:
-                raise ConfigError(f"{source}: {key}: unknown field(s) {sorted(bad)}; known: {sorted(DEFAULTS[key])}")
-            recipe[key].update(value)
-        else:
-            recipe[key] = value
+    recipe = merge_over_defaults(raw, DEFAULTS, source, ("training", "loss_weights"))
     if recipe["heads"] not in ("codec", "direct"):
         raise ConfigError(f"{source}: heads must be 'codec' or 'direct', got {recipe['heads']!r}")
     if recipe["augment_targets"] not in ("soft", "hard"):
         raise ConfigError(f"{source}: augment_targets must be 'soft' or 'hard', got {recipe['augment_targets']!r}")
     if recipe["training"]["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"{source}: training.optimizer must be one of {sorted(OPTIMIZERS)}")
-    for key, w in recipe["loss_weights"].items():
-        if not isinstance(w, (int, float)) or w < 0:
-            raise ConfigError(f"{source}: loss_weights.{key} must be a non-negative number, got {w!r}")
     for key in ("epochs", "batch_size", "accumulate"):
         v = recipe["training"][key]
         if not isinstance(v, int) or v < 1:
@@ -125,7 +107,6 @@ def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> 
     for key in ("data", "augment"):
         if isinstance(recipe[key], str):
             recipe[key] = [s for s in recipe[key].split(",") if s]
-    recipe["source"] = source
     return recipe
 
 
@@ -601,7 +582,7 @@ def _step_loss(heads: nn.Module, codec: EmotionCodec, fmt: LabelFormat, z: torch
             target = synthetic_labels(codec, fmt, y, b, mode)
             aug_terms.append(format_loss(codec.decode(b, z32), target, codec.formats[b]))
         if aug_terms:
-            aug = torch.stack(aug_terms).sum()
+            aug = torch.stack(aug_terms).mean()  # a mean, so adding formats does not drown the gold term
             total = total + head_w * float(w["augment"]) * aug
             parts["augment"] = float(aug.detach())
     if not direct and float(w["agreement"]) > 0:
