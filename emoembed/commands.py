@@ -54,7 +54,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 
 def _fit_run(args: argparse.Namespace) -> int:
     from emoembed.data.registry import default_data_registry
-    from emoembed.training import load_encoder_recipe, resolve_encoder_recipe, run_fit_encoder
+    from emoembed.training import (
+        load_encoder_recipe,
+        resolve_encoder_recipe,
+        run_fit_encoder,
+    )
 
     recipe = load_encoder_recipe(args.recipe, args.modality)
     if args.data:

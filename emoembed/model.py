@@ -10,8 +10,9 @@ training formats and source scales): no YAML file or dataset is needed to load i
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,12 +20,26 @@ import torch
 from torch import nn
 
 from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
-from emoembed.codec import CONFIG_NAME, WEIGHTS_NAME, EmotionCodec, format_output, load_state_strict, read_config
+from emoembed.codec import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    EmotionCodec,
+    format_output,
+    load_state_strict,
+    read_config,
+)
 from emoembed.encoders.base import ContentEncoder, encoder_class
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.formats import LabelFormat
 from emoembed.io import atomic_write_json, load_safetensors, save_safetensors_atomic
-from emoembed.training import DirectHeads, Task, activate, embed_items, evaluate_task, pick_device
+from emoembed.training import (
+    DirectHeads,
+    Task,
+    activate,
+    embed_items,
+    evaluate_task,
+    pick_device,
+)
 
 Items = Sequence[Any] | str
 
@@ -150,7 +165,7 @@ class EmotionModel(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def from_training(cls, result: Any, codec: EmotionCodec, tasks: Sequence[Task], recipe: Mapping[str, Any]) -> "EmotionModel":
+    def from_training(cls, result: Any, codec: EmotionCodec, tasks: Sequence[Task], recipe: Mapping[str, Any]) -> EmotionModel:
         scales: dict[str, dict[str, list[float]]] = {}
         for t in tasks:
             if t.scales and t.fmt.name not in scales:
@@ -176,7 +191,7 @@ class EmotionModel(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "EmotionModel":
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> EmotionModel:
         directory = Path(directory)
         cfg = read_config(directory, cls.model_type)
         try:

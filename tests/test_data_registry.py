@@ -826,7 +826,7 @@ def test_unknown_reader_type(make_registry, tmp_path):
     with pytest.raises(ConfigError) as exc:
         reg.dataset("w")
     assert str(exc.value) == (f"{tmp_path / 'cards' / 'w.yaml'}: unknown reader type 'excel'; known: "
-                              "affectivetext, delimited, delimited_free_text, json_lexicon, norare, npz")
+                              "affectivetext, delimited, delimited_free_text, image_folders, json_lexicon, norare, npz")
     assert reg.check("w").status == "error"
 
 

@@ -256,3 +256,33 @@ def read_delimited_free_text(paths: Mapping[str, Path], opts: Mapping[str, Any],
     df["_row"] = linenos
     df["_index"] = np.arange(len(df)).astype(str)
     return df
+
+
+@register("image_folders")
+def read_image_folders(paths: Mapping[str, Path], opts: Mapping[str, Any], where: str) -> pd.DataFrame:
+    """Images sorted into class folders: ``ROOT/<class>/<image>`` or, with ``split_folders: [train, test]``,
+    ``ROOT/<split>/<class>/<image>``. ``file`` names a declared file in ROOT that anchors the folder: a class
+    list (one class folder name per line, e.g. ``classes.txt``), read unless ``classes`` lists them inline.
+    ``folder`` (optional) is ROOT relative to that file's folder. Columns: ``path`` (absolute; use it as the
+    content), ``relpath`` (the item id), ``class``, ``split_folder``, ``name``, ``prefix`` (file name up to its
+    first ``_``, e.g. FER2013's ``Training``/``PublicTest``/``PrivateTest``)."""
+    from emoembed.data.images import scan_class_folders
+
+    if "file" not in opts:
+        raise ConfigError(f"{where}: the image_folders reader needs 'file': a declared file in the image folder (e.g. classes.txt)")
+    anchor = _path(paths, opts["file"], where)
+    classes = opts.get("classes")
+    if not classes:
+        try:
+            classes = [ln.strip() for ln in anchor.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+        except UnicodeDecodeError:
+            raise DataError(f"{anchor}: the class list must be UTF-8 text, one class folder name per line") from None
+        if not classes:
+            raise DataError(f"{anchor}: empty class list; write one class folder name per line (or give reader.classes)")
+    split_folders = opts.get("split_folders")
+    root = (anchor.parent / str(opts.get("folder", "."))).resolve()
+    df = scan_class_folders(root, [str(c) for c in classes], [str(s) for s in split_folders] if split_folders else None,
+                            bool(opts.get("recursive", True)))
+    df["_file"] = df["path"]
+    df["_row"] = np.arange(len(df)) + 1
+    return df

@@ -19,27 +19,28 @@ which is dropped from the saved model.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from emoembed.errors import ConfigError
 
-ENCODERS: dict[str, type["ContentEncoder"]] = {}
-OBJECTIVES: dict[str, type["AuxiliaryObjective"]] = {}
+ENCODERS: dict[str, type[ContentEncoder]] = {}
+OBJECTIVES: dict[str, type[AuxiliaryObjective]] = {}
 # modality -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm)
 _LAZY_MODULES = {"word": "emoembed.encoders.word", "text": "emoembed.encoders.text", "image": "emoembed.encoders.image",
                  "carl": "emoembed.encoders.carl"}
 
 
-def register_encoder(cls: type["ContentEncoder"]) -> type["ContentEncoder"]:
+def register_encoder(cls: type[ContentEncoder]) -> type[ContentEncoder]:
     ENCODERS[cls.modality] = cls
     return cls
 
 
-def register_objective(cls: type["AuxiliaryObjective"]) -> type["AuxiliaryObjective"]:
+def register_objective(cls: type[AuxiliaryObjective]) -> type[AuxiliaryObjective]:
     OBJECTIVES[cls.name] = cls
     return cls
 
@@ -51,7 +52,7 @@ def _import_lazy(name: str) -> None:
         importlib.import_module(_LAZY_MODULES[name])
 
 
-def encoder_class(modality: str) -> type["ContentEncoder"]:
+def encoder_class(modality: str) -> type[ContentEncoder]:
     if modality not in ENCODERS:
         _import_lazy(modality)
     if modality not in ENCODERS:
@@ -59,7 +60,7 @@ def encoder_class(modality: str) -> type["ContentEncoder"]:
     return ENCODERS[modality]
 
 
-def objective_class(name: str) -> type["AuxiliaryObjective"]:
+def objective_class(name: str) -> type[AuxiliaryObjective]:
     if name not in OBJECTIVES:
         _import_lazy(name)
     if name not in OBJECTIVES:
@@ -97,11 +98,11 @@ class ContentEncoder(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "ContentEncoder":
+    def from_config(cls, cfg: Mapping[str, Any]) -> ContentEncoder:
         raise NotImplementedError
 
     @classmethod
-    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "ContentEncoder":
+    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> ContentEncoder:
         """Build from the ``encoder:`` section of a recipe in ``encoders/`` (pretrained backbone loaded)."""
         return cls.from_config({**encoder_cfg, "dim": dim})
 

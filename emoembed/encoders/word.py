@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,7 +230,7 @@ class WordEncoder(ContentEncoder):
                 "lowercase": self.lowercase, "fasttext": self.fasttext}
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "WordEncoder":
+    def from_config(cls, cfg: Mapping[str, Any]) -> WordEncoder:
         known = {"dim", "vectors", "vector_dim", "hidden", "input_dropout", "dropout", "oov", "lowercase", "fasttext"}
         bad = set(cfg) - known
         if bad:

