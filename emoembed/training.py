@@ -539,13 +539,12 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         entry = {"epoch": epoch + 1, "dev": dev, **{f"dev_{k}": r["primary"] for k, r in dev_rows.items()},
                  **{k: v / max(1, len(batches)) for k, v in sums.items()}}
         history.append(entry)
-        if pretraining:
-            pass  # heads are not trained yet: the dev score does not select a model
-        elif dev > best_score + 1e-6:
-            best_score, best_epoch, bad_epochs = dev, epoch + 1, 0
-            best_state = _snapshot(encoder, heads if recipe["heads"] == "direct" else None)
-        else:
-            bad_epochs += 1
+        if not pretraining:  # while the heads are not trained yet, the dev score selects no model
+            if dev > best_score + 1e-6:
+                best_score, best_epoch, bad_epochs = dev, epoch + 1, 0
+                best_state = _snapshot(encoder, heads if recipe["heads"] == "direct" else None)
+            else:
+                bad_epochs += 1
         log_main(f"epoch {epoch + 1}: loss {entry['loss']:.4f}, dev {dev:.4f}" + (" (pretrain)" if pretraining else "")
                  + (f" [best {best_score:.4f} @ {best_epoch}]" if best_epoch > 0 else ""))
         if state_path is not None and dist.main:
