@@ -158,6 +158,10 @@ def _predict_run(args: argparse.Namespace) -> int:
         items = list(args.items)
     else:
         raise EmoembedError("nothing to predict: give items (words, texts, image paths) or --input FILE")
+    if model.modality == "image":  # folders and .txt lists of paths → image files
+        from emoembed.data.images import expand_image_inputs
+
+        items = expand_image_inputs(items)
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else _scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size)
     out = out.reset_index()

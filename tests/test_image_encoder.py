@@ -12,11 +12,23 @@ import torch
 import yaml
 
 from emoembed.codec import codec_for
-from emoembed.data.images import (check_ref, clear_array_cache, expand_image_inputs, list_images, open_image, parse_ref,
-                                  scan_class_folders)
+from emoembed.data.images import (
+    check_ref,
+    clear_array_cache,
+    expand_image_inputs,
+    list_images,
+    open_image,
+    parse_ref,
+    scan_class_folders,
+)
 from emoembed.encoders.base import encoder_class
-from emoembed.encoders.image import (ImageEncoder, build_transform, create_backbone, load_backbone_weights,
-                                     remap_efficientnet_lite0)
+from emoembed.encoders.image import (
+    ImageEncoder,
+    build_transform,
+    create_backbone,
+    load_backbone_weights,
+    remap_efficientnet_lite0,
+)
 from emoembed.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +40,15 @@ TINY = {"backbone": "resnet10t", "weights": None, "dropout": 0.0, "image_size": 
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small convolutions gain nothing from a second thread, and on a shared CPU two threads can be 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def png_bytes(value: int, size: int = 20, mode: str = "L", fmt: str = "PNG") -> bytes:
     from PIL import Image
 
@@ -364,3 +385,20 @@ def test_transforms_must_give_one_size(image_files):
 
     with pytest.raises(ConfigError, match="eval transforms give images of different sizes"):
         enc.collate([Image.new("RGB", (20, 20)), Image.new("RGB", (24, 20))])
+
+
+def test_file_weights_load_strictly(tmp_path):
+    from safetensors.torch import save_file
+
+    src = create_backbone("resnet10t", num_classes=10)  # with a classifier (fc.*), which the encoder ignores
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "r10.safetensors"))
+    torch.save(src.state_dict(), tmp_path / "r10.pth")
+    for name in ("r10.safetensors", "r10.pth"):
+        enc = ImageEncoder.from_recipe({**TINY, "weights": f"file:{tmp_path / name}"}, 8)
+        assert enc.weights_report["ignored"] == ["fc.bias", "fc.weight"]
+        torch.testing.assert_close(enc.backbone.state_dict()["conv1.0.weight"], src.state_dict()["conv1.0.weight"])
+    with pytest.raises(ConfigError, match=r"backbone weights do not match the model: \d+ missing"):
+        ImageEncoder.from_recipe({**TINY, "backbone": "mobilenetv3_small_100", "weights": f"file:{tmp_path / 'r10.safetensors'}"}, 8)
+    with pytest.raises(ConfigError, match="backbone weights file not found"):
+        ImageEncoder.from_recipe({**TINY, "weights": f"file:{tmp_path / 'nope.pt'}"}, 8)
+    assert ImageEncoder.from_config({**TINY, "dim": 8, "weights": f"file:{tmp_path / 'nope.pt'}"}).weights.startswith("file:")

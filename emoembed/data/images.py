@@ -20,9 +20,10 @@ reader of :mod:`emoembed.data.readers` uses.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,7 @@ def _load_pixel_csv(path: Path, column: str) -> np.ndarray:
     if not values:
         raise DataError(f"{path}: no rows")
     first = len(values[0].split())
-    side = int(round(first ** 0.5))
+    side = round(first ** 0.5)
     if side * side != first or side == 0:
         raise DataError(f"{path}: row 0, column {column!r}: {first} pixel values do not make a square image")
     out = np.empty((len(values), side, side), dtype=np.uint8)

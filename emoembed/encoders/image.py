@@ -26,8 +26,9 @@ metrics). ``last_dropped`` holds the row positions skipped by the last ``check_i
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,7 +153,7 @@ def create_backbone(name: str, num_classes: int = 0, **kwargs: Any) -> nn.Module
 
 def packaged_classifier(name: str = "efficientnet-lite0") -> nn.Module:
     """The complete ImageNet classifier (1,000 classes) of a packaged backbone, every key loaded."""
-    model = create_backbone(PACKAGED_WEIGHTS[name] if name in PACKAGED_WEIGHTS else name, num_classes=1000)
+    model = create_backbone(PACKAGED_WEIGHTS.get(name, name), num_classes=1000)
     load_backbone_weights(model, packaged_state_dict(name), f"packaged:{name}")
     return model.eval()
 
@@ -195,7 +196,7 @@ def build_transform(spec: Sequence[Mapping[str, Any]] | None, mean: Sequence[flo
 def default_transforms(size: int) -> tuple[list[dict], list[dict]]:
     """The reference's recipe scaled to ``size``: RandomResizedCrop(scale .08–1) + flip; Resize(size·8/7) + CenterCrop."""
     train = [{"type": "RandomResizedCrop", "size": size, "scale": [0.08, 1.0]}, {"type": "RandomHorizontalFlip"}]
-    evaluation = [{"type": "Resize", "size": int(round(size * 256 / 224))}, {"type": "CenterCrop", "size": size}]
+    evaluation = [{"type": "Resize", "size": round(size * 256 / 224)}, {"type": "CenterCrop", "size": size}]
     return train, evaluation
 
 
@@ -240,7 +241,7 @@ class ImageEncoder(ContentEncoder):
         self.on_bad_image = on_bad_image
         self.check_mode = check
         self.freeze_backbone = bool(freeze_backbone)
-        self.num_features = int(getattr(self.backbone, "num_features"))
+        self.num_features = int(self.backbone.num_features)
         self.dropout = nn.Dropout(self.dropout_p)
         self.proj = nn.Linear(self.num_features, self.dim)
         if self.freeze_backbone:
@@ -255,13 +256,13 @@ class ImageEncoder(ContentEncoder):
         cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
         return list(cfg.get("mean", (0.5, 0.5, 0.5))), list(cfg.get("std", (0.5, 0.5, 0.5)))
 
-    def load_pretrained(self) -> "ImageEncoder":
+    def load_pretrained(self) -> ImageEncoder:
         """Load the backbone's pretrained weights named by ``weights`` (no-op for null)."""
         if self.weights:
             self.weights_report = load_backbone_weights(self.backbone, weights_state_dict(self.weights), self.weights)
         return self
 
-    def train(self, mode: bool = True) -> "ImageEncoder":
+    def train(self, mode: bool = True) -> ImageEncoder:
         super().train(mode)
         if self.freeze_backbone:
             self.backbone.eval()  # frozen: batch-norm statistics stay as loaded
@@ -379,7 +380,7 @@ class ImageEncoder(ContentEncoder):
                 "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode}
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "ImageEncoder":
+    def from_config(cls, cfg: Mapping[str, Any]) -> ImageEncoder:
         """The architecture only (no pretrained weights are loaded: the owning model loads its state dict)."""
         bad = set(cfg) - FIELDS
         if bad:
@@ -389,7 +390,7 @@ class ImageEncoder(ContentEncoder):
         return cls(**dict(cfg))
 
     @classmethod
-    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "ImageEncoder":
+    def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> ImageEncoder:
         return cls.from_config({**encoder_cfg, "dim": dim}).load_pretrained()
 
 
