@@ -7,8 +7,9 @@ needed to rebuild it without the YAML files.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,12 +204,12 @@ class EmotionCodec(nn.Module):
         return directory
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "EmotionCodec":
+    def from_config(cls, cfg: Mapping[str, Any]) -> EmotionCodec:
         formats = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json") for n, f in cfg["formats"].items()}
         return cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "EmotionCodec":
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> EmotionCodec:
         directory = Path(directory)
         cfg = read_config(directory, cls.model_type)
         try:
@@ -264,20 +265,25 @@ def read_config(directory: Path, model_type: str) -> dict[str, Any]:
     return cfg
 
 
-def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
-    own = model.state_dict()
+def state_mismatch(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:
+    """What keeps ``state`` from loading strictly into a model whose state dict is ``own`` (None: nothing)."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:4]}{'…' if len(missing) > 4 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:4]}{'…' if len(unexpected) > 4 else ''}")
-        if shape:
-            parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
-        raise CheckpointError(f"{source}: weights do not match the config: " + "; ".join(parts))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    if shape:
+        parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
+    return "; ".join(parts) or None
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{source}: weights do not match the config: {problem}")
     model.load_state_dict(state, strict=True)
 
 

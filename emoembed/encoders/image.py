@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emoembed.codec import state_mismatch
 from emoembed.data.images import check_ref, open_image, parse_ref
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
@@ -122,18 +123,9 @@ def load_backbone_weights(model: nn.Module, state: Mapping[str, torch.Tensor], s
     own = model.state_dict()
     ignored = sorted(k for k in state if k not in own and k.startswith(CLASSIFIER_PREFIXES))
     state = {k: v for k, v in state.items() if k not in ignored}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shape:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if shape:
-            parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
-        raise ConfigError(f"{source}: backbone weights do not match the model: " + "; ".join(parts))
+    problem = state_mismatch(own, state)
+    if problem:
+        raise ConfigError(f"{source}: backbone weights do not match the model: {problem}")
     model.load_state_dict(state, strict=True)
     return {"loaded": sorted(state), "ignored": ignored}
 
