@@ -55,6 +55,7 @@ class EmotionCodec(nn.Module):
         self.encoders = nn.ModuleDict({n: LabelEncoder(f.size, self.dim, self.hidden, self.dropout) for n, f in self.formats.items()})
         self.heads = nn.ModuleDict({n: nn.Linear(self.dim, f.size, bias=False) for n, f in self.formats.items()})
         self._tie_index = self._build_tie_index()
+        self.frozen_formats: set[str] = set()
 
     # ------------------------------------------------------------------ structure
     def _build_tie_index(self) -> list[tuple[str, int, str, int]]:
@@ -66,6 +67,37 @@ class EmotionCodec(nn.Module):
     @property
     def tied_rows(self) -> list[tuple[str, int, str, int]]:
         return list(self._tie_index)
+
+    def freeze_formats(self, names: Iterable[str]) -> None:
+        """Freeze the label encoders and heads of ``names``: no gradients, and they stay in eval mode (no
+        dropout) even when the codec is put in training mode — what ``map --extend`` does to the old formats."""
+        for name in names:
+            self.format(name)
+            for module in (self.encoders[name], self.heads[name]):
+                module.requires_grad_(False)
+                module.eval()
+            self.frozen_formats.add(name)
+
+    def train(self, mode: bool = True) -> EmotionCodec:
+        super().train(mode)
+        for name in self.frozen_formats:
+            self.encoders[name].eval()
+            self.heads[name].eval()
+        return self
+
+    def format_fingerprints(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """SHA-256 over each format's label-encoder and head tensors: equal fingerprints, identical weights."""
+        import hashlib
+
+        out = {}
+        for name in names or self.formats:
+            h = hashlib.sha256()
+            for module in (self.encoders[name], self.heads[name]):
+                for key, t in sorted(module.state_dict().items()):
+                    h.update(key.encode())
+                    h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            out[name] = h.hexdigest()
+        return out
 
     def format(self, name: str) -> LabelFormat:
         if name not in self.formats:

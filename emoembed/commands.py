@@ -13,6 +13,8 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", help="codec recipe YAML (default: mappings/default.yaml)")
     p.add_argument("--out", help="run directory (default: runs/map-<recipe name>)")
     p.add_argument("--baseline", action="store_true", help="also train the pairwise FFN baseline per direction and print both")
+    p.add_argument("--extend", metavar="CODEC_DIR", help="add the recipe's new formats to this trained codec; its own "
+                   "encoders and heads stay frozen, so models trained on it can predict the new formats zero-shot")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's training_state.pt")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -26,7 +28,10 @@ def _map_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         recipe["seed"] = args.seed
     out = Path(args.out or f"runs/map-{recipe['name']}")
-    metrics = run_map(recipe, out, default_data_registry(), baseline=args.baseline, resume=args.resume, progress=not args.quiet)
+    if args.extend and Path(args.extend).resolve() == out.resolve():
+        raise EmoembedError(f"--out {out} is the codec being extended; write the extended codec to a new directory")
+    metrics = run_map(recipe, out, default_data_registry(), baseline=args.baseline, resume=args.resume,
+                      progress=not args.quiet, extend=args.extend)
     print(metrics["table"])
     print(f"\ncodec trained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}); "
           f"test mean {metrics['test_mean']:.3f}" + (f", baseline {metrics['baseline_test_mean']:.3f}" if "baseline_test_mean" in metrics else ""))
@@ -108,6 +113,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-scale", help="codecs: scale for regression outputs, e.g. 1,5")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv to write (default: stdout)")
+    p.add_argument("--codec", help="models: decode with this codec instead, one extended from the model's own by "
+                   "`map --extend` (its new formats come zero-shot)")
 
 
 def _scale(text: str | None, name: str):
@@ -145,7 +152,10 @@ def _predict_run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     if isinstance(model, EmotionCodec):
+        if args.codec:
+            raise EmoembedError("--codec is for content models; --model is already a codec")
         return _convert_labels(model, args)
+    model = with_codec_option(model, args.codec)
     if args.source_format:
         raise EmoembedError("--source-format is for codec directories; this is a content model (give items or --input)")
     model.format(args.format)
@@ -169,6 +179,15 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
+
+
+def with_codec_option(model, codec_dir: str | None):
+    """``model`` decoding with the codec in ``codec_dir`` (an extension of its own), or unchanged."""
+    if not codec_dir:
+        return model
+    from emoembed.codec import EmotionCodec
+
+    return model.with_codec(EmotionCodec.from_pretrained(codec_dir))
 
 
 def _convert_labels(codec, args: argparse.Namespace) -> int:
@@ -201,11 +220,19 @@ verb("predict", "predict any label format for words/texts/images with a trained 
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a model directory written by fit-encoder")
-    p.add_argument("--data", required=True, help="dataset card(s), NAME[:FORMAT][,NAME…]")
+    p.add_argument("--model", help="a model directory written by fit-encoder")
+    p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…]")
     p.add_argument("--format", help="format to evaluate in (default: the dataset's first format the model knows)")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
+    p.add_argument("--codec", help="decode with this codec, extended from the model's own by `map --extend`")
+    suite = p.add_argument_group("paper tables (instead of --model/--data)")
+    suite.add_argument("--suite", help="a suite name (paper = suites/paper.yaml) or YAML file: trains the codec and, per "
+                       "modality, Bsl/Sng/Aug/Mlt and the zero-shot rows on whatever data is present")
+    suite.add_argument("--out", help="suite run directory (default: runs/suite-<name>)")
+    suite.add_argument("--modalities", help="comma-separated sections to run (default: all the suite has), e.g. word,text")
+    suite.add_argument("--seeds", help="comma-separated seeds (default: the suite's), e.g. 13,14,15")
+    suite.add_argument("--quick", action="store_true", help="smoke-test size (the suite's `quick` block)")
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
@@ -215,7 +242,11 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from emoembed.model import EmotionModel
     from emoembed.training import parse_data_spec, task_from_dataset
 
-    model = EmotionModel.from_pretrained(args.model)
+    if args.suite:
+        return _run_suite(args)
+    if not args.model or not args.data:
+        raise EmoembedError("give --model DIR and --data NAME (or --suite paper for the paper tables)")
+    model = with_codec_option(EmotionModel.from_pretrained(args.model), args.codec)
     if args.format:
         model.format(args.format)
     reg = default_data_registry()
@@ -232,6 +263,26 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         print(json.dumps({"model": args.model, "split": args.split, "results": rows}, indent=1, default=float))
     else:
         print(test_table(rows))
+    return 0
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from emoembed.data.registry import default_data_registry
+    from emoembed.suite import load_suite, run_suite
+
+    if args.model or args.data:
+        raise EmoembedError("--suite trains its own models; leave out --model and --data")
+    suite = load_suite(args.suite)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise EmoembedError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
+    out = Path(args.out or f"runs/suite-{suite['name']}")
+    results = run_suite(suite, out, default_data_registry(), modalities, seeds, args.quick,
+                        log=lambda m: print(m, file=sys.stderr))
+    print(results.markdown())
+    print(f"wrote {out}/suite.md, suite.csv, suite.json")
     return 0
 
 

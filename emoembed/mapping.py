@@ -203,13 +203,18 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: FormatRegistry,
-                state_dir: Path | None = None, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
+                state_dir: Path | None = None, resume: bool = False, progress: bool = True, log=print,
+                codec: EmotionCodec | None = None) -> TrainResult:
+    """Train a codec for the recipe's pairs; or, given ``codec`` (e.g. an extended one with frozen formats),
+    train only its parameters that require gradients."""
     t0 = time.perf_counter()
     rng = seed_everything(int(recipe["seed"]))
-    c = recipe["codec"]
-    codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"])
+    if codec is None:
+        c = recipe["codec"]
+        codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"])
     tr = recipe["training"]
-    opt = torch.optim.Adam(codec.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    trainable = [p for p in codec.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=tr["lr"], weight_decay=tr["weight_decay"])
     sampler = PairSampler(pairs, int(tr["batch_size"]), tr["sampling"], rng)
     train_sets = sampler.pairs
     tensors = [(torch.as_tensor(p.labels_a), torch.as_tensor(p.labels_b)) for p in train_sets]
@@ -365,22 +370,42 @@ def _per_var_value(m: Mapping[str, float]) -> float:
 
 
 def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseline: bool = False, resume: bool = False,
-            progress: bool = True, log=print) -> dict:
-    """Train, evaluate on test, write the run directory; returns the metrics dict."""
+            progress: bool = True, log=print, extend: str | Path | None = None) -> dict:
+    """Train, evaluate on test, write the run directory; returns the metrics dict. With ``extend`` (a codec
+    directory), only the formats of the recipe's pairs that codec lacks are trained; its own stay frozen."""
+    from emoembed import extend as ext
+
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dict(recipe), out_dir / "recipe.json")
     pairs = load_pairs(recipe, data, log)
     log("pairs: " + ", ".join(f"{p.name} ({p.format_a.name}×{p.format_b.name}, {len(p)} items: {p.split_sizes()})" for p in pairs))
-    result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log)
+    start, extension = None, None
+    if extend is not None:
+        base = EmotionCodec.from_pretrained(extend)
+        added = ext.new_formats(base, pairs)
+        how = ext.anchors(base, pairs, added, data.formats.equivalences)
+        seed_everything(int(recipe["seed"]))
+        start = ext.extended_codec(base, added, data.formats)
+        frozen = base.format_fingerprints()
+        extension = {"base": str(extend), "base_formats": list(base.formats), "new_formats": added, "anchored_by": how,
+                     "frozen_fingerprints": frozen, "dims_from_base": {"dim": base.dim, "hidden": base.hidden}}
+        log(f"extending {extend}: new formats {', '.join(f'{n} (via {how[n]})' for n in added)}; "
+            f"frozen: {', '.join(base.formats)}")
+    result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log, codec=start)
+    if extension is not None:
+        ext.check_frozen(extension["frozen_fingerprints"], result.codec)
     test_rows = evaluate_codec(result.codec, pairs, "test")
     base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None
     metrics = {"recipe": recipe.get("name"), "best_epoch": result.best_epoch, "dev_score": result.dev_score,
                "train_seconds": round(result.seconds, 2), "test": test_rows, "test_mean": mean_primary(test_rows),
                "history": result.history, "pairs": {p.name: {"formats": [p.format_a.name, p.format_b.name], "sizes": p.split_sizes()} for p in pairs}}
+    if extension is not None:
+        metrics["extension"] = extension
     if base_rows is not None:
         metrics["baseline_test"] = base_rows
         metrics["baseline_test_mean"] = mean_primary(base_rows)
-    result.codec.save_pretrained(out_dir, extra_config={"recipe": dict(recipe)})
+    extra = {"recipe": dict(recipe)} | ({"extended_from": extension} if extension else {})
+    result.codec.save_pretrained(out_dir, extra_config=extra)
     atomic_write_json(metrics, out_dir / "metrics.json")
     table = results_table(test_rows, base_rows)
     atomic_write_text(table + "\n", out_dir / "results.md")

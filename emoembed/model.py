@@ -10,6 +10,7 @@ training formats and source scales): no YAML file or dataset is needed to load i
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,28 @@ class EmotionModel(nn.Module):
         out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt)
         out.update({"dataset": task.name, "format": fmt.name, "split": split,
                     "zero_shot": fmt.name not in self.trained_formats})
+        return out
+
+    def with_codec(self, codec: EmotionCodec) -> EmotionModel:
+        """This model's encoder on ``codec`` — a codec extended from this model's own by ``map --extend``: every
+        format of the old codec must be there with bit-identical label encoder and head, so the encoder's
+        embeddings mean the same; the new formats then come zero-shot. Returns a new model sharing the encoder."""
+        if self.direct_heads is not None:
+            raise ConfigError("a direct baseline has no codec heads to extend; train it with --heads codec")
+        missing = [n for n in self.codec.formats if n not in codec.formats]
+        if missing:
+            raise ConfigError(f"the new codec lacks format(s) {missing} of this model's codec; it is not an extension of it")
+        if codec.dim != self.codec.dim:
+            raise ConfigError(f"the new codec's space has {codec.dim} dimensions, this model's {self.codec.dim}")
+        old, new = self.codec.format_fingerprints(), codec.format_fingerprints(self.codec.formats)
+        moved = [n for n in old if old[n] != new[n]]
+        if moved:
+            raise ConfigError(f"the new codec's weights for {moved} differ from this model's codec: it was not made by "
+                              "`emoembed map --extend` from this model's codec, so the encoder's embeddings would be misread")
+        added = [n for n in codec.formats if n not in self.codec.formats]
+        meta = dict(self.meta) | {"extended_formats": list(self.meta.get("extended_formats", [])) + added}
+        out = type(self)(self.encoder, copy.deepcopy(codec).to(self._device()), None, meta)
+        out.eval()
         return out
 
     # ------------------------------------------------------------------ persistence

@@ -26,7 +26,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -405,7 +405,8 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         encoder = encoder_class(modality).from_recipe(recipe["encoder"], codec.dim)
     encoder = encoder.to(device)
 
-    # data: validate items, cap, report
+    # data: validate items, cap, report — on copies, so the caller's tasks keep every item
+    tasks = [replace(t, items=dict(t.items), labels=dict(t.labels)) for t in tasks]
     reports: dict[str, dict] = {}
     masks: list[np.ndarray] = []
     for t in tasks:

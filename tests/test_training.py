@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,25 @@ def test_vectors_are_converted_once_and_memory_mapped(vectors_file, tmp_path):
     cached = list((tmp_path / "cache" / "vectors").glob("*.kv"))
     assert len(cached) == 1 and cached[0].with_name(cached[0].name + ".vectors.npy").exists()
     assert kv.vector_size == 12 and "grief" in kv.key_to_index
+
+
+def test_parallel_processes_convert_the_same_vectors_safely(tmp_path):
+    """DDP ranks (or parallel jobs) converting one vector file at the same moment must all succeed and agree."""
+    rng = np.random.default_rng(1)
+    big = tmp_path / "big.txt"  # big enough that the conversions overlap
+    vecs = rng.normal(size=(20000, 20)).round(4)
+    big.write_text("".join(f"w{i} " + " ".join(map(str, v)) + "\n" for i, v in enumerate(vecs)), encoding="utf-8")
+    code = ("import sys, time; from emoembed.encoders.word import load_vectors; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "kv = load_vectors(sys.argv[1]); print(float(kv.vectors.sum()))")
+    env = {**os.environ, "EMOEMBED_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    start_at = str(time.time() + 6)  # after every interpreter has imported emoembed
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(big), start_at], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-2000:] for _, err in results]
+    assert len({out for out, _ in results}) == 1
+    assert [f.name for f in (tmp_path / "cache" / "vectors").iterdir() if ".tmp" in f.name] == []
 
 
 def test_oov_report_and_policies(vectors_file):

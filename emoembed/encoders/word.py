@@ -13,8 +13,11 @@ their known parts. Lookup tries the word as given, then lower-cased (``lowercase
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,32 @@ def _convert(spec: str, fasttext: bool):
         raise ConfigError(f"{path}: cannot read word vectors: {exc}") from None
 
 
+@contextlib.contextmanager
+def _interprocess_lock(path: Path):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``); a no-op where ``fcntl`` does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the unique temporary names below still keep writers apart
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_native(kv, native: Path) -> None:
+    """Save ``kv`` in gensim's native format at ``native`` atomically: the array side files first, the
+    ``.kv`` file (the one readers test for) last; temporary names are unique to this process."""
+    tmp = native.with_name(f"{native.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    kv.save(str(tmp), sep_limit=0)  # arrays go to tmp.*.npy files, so they can be memory-mapped
+    for extra in sorted(native.parent.glob(tmp.name + ".*")):
+        extra.replace(native.parent / extra.name.replace(tmp.name, native.name, 1))
+    tmp.replace(native)
+
+
 def load_vectors(spec: str, fasttext: bool = False):
     """KeyedVectors for ``spec``, memory-mapped from the native cache (converted on first use); one copy per
     process."""
@@ -105,13 +134,10 @@ def load_vectors(spec: str, fasttext: bool = False):
         else:
             native = _native_path(spec)
             if not native.exists():
-                kv = _convert(spec, fasttext)
                 native.parent.mkdir(parents=True, exist_ok=True)
-                tmp = native.with_name(native.name + ".tmp")
-                kv.save(str(tmp), sep_limit=0)  # arrays go to tmp.*.npy files, so they can be memory-mapped
-                for extra in sorted(native.parent.glob(tmp.name + ".*")):
-                    extra.replace(native.parent / extra.name.replace(tmp.name, native.name, 1))
-                tmp.replace(native)
+                with _interprocess_lock(native.with_name(native.name + ".lock")):
+                    if not native.exists():  # another process (a DDP rank, a parallel job) may have won the race
+                        _write_native(_convert(spec, fasttext), native)
             kv = KeyedVectors.load(str(native), mmap="r")  # also returns FastTextKeyedVectors (a subclass)
         _LOADED[spec] = kv
         return kv
