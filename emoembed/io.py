@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from emoembed.errors import CheckpointError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_target(path: Path):
@@ -22,15 +29,21 @@ def _atomic_target(path: Path):
     return Path(tmp)
 
 
-def atomic_write_text(text: str, path: str | Path) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` into a temporary file in ``path``'s folder, then rename it over ``path``."""
     path = Path(path)
     tmp = _atomic_target(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the mode a plain open() would
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_json(obj: Any, path: str | Path) -> Path:
@@ -46,14 +59,7 @@ def _json_default(o: Any):
 
 
 def save_safetensors_atomic(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None))
 
 
 def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -69,14 +75,7 @@ def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu")
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """For training state (optimizer moments, counters, RNG states): tensors and plain containers only, read
     back with ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_training_state(path: str | Path) -> Any:

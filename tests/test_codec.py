@@ -256,3 +256,24 @@ def test_max_train_items_caps_only_the_training_split(registry):
     assert capped.split_sizes() == {**full.split_sizes(), "train": 100}
     kept = capped.subset("train").items
     assert set(kept) <= set(full.subset("train").items) and len(set(kept)) == 100
+
+
+def test_atomic_writes_have_plain_file_modes_and_leave_nothing_on_failure(tmp_path):
+    import os
+
+    from emoembed.io import atomic_write, save_safetensors_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = save_safetensors_atomic({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+        assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: run folders are shared and copied
+
+        def broken(tmp):
+            tmp.write_text("half")
+            raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            atomic_write(tmp_path / "table.csv", broken)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    finally:
+        os.umask(mask)
