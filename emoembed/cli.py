@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from emoembed.errors import EmoembedError
 
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 def _register_model_verbs() -> None:
     """Verbs whose modules import torch register themselves on import."""
     import emoembed.commands  # noqa: F401
+    import emoembed.plotting  # noqa: F401
+    import emoembed.retrieval  # noqa: F401
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ needed to rebuild it without the YAML files.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,12 @@ from torch import nn
 from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
-from emoembed.io import atomic_write_json, load_safetensors, save_safetensors_atomic
+from emoembed.io import (
+    atomic_write_json,
+    load_safetensors,
+    read_json,
+    save_safetensors_atomic,
+)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -283,18 +287,20 @@ def read_config(directory: Path, model_type: str) -> dict[str, Any]:
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a model directory")
-    if not path.exists():
-        raise CheckpointError(f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON: {exc}") from None
+    cfg = read_json(path, missing=f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
     if cfg.get("model_type") != model_type:
         raise CheckpointError(f"{path}: model_type is {cfg.get('model_type')!r}, expected {model_type!r}")
     if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {cfg.get('checkpoint_format')!r} was written by emoembed "
                               f"{cfg.get('emoembed_version', '?')}; this emoembed {__version__} reads format {CHECKPOINT_FORMAT_VERSION}")
     return cfg
+
+
+def saved_model_type(directory: str | Path) -> str | None:
+    """``model_type`` of a saved codec or model directory (``emotion-codec`` / ``emotion-model``)."""
+    cfg = read_json(Path(directory) / CONFIG_NAME,
+                    missing=f"{directory}: no {CONFIG_NAME}; is this a model or codec saved by emoembed?")
+    return cfg.get("model_type") if isinstance(cfg, dict) else None
 
 
 def state_mismatch(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:

@@ -62,6 +62,17 @@ def save_safetensors_atomic(tensors: Mapping[str, torch.Tensor], path: str | Pat
     return atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None))
 
 
+def read_json(path: str | Path, error: type[Exception] = CheckpointError, missing: str | None = None) -> Any:
+    """The JSON document at ``path``; ``error`` (naming the file) when it is missing or invalid."""
+    path = Path(path)
+    if not path.exists():
+        raise error(missing or f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: invalid JSON: {exc}") from None
+
+
 def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.exists():

@@ -28,6 +28,7 @@ from emoembed.codec import (
     format_output,
     load_state_strict,
     read_config,
+    saved_model_type,
 )
 from emoembed.encoders.base import ContentEncoder, encoder_class
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
@@ -239,15 +240,6 @@ class EmotionModel(nn.Module):
 
 def load_model(directory: str | Path) -> EmotionModel | EmotionCodec:
     """Whatever ``directory`` holds: a content model or a codec."""
-    import json
-
-    path = Path(directory) / CONFIG_NAME
-    if not path.exists():
-        raise CheckpointError(f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
-    try:
-        kind = json.loads(path.read_text(encoding="utf-8")).get("model_type")
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON: {exc}") from None
-    if kind == EmotionCodec.model_type:
+    if saved_model_type(directory) == EmotionCodec.model_type:
         return EmotionCodec.from_pretrained(directory)
     return EmotionModel.from_pretrained(directory)

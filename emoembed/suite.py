@@ -17,10 +17,12 @@ Cells are mean ± sd over the seeds. Entries whose data is absent are skipped an
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,37 @@ class SuiteResults:
         return "\n".join(out)
 
 
+@dataclass
+class Section:
+    """What one section (the codec, or one modality) gave for one seed: cells and notes; cached as JSON in the
+    seed's folder together with the spec that made it, so an interrupted suite resumes where it stopped."""
+
+    rows: list[list[Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, table: str, row: str, column: str, value: float, n: int, metric: str) -> None:
+        self.rows.append([table, row, column, float(value), int(n), metric])
+
+    def note(self, msg: str) -> None:
+        self.notes.append(msg)
+
+
+def cached_section(path: Path, key: Mapping[str, Any], compute: Callable[[], Section], log: Callable[[str], None]) -> Section:
+    """``compute()``'s section, or the one stored at ``path`` when it was made from the same ``key``."""
+    key = json.loads(json.dumps(key, default=str))
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("key") == key:
+            log(f"reusing {path}")
+            return Section(stored["rows"], stored["notes"], stored["seconds"])
+    t0 = time.perf_counter()
+    section = compute()
+    section.seconds = round(time.perf_counter() - t0, 1)
+    atomic_write_json({"key": key, "rows": section.rows, "notes": section.notes, "seconds": section.seconds}, path)
+    return section
+
+
 def mean_sd(values: Sequence[float] | None) -> str:
     if not values:
         return ""
@@ -183,37 +216,58 @@ def run_suite(suite: Mapping[str, Any], out_dir: Path, data: DataRegistry, modal
     atomic_write_json(suite | {"run": {"modalities": chosen, "seeds": list(seeds or suite["seeds"]), "quick": quick}},
                       out_dir / "suite.json")
     results = SuiteResults()
-    for seed in seeds or suite["seeds"]:
-        t0 = time.perf_counter()
-        codec_dir = out_dir / f"seed{seed}" / "codec"
+    seed_list = list(seeds or suite["seeds"])
+    for seed in seed_list:
+        seed_dir = out_dir / f"seed{seed}"
+        codec_dir = seed_dir / "codec"
         recipe = mapping_recipe(suite["mapping"], data, seed, log)
         log(f"[seed {seed}] codec: recipe {recipe['name']}")
-        metrics = run_map(recipe, codec_dir, data, baseline=bool(suite["mapping"]["baseline"]), progress=progress,
-                          log=lambda m: None)
-        base = {(r["pair"], r["source"], r["target"]): r for r in metrics.get("baseline_test", [])}
-        for r in metrics["test"]:
-            row = f"{r['pair']}: {r['source']} → {r['target']}"
-            results.add("mapping", row, "codec", r["primary"], r["n"], r["metric"])
-            if (r["pair"], r["source"], r["target"]) in base:
-                results.add("mapping", row, "baseline", base[(r["pair"], r["source"], r["target"])]["primary"], r["n"], r["metric"])
-        results.seconds[f"seed{seed}/codec"] = round(time.perf_counter() - t0, 1)
+        key = {"recipe": {k: v for k, v in recipe.items() if k != "source"}, "baseline": suite["mapping"]["baseline"]}
+        if not (codec_dir / "model.safetensors").exists():
+            (seed_dir / "mapping.json").unlink(missing_ok=True)
+        sections = {"codec": cached_section(seed_dir / "mapping.json", key, partial(
+            codec_section, recipe, codec_dir, data, bool(suite["mapping"]["baseline"]), progress), log)}
         codec = EmotionCodec.from_pretrained(codec_dir)
         for modality in chosen:
             if modality != "mapping":
-                t0 = time.perf_counter()
-                run_modality(modality, suite["modalities"][modality], codec, data, seed, results, log,
-                             seed == (seeds or suite["seeds"])[0], recipe["baseline"])
-                results.seconds[f"seed{seed}/{modality}"] = round(time.perf_counter() - t0, 1)
+                spec = suite["modalities"][modality]
+                sections[modality] = cached_section(
+                    seed_dir / f"{modality}.json", {"spec": spec, "codec": key},
+                    partial(run_modality, modality, spec, codec, data, seed, log, recipe["baseline"]), log)
+        for name, section in sections.items():
+            for row in section.rows:
+                results.add(*row)
+            if seed == seed_list[0]:
+                results.skipped += section.notes
+            results.seconds[f"seed{seed}/{name}"] = section.seconds
     frame = results.frame()
     atomic_write_text(frame.to_csv(index=False, float_format="%.4f"), out_dir / "suite.csv")
     atomic_write_text(results.markdown() + "\n", out_dir / "suite.md")
-    atomic_write_json(suite | {"run": {"modalities": chosen, "seeds": list(seeds or suite["seeds"]), "quick": quick},
+    atomic_write_json(suite | {"run": {"modalities": chosen, "seeds": seed_list, "quick": quick},
                                "seconds": results.seconds, "skipped": results.skipped}, out_dir / "suite.json")
     return results
 
 
-def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegistry, seed: int, results: SuiteResults,
-                 log: Callable[[str], None], first_seed: bool = True, mapper_cfg: Mapping[str, Any] | None = None) -> None:
+def codec_section(recipe: Mapping[str, Any], codec_dir: Path, data: DataRegistry, baseline: bool, progress: bool) -> Section:
+    """Train the codec (and the pairwise baseline) for one seed; one mapping row per direction."""
+    return mapping_section(run_map(recipe, codec_dir, data, baseline=baseline, progress=progress, log=lambda m: None))
+
+
+def mapping_section(metrics: Mapping[str, Any]) -> Section:
+    """Mapping rows from the metrics ``emoembed map`` writes (``metrics.json``)."""
+    section = Section()
+    base = {(r["pair"], r["source"], r["target"]): r for r in metrics.get("baseline_test", [])}
+    for r in metrics["test"]:
+        row = f"{r['pair']}: {r['source']} → {r['target']}"
+        section.add("mapping", row, "codec", r["primary"], r["n"], r["metric"])
+        if (r["pair"], r["source"], r["target"]) in base:
+            section.add("mapping", row, "baseline", base[(r["pair"], r["source"], r["target"])]["primary"], r["n"], r["metric"])
+    return section
+
+
+def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegistry, seed: int,
+                 log: Callable[[str], None], mapper_cfg: Mapping[str, Any] | None = None) -> Section:
+    """The Bsl / Sng / Aug / Mlt models of one modality for one seed, scored on the supervised and zero-shot sets."""
     from emoembed.model import EmotionModel
     from emoembed.training import (
         build_tasks,
@@ -223,14 +277,12 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
         resolve_encoder_recipe,
     )
 
-    def note(msg: str) -> None:
-        if first_seed:
-            results.skipped.append(msg)
-
+    results = Section()
+    note = results.note
     train_name = parse_data_spec(spec["train"])[0][0]
     if not data.is_present(train_name):
         note(f"{modality}: training set {train_name!r} absent")
-        return
+        return results
     formats = list(codec.formats)
     train = build_tasks(data, [spec["train"]], formats, modality)
     extra = []
@@ -274,7 +326,7 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
             if col == "Mlt" or any(task is t for t in train):
                 r = model.evaluate(test, "test")
                 results.add(table, f"{task.name} ({task.fmt.name})", col, r["primary"], r["n"], r["metric"])
-    seen = {str(x).lower() for t in train + extra for s in ("train", "dev") for x in t.items[s]}
+    seen = {str(x).lower() for t in train for s in ("train", "dev") for x in t.items[s]}  # what Sng/Aug saw
     for z, task in targets:
         test = covered(task, probe, tuple(z["splits"]), seen if z["unseen_only"] else None)
         if not test.items["test"]:
@@ -291,6 +343,7 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
                 results.add(table, row, "BsZ", score, len(test.items["test"]), task.fmt.metric)
             else:
                 note(f"{modality} zero-shot baseline: mapper pair {z['mapper']!r} absent")
+    return results
 
 
 def covered(task, model, splits: Sequence[str], exclude: set[str] | None = None):

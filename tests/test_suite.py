@@ -60,6 +60,10 @@ def test_suite_tables_on_embedded_data(tmp_path, monkeypatch, capsys):
     meta = json.loads((out / "suite.json").read_text())
     assert meta["run"]["seeds"] == [1, 2] and "seed1/word" in meta["seconds"]
     assert (out / "seed2" / "codec" / "model.safetensors").exists()
+    # a rerun resumes: every (seed, section) is read back from its cache, and the tables are the same
+    before = (out / "suite.csv").read_text()
+    assert main(["evaluate", "--suite", str(_write_suite(tmp_path)), "--out", str(out)]) == 0
+    assert capsys.readouterr().err.count("reusing") == 4 and (out / "suite.csv").read_text() == before
 
 
 def test_results_formatting():
