@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 
@@ -126,9 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+VERB_MODULES = ("emoembed.commands", "emoembed.plotting", "emoembed.retrieval")
+NUMBER_LIST_OPTIONS = ("--values", "--input-scale", "--output-scale", "--scale")
+
+
+def _attach_negative_lists(argv: list[str]) -> list[str]:
+    """``--values -0.8,0.5`` → ``--values=-0.8,0.5``: argparse would read a value starting with '-' as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in NUMBER_LIST_OPTIONS and i + 1 < len(argv) and re.match(r"-\.?\d", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     _register_model_verbs()
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
         return VERBS[args.verb][1](args)
     except EmoembedError as exc:
@@ -141,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _register_model_verbs() -> None:
     """Verbs whose modules import torch register themselves on import."""
-    import emoembed.commands  # noqa: F401
-    import emoembed.plotting  # noqa: F401
-    import emoembed.retrieval  # noqa: F401
+    import importlib
+
+    for module in VERB_MODULES:
+        importlib.import_module(module)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,12 @@ def test_data_check_invalid_card_exits_2(capsys, tmp_home):
     code, out, err = _run(capsys, "data", "check")
     assert code == 2 and out == ""
     assert err.startswith(f"emoembed data: error: {home / 'data_registry' / 'broken.yaml'}: invalid YAML")
+
+
+def test_negative_number_lists_are_values_not_options():
+    from emoembed.cli import _attach_negative_lists
+
+    argv = ["search", "--index", "i", "--values", "-0.8,0.8,-.5", "--input-scale", "1,9", "-k", "3"]
+    assert _attach_negative_lists(argv) == ["search", "--index", "i", "--values=-0.8,0.8,-.5", "--input-scale", "1,9", "-k", "3"]
+    assert _attach_negative_lists(["predict", "--scale", "-1,1", "x"]) == ["predict", "--scale=-1,1", "x"]
+    assert _attach_negative_lists(["search", "--values", "--json"]) == ["search", "--values", "--json"]
