@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pytest
 import yaml
@@ -118,3 +119,36 @@ def make_registry(tmp_path: Path, format_registry: FormatRegistry) -> Callable[.
         return DataRegistry.load(cards_dir, format_registry, roots=[data_dir])
 
     return build
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models gain nothing from a second thread, and on a shared CPU two threads can be 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def _small_codec_master():
+    """vad, be5, nrc10 (dim 16) trained for ~2 s on the bundled Warriner × EmoMap and Warriner × EmoLex pairs."""
+    from emoembed.data.registry import DataRegistry
+    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
+    from emoembed.settings import bundled_data_dir
+
+    reg = DataRegistry.load(roots=[bundled_data_dir()])
+    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
+                        "training": {"epochs": 4, "steps_per_epoch": 80, "batch_size": 64, "lr": 0.005}})
+    pairs = load_pairs(r, reg, log=lambda *_: None)
+    return train_codec(r, pairs, reg.formats, progress=False, log=lambda *_: None).codec
+
+
+@pytest.fixture(scope="module")
+def small_trained_codec(_small_codec_master):
+    """A private copy per test module of the small codec trained once per session."""
+    import copy
+
+    return copy.deepcopy(_small_codec_master)

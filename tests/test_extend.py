@@ -29,17 +29,9 @@ def _cos(codec: EmotionCodec, a: str, b: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> Path:
+def base_dir(small_trained_codec, tmp_path_factory) -> Path:
     """A small codec (vad, be5, nrc10) trained for a few seconds on bundled Warriner pairs."""
-    from emoembed.data.registry import DataRegistry
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
-    from emoembed.settings import bundled_data_dir
-
-    reg = DataRegistry.load(roots=[bundled_data_dir()])
-    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
-                        "training": {"epochs": 4, "steps_per_epoch": 80, "batch_size": 64, "lr": 0.005}})
-    codec = train_codec(r, load_pairs(r, reg, log=lambda *_: None), reg.formats, progress=False, log=lambda *_: None).codec
-    return codec.save_pretrained(tmp_path_factory.mktemp("base"))
+    return small_trained_codec.save_pretrained(tmp_path_factory.mktemp("base"))
 
 
 def _recipe_file(tmp_path: Path, pairs: list[str], tie: float = 1.0) -> Path:

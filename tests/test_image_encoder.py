@@ -40,13 +40,7 @@ TINY = {"backbone": "resnet10t", "weights": None, "dropout": 0.0, "image_size": 
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small convolutions gain nothing from a second thread, and on a shared CPU two threads can be 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def png_bytes(value: int, size: int = 20, mode: str = "L", fmt: str = "PNG") -> bytes:

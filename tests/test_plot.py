@@ -48,14 +48,8 @@ def bundled():
 
 
 @pytest.fixture(scope="module")
-def small_codec(bundled) -> EmotionCodec:
-    """vad, be5, nrc10 trained for ~2 s on the bundled Warriner × EmoMap and Warriner × EmoLex pairs."""
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
-
-    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
-                        "training": {"epochs": 4, "steps_per_epoch": 80, "batch_size": 64, "lr": 0.005}})
-    pairs = load_pairs(r, bundled, log=lambda *_: None)
-    return train_codec(r, pairs, bundled.formats, progress=False, log=lambda *_: None).codec
+def small_codec(small_trained_codec) -> EmotionCodec:
+    return small_trained_codec
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_training import WORDS
 
 from emoembed.cli import main
 from emoembed.codec import EmotionCodec, codec_for
@@ -30,23 +31,12 @@ from emoembed.retrieval import (
 )
 from emoembed.training import Task, fit, resolve_encoder_recipe
 
-WORDS = {  # word -> (valence, arousal, dominance) in [-1, 1]; the vectors below make them learnable
-    "happy": (0.9, 0.5, 0.6), "joy": (0.95, 0.6, 0.5), "love": (0.9, 0.4, 0.5), "sunny": (0.7, 0.2, 0.4),
-    "sad": (-0.8, -0.4, -0.5), "grief": (-0.9, -0.2, -0.6), "gloom": (-0.7, -0.5, -0.4), "tears": (-0.6, 0.1, -0.5),
-    "angry": (-0.7, 0.8, 0.3), "rage": (-0.8, 0.9, 0.2), "fury": (-0.85, 0.9, 0.3), "calm": (0.5, -0.8, 0.3),
-    "fear": (-0.8, 0.7, -0.7), "panic": (-0.7, 0.9, -0.8), "table": (0.0, -0.5, 0.0), "chair": (0.05, -0.6, 0.0),
-}
 TINY_IMAGE = {"backbone": "resnet10t", "weights": None, "dropout": 0.0, "image_size": 32,
               "train_transform": [{"type": "Resize", "size": [32, 32]}],
               "eval_transform": [{"type": "Resize", "size": 32}, {"type": "CenterCrop", "size": 32}]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
@@ -67,17 +57,8 @@ def vectors_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_codec() -> EmotionCodec:
-    """A small codec trained for a few seconds on the bundled Warriner × EmoMap and Warriner × EmoLex pairs."""
-    from emoembed.data.registry import DataRegistry
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
-    from emoembed.settings import bundled_data_dir
-
-    reg = DataRegistry.load(roots=[bundled_data_dir()])
-    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
-                        "training": {"epochs": 4, "steps_per_epoch": 80, "batch_size": 64, "lr": 0.005}})
-    pairs = load_pairs(r, reg, log=lambda *_: None)
-    return train_codec(r, pairs, reg.formats, progress=False, log=lambda *_: None).codec
+def small_codec(small_trained_codec) -> EmotionCodec:
+    return small_trained_codec
 
 
 @pytest.fixture(scope="module")

@@ -324,18 +324,6 @@ def test_recipe_errors(vectors_file):
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-@pytest.fixture(scope="module")
-def small_trained_codec() -> EmotionCodec:
-    """A small codec trained for a few seconds on the bundled Warriner × EmoMap and Warriner × EmoLex pairs."""
-    from emoembed.data.registry import DataRegistry
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
-    from emoembed.settings import bundled_data_dir
-
-    reg = DataRegistry.load(roots=[bundled_data_dir()])
-    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
-                        "training": {"epochs": 4, "steps_per_epoch": 80, "batch_size": 64, "lr": 0.005}})
-    pairs = load_pairs(r, reg, log=lambda *_: None)
-    return train_codec(r, pairs, reg.formats, progress=False, log=lambda *_: None).codec
 
 
 def test_cli_fit_predict_evaluate_on_bundled_warriner(tmp_path, monkeypatch, capsys, small_trained_codec):
