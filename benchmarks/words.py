@@ -23,43 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from emoembed.codec import EmotionCodec
 from emoembed.data.registry import default_data_registry
-from emoembed.mapping import _activate, load_recipe, run_map, train_baseline_direction
-from emoembed.metrics import evaluate_format
+from emoembed.mapping import load_recipe, run_map
 from emoembed.model import EmotionModel
-from emoembed.training import Task, build_tasks, fit, load_encoder_recipe
+from emoembed.suite import covered, pipeline_score
+from emoembed.training import build_tasks, fit, load_encoder_recipe
 
-ZERO_SHOT = [  # (dataset card, format, pair card + direction for the pipeline mapper, what the mapper reads)
-    ("emolex", "nrc10", "warriner_emolex", False, "vad"),
-    ("emomap_warriner_be5", "be5", "warriner_emomap", False, "vad"),
-    ("norare_binder", "be6", "binder", False, "va"),
+ZERO_SHOT = [  # (dataset card, format, pair card of the pipeline mapper, which reads Bsl's VAD by variable name)
+    ("emolex", "nrc10", "warriner_emolex"),
+    ("emomap_warriner_be5", "be5", "warriner_emomap"),
+    ("norare_binder", "be6", "binder"),
 ]
-
-
-def covered(task: Task, model: EmotionModel, splits=("test",), exclude: set[str] | None = None) -> tuple[Task, float]:
-    """The items of ``splits`` that the vectors cover (and that are not in ``exclude``), as a test split."""
-    items = [w for s in splits for w in task.items[s]]
-    labels = np.concatenate([task.labels[s] for s in splits])
-    if exclude:
-        fresh = np.array([w.lower() not in exclude for w in items], dtype=bool)
-        items, labels = [w for w, f in zip(items, fresh) if f], labels[fresh]
-    keep = model.encoder.known_mask(items)
-    sub = Task(task.name, task.fmt, {"test": [w for w, k in zip(items, keep) if k]}, {"test": labels[keep]},
-               task.scales, task.modality)
-    return sub, float(keep.mean()) if len(items) else 0.0
-
-
-def pipeline_scores(direct: EmotionModel, mapper_pair, reverse: bool, reads: str, target: Task, cfg, seed: int) -> float:
-    mapper, _ = train_baseline_direction(mapper_pair, reverse, cfg, seed)
-    vad = direct.predict(target.items["test"], "vad").to_numpy(dtype=np.float32)
-    x = np.array(vad[:, :2] if reads == "va" else vad)
-    with torch.no_grad():
-        pred = _activate(mapper(torch.as_tensor(x)), target.fmt).numpy()
-    return evaluate_format(pred, target.labels["test"], target.fmt)["primary"]
 
 
 def main() -> None:
@@ -83,7 +60,7 @@ def main() -> None:
     if args.epochs:
         base["training"]["epochs"] = args.epochs
     seed = int(base["seed"])
-    targets = [(d, f, p, rev, reads) for d, f, p, rev, reads in ZERO_SHOT if f in codec.formats and data.is_present(d) and data.is_present(p)]
+    targets = [(d, f, p) for d, f, p in ZERO_SHOT if f in codec.formats and data.is_present(d) and data.is_present(p)]
     augment = [f for _d, f, *_ in targets]
 
     def train(name: str, **over) -> tuple[EmotionModel, float]:
@@ -105,7 +82,7 @@ def main() -> None:
     warriner = build_tasks(data, ["warriner"], list(codec.formats), "word")[0]
     seen = {w.lower() for s in ("train", "dev") for w in warriner.items[s]}  # zero-shot sets: only unseen words
     rows = []
-    wt, cov = covered(warriner, sng)
+    wt, cov = covered(warriner, sng, ("test",))
     per = {}
     for name, model in (("Bsl", bsl), ("Sng", sng), ("Aug", aug), ("AugH", augh)):
         r = model.evaluate(wt, "test")
@@ -114,10 +91,10 @@ def main() -> None:
                  {k: v["primary"] for k, v in per.items()},
                  {k: " ".join(f"{m['pearson']:.3f}" for m in v["per_variable"].values()) for k, v in per.items()}))
     cfg = load_recipe(None)["baseline"]
-    for ds, fmt, pair_name, rev, reads in targets:
+    for ds, fmt, pair_name in targets:
         task = build_tasks(data, [f"{ds}:{fmt}"], list(codec.formats), "word")[0]
-        t, cov = covered(task, sng, ("train", "dev", "test"), seen)
-        scores = {"BsZ": pipeline_scores(bsl, data.pair(pair_name), rev, reads, t, cfg, seed),
+        t, cov = covered(task, sng, ("train", "dev", "test"), seen)  # zero-shot: only unseen words
+        scores = {"BsZ": pipeline_score(bsl, data.pair(pair_name), t, seed, cfg),
                   "SnZ": sng.evaluate(t, "test")["primary"], "AuZ": aug.evaluate(t, "test")["primary"],
                   "AuZH": augh.evaluate(t, "test")["primary"]}
         rows.append((f"{ds} ({fmt}, zero-shot)", len(t.items["test"]), cov, t.fmt.metric, scores, {}))

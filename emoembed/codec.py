@@ -103,6 +103,11 @@ class EmotionCodec(nn.Module):
             out[name] = h.hexdigest()
         return out
 
+    def changed_formats(self, reference: Mapping[str, str]) -> list[str]:
+        """Formats of ``reference`` (name → :meth:`format_fingerprints` value) whose weights here differ or are absent."""
+        now = self.format_fingerprints([n for n in reference if n in self.formats])
+        return [n for n, fp in reference.items() if now.get(n) != fp]
+
     def format(self, name: str) -> LabelFormat:
         if name not in self.formats:
             raise ConfigError(f"this codec does not know the format {name!r}; it knows: {', '.join(self.formats)}")

@@ -80,7 +80,6 @@ def extended_codec(base: EmotionCodec, added: Sequence[str], registry: FormatReg
 
 def check_frozen(base_fingerprints: dict[str, str], codec: EmotionCodec) -> None:
     """Raise if any old format's weights moved (they must not: content encoders depend on them)."""
-    now = codec.format_fingerprints(base_fingerprints)
-    moved = [n for n, fp in base_fingerprints.items() if now[n] != fp]
+    moved = codec.changed_formats(base_fingerprints)
     if moved:
         raise RuntimeError(f"frozen formats changed during --extend: {moved}")

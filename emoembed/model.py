@@ -176,8 +176,7 @@ class EmotionModel(nn.Module):
             raise ConfigError(f"the new codec lacks format(s) {missing} of this model's codec; it is not an extension of it")
         if codec.dim != self.codec.dim:
             raise ConfigError(f"the new codec's space has {codec.dim} dimensions, this model's {self.codec.dim}")
-        old, new = self.codec.format_fingerprints(), codec.format_fingerprints(self.codec.formats)
-        moved = [n for n in old if old[n] != new[n]]
+        moved = codec.changed_formats(self.codec.format_fingerprints())
         if moved:
             raise ConfigError(f"the new codec's weights for {moved} differ from this model's codec: it was not made by "
                               "`emoembed map --extend` from this model's codec, so the encoder's embeddings would be misread")

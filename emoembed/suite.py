@@ -321,14 +321,14 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
     table = f"{modality}s"
     probe = models["Sng"]
     for task in train + extra:
-        test = covered(task, probe, ("test",))
+        test, _ = covered(task, probe, ("test",))
         for col, model in models.items():
             if col == "Mlt" or any(task is t for t in train):
                 r = model.evaluate(test, "test")
                 results.add(table, f"{task.name} ({task.fmt.name})", col, r["primary"], r["n"], r["metric"])
     seen = {str(x).lower() for t in train for s in ("train", "dev") for x in t.items[s]}  # what Sng/Aug saw
     for z, task in targets:
-        test = covered(task, probe, tuple(z["splits"]), seen if z["unseen_only"] else None)
+        test, _ = covered(task, probe, tuple(z["splits"]), seen if z["unseen_only"] else None)
         if not test.items["test"]:
             note(f"{modality} zero-shot: {z['data']!r} has no unseen covered items")
             continue
@@ -348,19 +348,21 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
 
 def covered(task, model, splits: Sequence[str], exclude: set[str] | None = None):
     """The items of ``splits`` the encoder covers (e.g. words with a vector) and that are not in ``exclude``, as
-    one ``test`` split — every column is scored on the same items."""
+    one ``test`` split — every column is scored on the same items; and the covered share of the non-excluded items."""
     from emoembed.training import Task
 
     items = [x for s in splits for x in task.items[s]]
     labels = np.concatenate([task.labels[s] for s in splits]) if items else np.zeros((0, task.fmt.size), np.float32)
-    keep = np.ones(len(items), dtype=bool)
+    fresh = np.ones(len(items), dtype=bool)
     if exclude:
-        keep &= np.array([str(x).lower() not in exclude for x in items], dtype=bool)
+        fresh &= np.array([str(x).lower() not in exclude for x in items], dtype=bool)
+    keep = fresh.copy()
     known = getattr(model.encoder, "known_mask", None)
     if known is not None and items:
         keep &= np.asarray(known(items), dtype=bool)
+    share = float(keep.sum() / fresh.sum()) if fresh.any() else 0.0
     return Task(task.name, task.fmt, {"test": [x for x, k in zip(items, keep) if k]}, {"test": labels[keep]},
-                task.scales, task.modality)
+                task.scales, task.modality), share
 
 
 def pipeline_score(direct_model, pair, target, seed: int, mapper_cfg: Mapping[str, Any] | None = None) -> float:
