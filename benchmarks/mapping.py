@@ -47,10 +47,14 @@ def main() -> None:
     t1 = time.perf_counter()
     base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress=False)
     base_wall = time.perf_counter() - t1
-    table = results_table(metrics["test"], base_rows)
+    table = results_table(metrics["test"], base_rows, metrics.get("test_pooled"))
     print(table)
     n_dir = len(metrics["test"])
-    print(f"\n{len(pairs)} pairs, {n_dir} directions; codec {mean_primary(metrics['test']):.3f} vs baseline {mean_primary(base_rows):.3f}")
+    base = {(r["pair"], r["source"], r["target"]): r["primary"] for r in base_rows}
+    close = sum(r["primary"] >= base[(r["pair"], r["source"], r["target"])] - 0.01 for r in metrics["test"])
+    pooled = f" (pooled, without domains: {metrics['test_pooled_mean']:.3f})" if "test_pooled_mean" in metrics else ""
+    print(f"\n{len(pairs)} pairs, {n_dir} directions; codec {mean_primary(metrics['test']):.3f}{pooled} vs baseline "
+          f"{mean_primary(base_rows):.3f}; codec within .01 of or above the baseline on {close}/{n_dir} directions")
     print(f"wall time on {args.threads} threads: codec training {metrics['train_seconds']:.1f}s (run incl. data and eval {codec_wall:.1f}s), "
           f"baseline ({n_dir} separate mappers) {base_wall:.1f}s; ratio baseline/codec {base_wall / max(metrics['train_seconds'], 1e-9):.2f}")
     (Path(args.out) / "benchmark.md").write_text(table + "\n", encoding="utf-8")

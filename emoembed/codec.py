@@ -47,7 +47,8 @@ class EmotionCodec(nn.Module):
     model_type = "emotion-codec"
 
     def __init__(self, formats: Mapping[str, LabelFormat], dim: int = 100, hidden: Sequence[int] = (128, 128),
-                 dropout: float = 0.2, equivalences: EquivalenceClasses | None = None):
+                 dropout: float = 0.2, equivalences: EquivalenceClasses | None = None,
+                 domains: Sequence[str] = (), domain_dim: int = 0):
         super().__init__()
         if not formats:
             raise ConfigError("a codec needs at least one label format")
@@ -56,7 +57,13 @@ class EmotionCodec(nn.Module):
         self.hidden = [int(h) for h in hidden]
         self.dropout = float(dropout)
         self.equivalences = equivalences or EquivalenceClasses()
-        self.encoders = nn.ModuleDict({n: LabelEncoder(f.size, self.dim, self.hidden, self.dropout) for n, f in self.formats.items()})
+        self.domain_dim = int(domain_dim)
+        if self.domain_dim < 0 or (domains and not self.domain_dim):
+            raise ConfigError(f"domain_dim must be > 0 when the codec has domains (got {domain_dim} with {len(domains)} domains)")
+        self.domains = nn.ParameterDict()
+        self.add_domains(domains)
+        self.encoders = nn.ModuleDict({n: LabelEncoder(f.size + self.domain_dim, self.dim, self.hidden, self.dropout)
+                                       for n, f in self.formats.items()})
         self.heads = nn.ModuleDict({n: nn.Linear(self.dim, f.size, bias=False) for n, f in self.formats.items()})
         self._tie_index = self._build_tie_index()
         self.frozen_formats: set[str] = set()
@@ -67,6 +74,27 @@ class EmotionCodec(nn.Module):
         for (fa, va), (fb, vb), _cls in self.equivalences.tied_pairs(self.formats):
             pairs.append((fa, self.formats[fa].index(va), fb, self.formats[fb].index(vb)))
         return pairs
+
+    def add_domains(self, names: Iterable[str]) -> None:
+        """Learned domain vectors (one per paired dataset): appended to every label encoder's input, so that one
+        codec can follow each dataset's rating habits. Encoding without a domain uses the zero vector, the
+        pooled mapping that training keeps alive by dropping the domain on a share of its batches."""
+        for name in names:
+            if not name.isidentifier():
+                raise ConfigError(f"domain name {name!r} must be an identifier (letters, digits, underscores)")
+            if name not in self.domains:
+                self.domains[name] = nn.Parameter(torch.zeros(self.domain_dim))
+
+    def domain_vector(self, domain: str | None) -> torch.Tensor | None:
+        if not self.domain_dim:
+            if domain is not None:
+                raise ConfigError(f"this codec was trained without domains, so domain {domain!r} cannot be used")
+            return None
+        if domain is None:
+            return next(iter(self.encoders.values()))[0].weight.new_zeros(self.domain_dim)
+        if domain not in self.domains:
+            raise ConfigError(f"this codec has no domain {domain!r}; it has: {', '.join(self.domains) or '(none)'}")
+        return self.domains[domain]
 
     @property
     def tied_rows(self) -> list[tuple[str, int, str, int]]:
@@ -81,6 +109,11 @@ class EmotionCodec(nn.Module):
                 module.requires_grad_(False)
                 module.eval()
             self.frozen_formats.add(name)
+
+    def freeze_domains(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.domain_vector(name)
+            self.domains[name].requires_grad_(False)
 
     def train(self, mode: bool = True) -> EmotionCodec:
         super().train(mode)
@@ -103,6 +136,12 @@ class EmotionCodec(nn.Module):
             out[name] = h.hexdigest()
         return out
 
+    def domain_fingerprints(self) -> dict[str, str]:
+        """SHA-256 of each domain vector (see :meth:`format_fingerprints`)."""
+        import hashlib
+
+        return {name: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for name, v in self.domains.items()}
+
     def changed_formats(self, reference: Mapping[str, str]) -> list[str]:
         """Formats of ``reference`` (name → :meth:`format_fingerprints` value) whose weights here differ or are absent."""
         now = self.format_fingerprints([n for n in reference if n in self.formats])
@@ -114,7 +153,12 @@ class EmotionCodec(nn.Module):
         return self.formats[name]
 
     # ------------------------------------------------------------------ forward pieces
-    def encode_labels(self, fmt: str, y: torch.Tensor) -> torch.Tensor:
+    def encode_labels(self, fmt: str, y: torch.Tensor, domain: str | None = None) -> torch.Tensor:
+        """Emotion embeddings of labels ``y`` in format ``fmt``; ``domain`` (a paired dataset the codec was trained
+        on) selects that dataset's rating habits, None the pooled mapping."""
+        c = self.domain_vector(domain)
+        if c is not None:
+            y = torch.cat([y, c.expand(*y.shape[:-1], self.domain_dim)], dim=-1)
         return self.encoders[fmt](y)
 
     def decode(self, fmt: str, emb: torch.Tensor) -> torch.Tensor:
@@ -150,16 +194,19 @@ class EmotionCodec(nn.Module):
     # ------------------------------------------------------------------ label conversion
     @torch.no_grad()
     def convert(self, values: Any, source: str, target: str, input_scale: Sequence[float] | None = None,
-                output_scale: Sequence[float] | None = None, clip: bool = True, batch_size: int = 1024) -> pd.DataFrame:
+                output_scale: Sequence[float] | None = None, clip: bool = True, batch_size: int = 1024,
+                domain: str | None = None) -> pd.DataFrame:
         """Turn labels in ``source`` format into ``target`` format.
 
         ``values``: a DataFrame with the source variables as columns, an (N, k) array / nested list, one row,
         or — for a multiclass source — class names or indices. Regression inputs are in the source format's
         normalised range unless ``input_scale=(low, high)`` gives their rating scale. Regression outputs can be
         mapped to ``output_scale``; the linear heads are unbounded, so regression outputs are clipped to the
-        format's range unless ``clip=False``. Class targets give one probability column per class and a ``label`` column
+        format's range unless ``clip=False``. ``domain`` (one of :attr:`domains`, the paired datasets of training)
+        converts as that dataset's raters would; the default is the pooled mapping. Class targets give one probability column per class and a ``label`` column
         (argmax for multiclass/distribution, the classes above 0.5 for multilabel)."""
         src, tgt = self.format(source), self.format(target)
+        self.domain_vector(domain)  # unknown domains fail before any work
         x = self._input_matrix(values, src, input_scale)
         was_training = self.training
         self.eval()
@@ -167,7 +214,7 @@ class EmotionCodec(nn.Module):
             outs = []
             for i in range(0, len(x), batch_size):
                 xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=self._device())
-                outs.append(self.activate(target, self.decode(target, self.encode_labels(source, xb))).cpu().numpy())
+                outs.append(self.activate(target, self.decode(target, self.encode_labels(source, xb, domain))).cpu().numpy())
         finally:
             self.train(was_training)
         out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
@@ -230,6 +277,8 @@ class EmotionCodec(nn.Module):
             "dim": self.dim,
             "hidden": self.hidden,
             "dropout": self.dropout,
+            "domain_dim": self.domain_dim,
+            "domains": list(self.domains),
             "formats": {n: f.to_dict() for n, f in self.formats.items()},
             "equivalences": self.equivalences.to_dict(),
         }
@@ -247,7 +296,8 @@ class EmotionCodec(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EmotionCodec:
         formats = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json") for n, f in cfg["formats"].items()}
-        return cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})))
+        return cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})),
+                   cfg.get("domains", []), cfg.get("domain_dim", 0))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> EmotionCodec:
@@ -330,6 +380,7 @@ def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], sourc
     model.load_state_dict(state, strict=True)
 
 
-def codec_for(formats: Iterable[str], registry: FormatRegistry, dim: int = 100, hidden: Sequence[int] = (128, 128), dropout: float = 0.2) -> EmotionCodec:
+def codec_for(formats: Iterable[str], registry: FormatRegistry, dim: int = 100, hidden: Sequence[int] = (128, 128),
+              dropout: float = 0.2, domains: Sequence[str] = (), domain_dim: int = 0) -> EmotionCodec:
     fmts = {n: registry.get(n) for n in formats}
-    return EmotionCodec(fmts, dim, hidden, dropout, registry.equivalences)
+    return EmotionCodec(fmts, dim, hidden, dropout, registry.equivalences, domains, domain_dim)

@@ -34,7 +34,9 @@ def _map_run(args: argparse.Namespace) -> int:
                       progress=not args.quiet, extend=args.extend)
     print(metrics["table"])
     print(f"\ncodec trained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}); "
-          f"test mean {metrics['test_mean']:.3f}" + (f", baseline {metrics['baseline_test_mean']:.3f}" if "baseline_test_mean" in metrics else ""))
+          f"test mean {metrics['test_mean']:.3f}"
+          + (f" (pooled, without domains: {metrics['test_pooled_mean']:.3f})" if "test_pooled_mean" in metrics else "")
+          + (f", baseline {metrics['baseline_test_mean']:.3f}" if "baseline_test_mean" in metrics else ""))
     print(f"wrote {out}/model.safetensors, config.json, metrics.json, results.md")
     return 0
 
@@ -111,6 +113,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-format", help="codecs: format of the input ratings")
     p.add_argument("--input-scale", help="codecs: rating scale of the input, e.g. 1,9 (default: the format's normalised range)")
     p.add_argument("--output-scale", help="codecs: scale for regression outputs, e.g. 1,5")
+    p.add_argument("--domain", help="codecs trained with domains: convert as the raters of this paired dataset would "
+                   "(default: the pooled mapping); an unknown name lists the codec's domains")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv to write (default: stdout)")
     p.add_argument("--codec", help="models: decode with this codec instead, one extended from the model's own by "
@@ -156,8 +160,8 @@ def _predict_run(args: argparse.Namespace) -> int:
             raise EmoembedError("--codec is for content models; --model is already a codec")
         return _convert_labels(model, args)
     model = with_codec_option(model, args.codec)
-    if args.source_format:
-        raise EmoembedError("--source-format is for codec directories; this is a content model (give items or --input)")
+    if args.source_format or args.domain:
+        raise EmoembedError("--source-format and --domain are for codec directories; this is a content model (give items or --input)")
     model.format(args.format)
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
@@ -206,7 +210,8 @@ def _convert_labels(codec, args: argparse.Namespace) -> int:
         missing = [v for v in src.variables if v not in frame.columns]
         if missing:
             raise EmoembedError(f"{args.input}: missing column(s) {missing} for format {src.name!r}; columns: {list(frame.columns)}")
-    out = codec.convert(frame, args.source_format, args.format, _scale(args.input_scale, "input-scale"), _scale(args.output_scale, "output-scale"))
+    out = codec.convert(frame, args.source_format, args.format, _scale(args.input_scale, "input-scale"),
+                        _scale(args.output_scale, "output-scale"), domain=args.domain)
     extra = [c for c in frame.columns if c not in src.variables]
     for c in reversed(extra):  # keep identifying columns (word, id…) in front
         out.insert(0, c, frame[c].to_numpy())

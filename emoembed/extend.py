@@ -70,16 +70,21 @@ def extended_codec(base: EmotionCodec, added: Sequence[str], registry: FormatReg
     formats = dict(base.formats)
     for name in added:
         formats[name] = registry.get(name, "--extend")
-    codec = EmotionCodec(formats, base.dim, base.hidden, base.dropout, registry.equivalences)
+    codec = EmotionCodec(formats, base.dim, base.hidden, base.dropout, registry.equivalences,
+                         list(base.domains), base.domain_dim)
     own = codec.state_dict()
     own.update(base.state_dict())
     codec.load_state_dict(own, strict=True)
     codec.freeze_formats(base.formats)
+    codec.freeze_domains(base.domains)
     return codec
 
 
-def check_frozen(base_fingerprints: dict[str, str], codec: EmotionCodec) -> None:
-    """Raise if any old format's weights moved (they must not: content encoders depend on them)."""
+def check_frozen(base_fingerprints: dict[str, str], codec: EmotionCodec, base_domains: dict[str, str] | None = None) -> None:
+    """Raise if any old format's weights or old domain vector moved (they must not: content encoders and
+    conversions depend on them)."""
     moved = codec.changed_formats(base_fingerprints)
+    now = codec.domain_fingerprints()
+    moved += [f"domain {d}" for d, fp in (base_domains or {}).items() if now.get(d) != fp]
     if moved:
         raise RuntimeError(f"frozen formats changed during --extend: {moved}")

@@ -9,6 +9,12 @@ and e_b = E_b(y_b)::
       + w_tie  · mean (1 − cos) over tied head rows                            soft parameter sharing
 
 where f_x is the recipe's per-format weight. Every weight is applied (the reference ignored two).
+
+With ``codec.domain_dim > 0`` every pair is also a *domain*: a learned vector appended to both label encoders'
+inputs (E_a(y_a; c_pair)), so one codec can follow each dataset's rating habits (a Turkish BE5 lexicon and a
+Polish one relate joy to arousal differently). A share ``training.domain_dropout`` of the batches uses the
+zero vector instead, which trains the pooled mapping used for labels of unknown origin. Heads stay shared and
+bias-free, so content encoders are unaffected.
 """
 from __future__ import annotations
 
@@ -45,11 +51,12 @@ from emoembed.settings import resource_dir
 DEFAULTS: dict[str, Any] = {
     "name": "codec",
     "seed": 13,
-    "codec": {"dim": 100, "hidden": [128, 128], "dropout": 0.2},
+    "codec": {"dim": 100, "hidden": [128, 128], "dropout": 0.2, "domain_dim": 0},
     "loss_weights": {"autoencode": 1.0, "mapping": 1.0, "embedding": 1.0, "tie": 1.0},
     "format_weights": {},
     "training": {"epochs": 40, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
-                 "patience": 8, "sampling": "uniform", "max_train_items": None},
+                 "patience": 8, "sampling": "uniform", "max_train_items": None,
+                 "domain_dropout": 0.25},
     "baseline": {"epochs": 30, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "hidden": [128, 128],
                  "dropout": 0.2, "patience": 8},
     "pairs": [],
@@ -121,9 +128,10 @@ def format_loss(raw: torch.Tensor, target: torch.Tensor, fmt: LabelFormat) -> to
 
 
 def codec_step_loss(codec: EmotionCodec, fa: LabelFormat, fb: LabelFormat, ya: torch.Tensor, yb: torch.Tensor,
-                    weights: Mapping[str, float], format_weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+                    weights: Mapping[str, float], format_weights: Mapping[str, float],
+                    domain: str | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     wa, wb = float(format_weights.get(fa.name, 1.0)), float(format_weights.get(fb.name, 1.0))
-    ea, eb = codec.encode_labels(fa.name, ya), codec.encode_labels(fb.name, yb)
+    ea, eb = codec.encode_labels(fa.name, ya, domain), codec.encode_labels(fb.name, yb, domain)
     terms = {
         "autoencode": wa * format_loss(codec.decode(fa.name, ea), ya, fa) + wb * format_loss(codec.decode(fb.name, eb), yb, fb),
         "mapping": wb * format_loss(codec.decode(fb.name, ea), yb, fb) + wa * format_loss(codec.decode(fa.name, eb), ya, fa),
@@ -166,15 +174,19 @@ class PairSampler:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate_codec(codec: EmotionCodec, pairs: list[PairedDataset], split: str) -> list[dict]:
+def evaluate_codec(codec: EmotionCodec, pairs: list[PairedDataset], split: str, use_domains: bool = True) -> list[dict]:
+    """Every direction of every pair on ``split``; a pair the codec has a domain for is encoded in that domain
+    unless ``use_domains`` is False (the pooled mapping, as for labels of unknown origin)."""
     codec.eval()
     rows = []
     for p in pairs:
         s = p.subset(split)
         if len(s) == 0:
             continue
+        domain = p.name if use_domains and p.name in codec.domains else None
         for src, tgt, x, y in ((p.format_a, p.format_b, s.labels_a, s.labels_b), (p.format_b, p.format_a, s.labels_b, s.labels_a)):
-            pred = codec.activate(tgt.name, codec.decode(tgt.name, codec.encode_labels(src.name, torch.as_tensor(x)))).numpy()
+            emb = codec.encode_labels(src.name, torch.as_tensor(x), domain)
+            pred = codec.activate(tgt.name, codec.decode(tgt.name, emb)).numpy()
             rows.append({"pair": p.name, "source": src.name, "target": tgt.name, **evaluate_format(pred, y, tgt)})
     codec.train()
     return rows
@@ -211,7 +223,8 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     rng = seed_everything(int(recipe["seed"]))
     if codec is None:
         c = recipe["codec"]
-        codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"])
+        codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"],
+                          domains=[p.name for p in pairs] if c["domain_dim"] else (), domain_dim=c["domain_dim"])
     tr = recipe["training"]
     trainable = [p for p in codec.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=tr["lr"], weight_decay=tr["weight_decay"])
@@ -234,6 +247,7 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
         history = st["history"]
         log(f"resumed from {state_path} at epoch {start_epoch}")
     weights, fweights = recipe["loss_weights"], recipe["format_weights"]
+    domain_dropout = float(tr["domain_dropout"])
     codec.train()
     for epoch in range(start_epoch, int(tr["epochs"])):
         sums: dict[str, float] = {}
@@ -242,7 +256,8 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
             k, idx = sampler.next()
             p = train_sets[k]
             ya, yb = tensors[k][0][idx], tensors[k][1][idx]
-            loss, parts = codec_step_loss(codec, p.format_a, p.format_b, ya, yb, weights, fweights)
+            domain = p.name if p.name in codec.domains and sampler.rng.random() >= domain_dropout else None
+            loss, parts = codec_step_loss(codec, p.format_a, p.format_b, ya, yb, weights, fweights, domain)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -341,24 +356,31 @@ def evaluate_baseline(pairs: list[PairedDataset], cfg: Mapping[str, Any], seed: 
 
 
 # ---------------------------------------------------------------------------------------------- reporting
-def results_table(codec_rows: list[dict], baseline_rows: list[dict] | None = None) -> str:
-    """Markdown: one line per direction, the metric, per-variable scores, and the baseline beside it."""
-    base = {(r["pair"], r["source"], r["target"]): r for r in (baseline_rows or [])}
-    head = "| pair | direction | n | metric | codec | " + ("baseline | Δ | " if baseline_rows else "") + "per variable (codec) |"
+def results_table(codec_rows: list[dict], baseline_rows: list[dict] | None = None, pooled_rows: list[dict] | None = None) -> str:
+    """Markdown: one line per direction, the metric, the codec's score (in the pair's domain when it has
+    domains, then pooled), the baseline beside it, and the codec's per-variable scores."""
+    def keyed(rows: list[dict] | None) -> dict:
+        return {(r["pair"], r["source"], r["target"]): r for r in rows or []}
+
+    base, pooled = keyed(baseline_rows), keyed(pooled_rows)
+    head = ("| pair | direction | n | metric | codec | " + ("pooled | " if pooled_rows else "")
+            + ("baseline | Δ | " if baseline_rows else "") + "per variable (codec) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in codec_rows:
         key = (r["pair"], r["source"], r["target"])
         per = " ".join(f"{v[:4]} {_per_var_value(m):.3f}" for v, m in r["per_variable"].items())
         cell = f"| {r['pair']} | {r['source']} → {r['target']} | {r['n']} | {r['metric']} | {r['primary']:.3f} | "
+        if pooled_rows:
+            cell += f"{pooled[key]['primary']:.3f} | " if key in pooled else "– | "
         if baseline_rows:
             b = base.get(key)
             cell += f"{b['primary']:.3f} | {r['primary'] - b['primary']:+.3f} | " if b else "– | – | "
         lines.append(cell + per + " |")
     mean_c = mean_primary(codec_rows)
+    cell = f"| **mean** | | | | **{mean_c:.3f}** | " + (f"{mean_primary(pooled_rows):.3f} | " if pooled_rows else "")
     if baseline_rows:
-        lines.append(f"| **mean** | | | | **{mean_c:.3f}** | **{mean_primary(baseline_rows):.3f}** | {mean_c - mean_primary(baseline_rows):+.3f} | |")
-    else:
-        lines.append(f"| **mean** | | | | **{mean_c:.3f}** | |")
+        cell += f"**{mean_primary(baseline_rows):.3f}** | {mean_c - mean_primary(baseline_rows):+.3f} | "
+    lines.append(cell + " |")
     return "\n".join(lines)
 
 
@@ -386,19 +408,25 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
         how = ext.anchors(base, pairs, added, data.formats.equivalences)
         seed_everything(int(recipe["seed"]))
         start = ext.extended_codec(base, added, data.formats)
-        frozen = base.format_fingerprints()
+        if start.domain_dim:  # the new pairs get domains of their own; the base's stay frozen
+            start.add_domains([p.name for p in pairs])
         extension = {"base": str(extend), "base_formats": list(base.formats), "new_formats": added, "anchored_by": how,
-                     "frozen_fingerprints": frozen, "dims_from_base": {"dim": base.dim, "hidden": base.hidden}}
+                     "frozen_fingerprints": base.format_fingerprints(), "frozen_domains": base.domain_fingerprints(),
+                     "dims_from_base": {"dim": base.dim, "hidden": base.hidden, "domain_dim": base.domain_dim}}
         log(f"extending {extend}: new formats {', '.join(f'{n} (via {how[n]})' for n in added)}; "
             f"frozen: {', '.join(base.formats)}")
     result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log, codec=start)
     if extension is not None:
-        ext.check_frozen(extension["frozen_fingerprints"], result.codec)
+        ext.check_frozen(extension["frozen_fingerprints"], result.codec, extension["frozen_domains"])
     test_rows = evaluate_codec(result.codec, pairs, "test")
+    pooled_rows = evaluate_codec(result.codec, pairs, "test", use_domains=False) if result.codec.domain_dim else None
     base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None
     metrics = {"recipe": recipe.get("name"), "best_epoch": result.best_epoch, "dev_score": result.dev_score,
                "train_seconds": round(result.seconds, 2), "test": test_rows, "test_mean": mean_primary(test_rows),
                "history": result.history, "pairs": {p.name: {"formats": [p.format_a.name, p.format_b.name], "sizes": p.split_sizes()} for p in pairs}}
+    if pooled_rows is not None:
+        metrics["test_pooled"] = pooled_rows
+        metrics["test_pooled_mean"] = mean_primary(pooled_rows)
     if extension is not None:
         metrics["extension"] = extension
     if base_rows is not None:
@@ -407,7 +435,7 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     extra = {"recipe": dict(recipe)} | ({"extended_from": extension} if extension else {})
     result.codec.save_pretrained(out_dir, extra_config=extra)
     atomic_write_json(metrics, out_dir / "metrics.json")
-    table = results_table(test_rows, base_rows)
+    table = results_table(test_rows, base_rows, pooled_rows)
     atomic_write_text(table + "\n", out_dir / "results.md")
     (out_dir / "training_state.pt").unlink(missing_ok=True)
     metrics["table"] = table

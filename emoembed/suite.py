@@ -43,7 +43,7 @@ MAPPING_DEFAULTS: dict[str, Any] = {"recipe": "full", "fallback": "default", "ba
 MODALITY_DEFAULTS: dict[str, Any] = {"recipe": None, "overrides": {}, "train": None, "multitask": [], "augment": None,
                                      "zero_shot": []}
 ZERO_SHOT_DEFAULTS: dict[str, Any] = {"data": None, "mapper": None, "splits": ["test"], "unseen_only": True}
-COLUMNS = {"mapping": ["codec", "baseline"], "modality": ["Bsl", "Sng", "Aug", "Mlt", "BsZ", "SnZ", "AuZ"]}
+COLUMNS = {"mapping": ["codec", "pooled", "baseline"], "modality": ["Bsl", "Sng", "Aug", "Mlt", "BsZ", "SnZ", "AuZ"]}
 
 
 # ---------------------------------------------------------------------------------------------- suite file
@@ -257,11 +257,15 @@ def mapping_section(metrics: Mapping[str, Any]) -> Section:
     """Mapping rows from the metrics ``emoembed map`` writes (``metrics.json``)."""
     section = Section()
     base = {(r["pair"], r["source"], r["target"]): r for r in metrics.get("baseline_test", [])}
+    pooled = {(r["pair"], r["source"], r["target"]): r for r in metrics.get("test_pooled", [])}
     for r in metrics["test"]:
+        key = (r["pair"], r["source"], r["target"])
         row = f"{r['pair']}: {r['source']} → {r['target']}"
         section.add("mapping", row, "codec", r["primary"], r["n"], r["metric"])
-        if (r["pair"], r["source"], r["target"]) in base:
-            section.add("mapping", row, "baseline", base[(r["pair"], r["source"], r["target"])]["primary"], r["n"], r["metric"])
+        if key in pooled:  # codecs with domains: the same codec without the pair's domain
+            section.add("mapping", row, "pooled", pooled[key]["primary"], r["n"], r["metric"])
+        if key in base:
+            section.add("mapping", row, "baseline", base[key]["primary"], r["n"], r["metric"])
     return section
 
 

@@ -155,3 +155,28 @@ def test_anchoring_rules():
     lonely = codec_for(["valence"], reg, dim=4, hidden=[4])
     with pytest.raises(ConfigError, match="joined to no format of the base codec"):
         anchors(lonely, [_pair("goemotions28", "ekman7")], ["goemotions28", "ekman7"], reg.equivalences)
+
+
+def test_extending_a_codec_with_domains_keeps_its_domains_and_adds_one_per_new_pair(tmp_path, monkeypatch):
+    from emoembed.data.registry import DataRegistry
+    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
+    from emoembed.settings import bundled_data_dir
+
+    monkeypatch.delenv("EMOEMBED_DATA", raising=False)
+    reg = DataRegistry.load(roots=[bundled_data_dir()])
+    r = resolve_recipe({"pairs": ["warriner_emomap", "warriner_emolex"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0, "domain_dim": 4},
+                        "training": {"epochs": 2, "steps_per_epoch": 60, "batch_size": 64, "lr": 0.005}})
+    base = train_codec(r, load_pairs(r, reg, log=lambda *_: None), reg.formats, progress=False, log=lambda *_: None).codec
+    assert all(torch.count_nonzero(v) > 0 for v in base.domains.values())
+    base_dir = base.save_pretrained(tmp_path / "base")
+    out = tmp_path / "ext"
+    assert main(["map", "--extend", str(base_dir), "--recipe", str(_recipe_file(tmp_path, ["vader_emolex"])),
+                 "--out", str(out), "--quiet"]) == 0
+    ext = EmotionCodec.from_pretrained(out)
+    assert list(ext.domains) == ["warriner_emomap", "warriner_emolex", "vader_emolex"] and ext.domain_dim == 4
+    ext_state = ext.state_dict()
+    for key, value in base.state_dict().items():  # old encoders, heads and domain vectors, to the bit
+        assert torch.equal(ext_state[key], value), key
+    assert torch.count_nonzero(ext.domains["vader_emolex"]) > 0  # the new pair's domain was trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {r["pair"] for r in metrics["test_pooled"]} == {"vader_emolex"} and "test_pooled_mean" in metrics

@@ -11,7 +11,7 @@ import yaml
 
 from emoembed.cli import main
 from emoembed.errors import ConfigError
-from emoembed.suite import SuiteResults, load_suite, mean_sd, resolve_suite
+from emoembed.suite import SuiteResults, load_suite, mapping_section, mean_sd, resolve_suite
 
 
 def _write_suite(tmp_path: Path) -> Path:
@@ -74,6 +74,23 @@ def test_results_formatting():
     md = res.markdown()
     assert "| x (vad) | 10 | pearson | 0.400 | 0.600 ± 0.141 |" in md
     assert mean_sd([0.25]) == "0.250" and mean_sd(None) == ""
+
+
+def test_mapping_section_shows_the_pooled_codec_beside_the_domain_codec():
+    def row(pair: str, value: float) -> dict:
+        return {"pair": pair, "source": "va", "target": "be5", "primary": value, "n": 50, "metric": "pearson"}
+
+    def table(metrics: dict) -> str:
+        res = SuiteResults()
+        for cells in mapping_section(metrics).rows:
+            res.add(*cells)
+        return res.markdown()
+
+    md = table({"test": [row("kapucu", 0.8)], "test_pooled": [row("kapucu", 0.7)], "baseline_test": [row("kapucu", 0.75)]})
+    assert "| test set | n | metric | codec | pooled | baseline |" in md
+    assert "| kapucu: va → be5 | 50 | pearson | 0.800 | 0.700 | 0.750 |" in md
+    plain = table({"test": [row("kapucu", 0.8)], "baseline_test": [row("kapucu", 0.75)]})
+    assert "| test set | n | metric | codec | baseline |" in plain  # codecs without domains: no pooled column
 
 
 def test_suite_errors(tmp_path, capsys):
