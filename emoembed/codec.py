@@ -80,8 +80,8 @@ class EmotionCodec(nn.Module):
         codec can follow each dataset's rating habits. Encoding without a domain uses the zero vector, the
         pooled mapping that training keeps alive by dropping the domain on a share of its batches."""
         for name in names:
-            if not name.isidentifier():
-                raise ConfigError(f"domain name {name!r} must be an identifier (letters, digits, underscores)")
+            if not name or "." in name:
+                raise ConfigError(f"domain name {name!r} (a paired dataset's card name) must be non-empty and contain no '.'")
             if name not in self.domains:
                 self.domains[name] = nn.Parameter(torch.zeros(self.domain_dim))
 

@@ -14,8 +14,14 @@ from emoembed.cli import main
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
-from emoembed.mapping import (codec_step_loss, evaluate_codec, load_pairs, mean_primary, resolve_recipe,
-                              train_codec)
+from emoembed.mapping import (
+    codec_step_loss,
+    evaluate_codec,
+    load_pairs,
+    mean_primary,
+    resolve_recipe,
+    train_codec,
+)
 
 SMALL = {"epochs": 6, "steps_per_epoch": 60, "batch_size": 64, "lr": 0.002, "patience": 100}
 
@@ -201,8 +207,11 @@ def test_bad_recipes_are_rejected(registry):
         load_pairs(resolve_recipe({"pairs": ["warriner"]}), registry)
 
 
-def test_resume_gives_the_same_codec_as_an_uninterrupted_run(word_pairs, registry, tmp_path):
+@pytest.mark.parametrize("domain_dim", [0, 4])
+def test_resume_gives_the_same_codec_as_an_uninterrupted_run(word_pairs, registry, tmp_path, domain_dim):
     r, pairs = word_pairs
+    r = copy.deepcopy(r)
+    r["codec"]["domain_dim"] = domain_dim  # with domains the per-batch domain dropout draws must resume too
     full = train_codec(r, pairs, registry.formats, progress=False, log=lambda *x: None).codec
     half = copy.deepcopy(r)
     half["training"]["epochs"] = 3

@@ -94,8 +94,9 @@ def test_domain_errors_are_clear(domain_codec):
     plain = codec_for(["valence", "be5"], default_registry(), dim=8, hidden=[8])
     with pytest.raises(ConfigError, match="trained without domains"):
         plain.convert([[0.1]], "valence", "be5", domain="east")
-    with pytest.raises(ConfigError, match="must be an identifier"):
-        codec_for(["valence"], default_registry(), dim=8, hidden=[8], domains=["a-b"], domain_dim=2)
+    with pytest.raises(ConfigError, match=r"domain name 'a\.b' .* contain no '\.'"):
+        codec_for(["valence"], default_registry(), dim=8, hidden=[8], domains=["a.b"], domain_dim=2)
+    assert list(codec_for(["valence"], default_registry(), dim=8, hidden=[8], domains=["my-pair"], domain_dim=2).domains) == ["my-pair"]
     with pytest.raises(ConfigError, match="domain_dim must be > 0"):
         codec_for(["valence"], default_registry(), dim=8, hidden=[8], domains=["a"], domain_dim=0)
 
