@@ -124,23 +124,13 @@ class EmotionCodec(nn.Module):
 
     def format_fingerprints(self, names: Iterable[str] | None = None) -> dict[str, str]:
         """SHA-256 over each format's label-encoder and head tensors: equal fingerprints, identical weights."""
-        import hashlib
-
-        out = {}
-        for name in names or self.formats:
-            h = hashlib.sha256()
-            for module in (self.encoders[name], self.heads[name]):
-                for key, t in sorted(module.state_dict().items()):
-                    h.update(key.encode())
-                    h.update(t.detach().cpu().contiguous().numpy().tobytes())
-            out[name] = h.hexdigest()
-        return out
+        return {name: tensors_fingerprint({f"{i}.{k}": t for i, m in enumerate((self.encoders[name], self.heads[name]))
+                               for k, t in m.state_dict().items()})
+                for name in names or self.formats}
 
     def domain_fingerprints(self) -> dict[str, str]:
         """SHA-256 of each domain vector (see :meth:`format_fingerprints`)."""
-        import hashlib
-
-        return {name: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for name, v in self.domains.items()}
+        return {name: tensors_fingerprint({"": v}) for name, v in self.domains.items()}
 
     def changed_formats(self, reference: Mapping[str, str]) -> list[str]:
         """Formats of ``reference`` (name → :meth:`format_fingerprints` value) whose weights here differ or are absent."""
@@ -327,6 +317,17 @@ def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[floa
     else:
         df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
     return df
+
+
+def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over named tensors (names and bytes, in name order): equal fingerprints, identical tensors."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, t in sorted(tensors.items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _is_label_list(values: Any) -> bool:

@@ -20,7 +20,6 @@ share, so N processes match one process on the same global batch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import random
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from emoembed.codec import EmotionCodec
+from emoembed.codec import EmotionCodec, tensors_fingerprint
 from emoembed.data.dataset import Dataset
 from emoembed.data.registry import DataRegistry
 from emoembed.encoders.base import (
@@ -221,11 +220,7 @@ def synthetic_labels(codec: EmotionCodec, source: LabelFormat, y: torch.Tensor, 
 
 
 def head_fingerprint(codec: EmotionCodec) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(codec.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_fingerprint(codec.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------- distributed
