@@ -11,8 +11,8 @@ and e_b = E_b(y_b)::
 where f_x is the recipe's per-format weight. Every weight is applied (the reference ignored two).
 
 With ``codec.domain_dim > 0`` every pair is also a *domain*: a learned vector appended to both label encoders'
-inputs (E_a(y_a; c_pair)), so one codec can follow each dataset's rating habits (a Turkish BE5 lexicon and a
-Polish one relate joy to arousal differently). A share ``training.domain_dropout`` of the batches uses the
+inputs (E_a(y_a; c_pair)), so one codec can follow each dataset's rating habits (arousal correlates with joy
+at +.31 in Kapucu's Turkish lexicon and at −.40 in Ferré's Spanish one). A share ``training.domain_dropout`` of the batches uses the
 zero vector instead, which trains the pooled mapping used for labels of unknown origin. Heads stay shared and
 bias-free, so content encoders are unaffected.
 """
