@@ -368,3 +368,13 @@ def test_cli_fit_predict_evaluate_on_bundled_warriner(tmp_path, monkeypatch, cap
     assert zs["zero_shot"] is True and zs["format"] == "be5" and zs["primary"] > 0.2
     assert main(["predict", "--model", str(out), "--format", "plutchik8", "happy"]) == 2
     assert "cannot predict format 'plutchik8'" in capsys.readouterr().err
+
+
+def test_registry_lookups_import_lazily_and_name_what_is_known():
+    from emoembed.encoders.base import encoder_class, objective_class
+
+    assert encoder_class("word").modality == "word" and objective_class("carl").name == "carl"
+    with pytest.raises(ConfigError, match=r"unknown modality 'audio'; known: \['image', 'text', 'word'\]"):
+        encoder_class("audio")
+    with pytest.raises(ConfigError, match=r"unknown objective 'simcse'; known: \['carl'\]"):
+        objective_class("simcse")

@@ -30,10 +30,9 @@ from emoembed.errors import ConfigError
 
 ENCODERS: dict[str, type[ContentEncoder]] = {}
 OBJECTIVES: dict[str, type[AuxiliaryObjective]] = {}
-# modality -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm)
-_LAZY_MODULES = {"word": "emoembed.encoders.word", "text": "emoembed.encoders.text", "image": "emoembed.encoders.image",
-                 "carl": "emoembed.encoders.carl"}
-
+# name -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm)
+_LAZY_ENCODERS = {"word": "emoembed.encoders.word", "text": "emoembed.encoders.text", "image": "emoembed.encoders.image"}
+_LAZY_OBJECTIVES = {"carl": "emoembed.encoders.carl"}
 
 def register_encoder(cls: type[ContentEncoder]) -> type[ContentEncoder]:
     ENCODERS[cls.modality] = cls
@@ -45,27 +44,23 @@ def register_objective(cls: type[AuxiliaryObjective]) -> type[AuxiliaryObjective
     return cls
 
 
-def _import_lazy(name: str) -> None:
-    import importlib
+def _registered(table: dict, lazy: dict[str, str], name: str, kind: str):
+    """``table[name]``, importing the module that registers it on first use; a clear error for unknown names."""
+    if name not in table and name in lazy:
+        import importlib
 
-    if name in _LAZY_MODULES:
-        importlib.import_module(_LAZY_MODULES[name])
+        importlib.import_module(lazy[name])
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; known: {sorted(set(table) | set(lazy))}")
+    return table[name]
 
 
 def encoder_class(modality: str) -> type[ContentEncoder]:
-    if modality not in ENCODERS:
-        _import_lazy(modality)
-    if modality not in ENCODERS:
-        raise ConfigError(f"unknown modality {modality!r}; known: {sorted(set(ENCODERS) | {'word', 'text', 'image'})}")
-    return ENCODERS[modality]
+    return _registered(ENCODERS, _LAZY_ENCODERS, modality, "modality")
 
 
 def objective_class(name: str) -> type[AuxiliaryObjective]:
-    if name not in OBJECTIVES:
-        _import_lazy(name)
-    if name not in OBJECTIVES:
-        raise ConfigError(f"unknown objective {name!r}; known: {sorted(set(OBJECTIVES) | {'carl'})}")
-    return OBJECTIVES[name]
+    return _registered(OBJECTIVES, _LAZY_OBJECTIVES, name, "objective")
 
 
 class ContentEncoder(nn.Module):
