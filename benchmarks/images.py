@@ -13,7 +13,7 @@ in the reference (Buechel & Hahn 2023, image table), all with the same backbone,
 Rows: FER2013 test accuracy (fer7); zero-shot, i.e. formats the encoder never saw gold labels of: FER+
 distribution (ferplus8, FER2013 test faces with FER+ votes; accuracy of the majority and mean r of the
 probabilities) and OASIS valence/arousal (va and vad heads, all 900 images, mean r). The zero-shot baseline is
-the pipeline: ``bsl``'s fer7 probabilities → a pairwise FFN mapper (``emoembed.mapping``). fer7 → ferplus8 uses the
+the pipeline: ``bsl``'s fer7 probabilities → a pairwise FFN mapper (``emoembed.training.baseline``). fer7 → ferplus8 uses the
 gold FER2013 × FER+ pair. No image set has fer7 and va/vad gold together, so for va/vad the fer7 probabilities
 are renamed to be6 (happy→joy, angry→anger, sad→sadness, fear, disgust, surprise; neutral dropped) and fed to a
 be6 → va (vad) mapper trained on the word/headline pairs that have both formats: Binder, Speed and Yi × Song
@@ -45,16 +45,14 @@ from emoembed.codec import EmotionCodec
 from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import default_data_registry
 from emoembed.encoders.image import ImageEncoder
-from emoembed.mapping import load_recipe, train_baseline_direction
+from emoembed.recipes import load_codec_recipe
+from emoembed.training.baseline import train_baseline_direction
 from emoembed.metrics import evaluate_format
-from emoembed.training import (
-    Task,
-    activate,
-    embed_items,
-    fit,
-    load_encoder_recipe,
-    task_from_dataset,
-)
+from emoembed.format_kinds import activate
+from emoembed.inference import embed_items
+from emoembed.recipes import load_encoder_recipe
+from emoembed.tasks import Task, task_from_dataset
+from emoembed.training.encoder import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 FER7_TO_BE6 = ["happy", "angry", "sad", "fear", "disgust", "surprise"]  # be6: joy anger sadness fear disgust surprise
@@ -289,7 +287,7 @@ def main() -> None:
     person = oasis_category(oasis) == "Person"  # photos of people: where a face-expression model has something to see
     results_person_n = int(person.sum())
     fmts = codec.formats
-    base_cfg = load_recipe(ROOT / "mappings" / "full.yaml")["baseline"]
+    base_cfg = load_codec_recipe(ROOT / "mappings" / "full.yaml")["baseline"]
     results: dict = {"args": vars(args), "conditions": {}, "oasis_person_n": results_person_n}
 
     for cond in conditions:

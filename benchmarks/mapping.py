@@ -15,14 +15,9 @@ from pathlib import Path
 import torch
 
 from emoembed.data.registry import default_data_registry
-from emoembed.mapping import (
-    evaluate_baseline,
-    load_pairs,
-    load_recipe,
-    mean_primary,
-    results_table,
-    run_map,
-)
+from emoembed.recipes import load_codec_recipe
+from emoembed.training.baseline import evaluate_baseline
+from emoembed.training.codec import load_pairs, mean_primary, results_table, run_map
 
 
 def main() -> None:
@@ -33,7 +28,7 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/metrics.json of an earlier codec run of the same recipe")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = load_recipe(args.recipe)
+    recipe = load_codec_recipe(args.recipe)
     data = default_data_registry()
     t0 = time.perf_counter()
     prev = Path(args.out) / "metrics.json"

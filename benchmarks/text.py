@@ -3,7 +3,7 @@
     EMOEMBED_DATA=../shared/data HF_HUB_OFFLINE=1 python benchmarks/text.py --codec runs/map-full [--out DIR]
         [--threads 1] [--gpu] [--only eb-plain,eb-carl] [--epsilon-study]
 
-Rows are stage-2 runs of the one training loop (``emoembed.training.fit``) on the packaged all-MiniLM-L6-v2,
+Rows are stage-2 runs of the one training loop (``emoembed.training.encoder.fit``) on the packaged all-MiniLM-L6-v2,
 through the frozen heads of ``--codec`` (which must know vad, be5, be6):
 
 * ``eb-plain`` (plain fine-tune, ``encoders/text-minilm.yaml``), ``eb-carl`` (``encoders/text-minilm-carl.yaml``),
@@ -48,17 +48,12 @@ from emoembed.data.registry import default_data_registry  # noqa: E402
 from emoembed.encoders.base import StepContext, objective_class  # noqa: E402
 from emoembed.errors import ConfigError  # noqa: E402
 from emoembed.io import atomic_write_json, atomic_write_text  # noqa: E402
-from emoembed.mapping import format_loss  # noqa: E402
+from emoembed.format_kinds import format_loss  # noqa: E402
 from emoembed.metrics import pearson  # noqa: E402
-from emoembed.training import (  # noqa: E402
-    Task,
-    activate,
-    fit,
-    load_encoder_recipe,
-    resolve_encoder_recipe,
-    synthetic_labels,
-    task_from_dataset,
-)
+from emoembed.format_kinds import activate  # noqa: E402
+from emoembed.recipes import load_encoder_recipe, resolve_encoder_recipe  # noqa: E402
+from emoembed.tasks import Task, task_from_dataset  # noqa: E402
+from emoembed.training.encoder import fit, synthetic_labels  # noqa: E402
 
 SIZES: dict[str, dict[str, Any]] = {
     "cpu": {"max_length": 64, "batch_size": 16, "epochs": 2, "steps": 45, "train_items": 1440, "dev_items": 300,

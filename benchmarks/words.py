@@ -27,10 +27,13 @@ import torch
 
 from emoembed.codec import EmotionCodec
 from emoembed.data.registry import default_data_registry
-from emoembed.mapping import load_recipe, run_map
+from emoembed.recipes import load_codec_recipe
+from emoembed.training.codec import run_map
 from emoembed.model import EmotionModel
 from emoembed.suite import covered, pipeline_score
-from emoembed.training import build_tasks, fit, load_encoder_recipe
+from emoembed.recipes import load_encoder_recipe
+from emoembed.tasks import build_tasks
+from emoembed.training.encoder import fit
 
 ZERO_SHOT = [  # (dataset card, format, pair card of the pipeline mapper, which reads Bsl's VAD by variable name)
     ("emolex", "nrc10", "warriner_emolex"),
@@ -54,7 +57,7 @@ def main() -> None:
     codec_dir = Path(args.codec) if args.codec else out / "codec"
     if not (codec_dir / "model.safetensors").exists():
         print(f"training the full-recipe codec into {codec_dir} …", file=sys.stderr)
-        run_map(load_recipe(Path(__file__).resolve().parents[1] / "mappings" / "full.yaml"), codec_dir, data, progress=False)
+        run_map(load_codec_recipe(Path(__file__).resolve().parents[1] / "mappings" / "full.yaml"), codec_dir, data, progress=False)
     codec = EmotionCodec.from_pretrained(codec_dir)
     base = load_encoder_recipe(args.recipe, "word")
     if args.epochs:
@@ -90,7 +93,7 @@ def main() -> None:
     rows.append(("warriner (VAD, supervised)", len(wt.items["test"]), cov, "pearson",
                  {k: v["primary"] for k, v in per.items()},
                  {k: " ".join(f"{m['pearson']:.3f}" for m in v["per_variable"].values()) for k, v in per.items()}))
-    cfg = load_recipe(None)["baseline"]
+    cfg = load_codec_recipe(None)["baseline"]
     for ds, fmt, pair_name in targets:
         task = build_tasks(data, [f"{ds}:{fmt}"], list(codec.formats), "word")[0]
         t, cov = covered(task, sng, ("train", "dev", "test"), seen)  # zero-shot: only unseen words

@@ -1,4 +1,9 @@
-"""emoembed: emotion embeddings — one vector space for every emotion label format and every kind of content."""
+"""emoembed: emotion embeddings — one vector space for every emotion label format and every kind of content.
+
+    from emoembed import EmotionModel, EmotionCodec, EmotionIndex
+
+The public classes are imported on first use, so ``import emoembed`` stays light (no torch).
+"""
 from emoembed._torchvision_fix import ensure_torchvision_importable
 
 ensure_torchvision_importable()
@@ -8,20 +13,25 @@ from emoembed.errors import EmoembedError  # noqa: E402
 __version__ = "0.1.0"
 CHECKPOINT_FORMAT_VERSION = 1
 
-__all__ = ["EmoembedError", "__version__", "CHECKPOINT_FORMAT_VERSION"]
+# public name -> module that defines it (imported lazily by __getattr__)
+_LAZY = {
+    "EmotionModel": "emoembed.model",
+    "EmotionCodec": "emoembed.codec",
+    "EmotionIndex": "emoembed.retrieval",
+    "FormatRegistry": "emoembed.formats",
+    "DataRegistry": "emoembed.data.registry",
+}
+
+__all__ = ["EmoembedError", "__version__", "CHECKPOINT_FORMAT_VERSION", *_LAZY]
 
 
-def __getattr__(name: str):  # lazy imports keep `import emoembed` light
-    if name == "EmotionCodec":
-        from emoembed.codec import EmotionCodec
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
 
-        return EmotionCodec
-    if name == "FormatRegistry":
-        from emoembed.formats import FormatRegistry
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emoembed' has no attribute {name!r}")
 
-        return FormatRegistry
-    if name == "DataRegistry":
-        from emoembed.data.registry import DataRegistry
 
-        return DataRegistry
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

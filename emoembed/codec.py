@@ -16,18 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
+from emoembed.format_kinds import activate, format_output
 from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
-from emoembed.io import (
-    atomic_write_json,
-    load_safetensors,
-    read_json,
-    save_safetensors_atomic,
-)
+from emoembed.pretrained import PretrainedModule
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 class LabelEncoder(nn.Sequential):
@@ -43,7 +36,7 @@ class LabelEncoder(nn.Sequential):
         super().__init__(*layers)
 
 
-class EmotionCodec(nn.Module):
+class EmotionCodec(PretrainedModule):
     model_type = "emotion-codec"
 
     def __init__(self, formats: Mapping[str, LabelFormat], dim: int = 100, hidden: Sequence[int] = (128, 128),
@@ -156,12 +149,8 @@ class EmotionCodec(nn.Module):
         return self.heads[fmt](emb)
 
     def activate(self, fmt: str, raw: torch.Tensor) -> torch.Tensor:
-        kind = self.formats[fmt].kind
-        if kind == "multilabel":
-            return torch.sigmoid(raw)
-        if kind in ("multiclass", "distribution"):
-            return torch.softmax(raw, dim=-1)
-        return raw
+        """Raw outputs of format ``fmt`` → values/probabilities (:func:`emoembed.format_kinds.activate`)."""
+        return activate(self.formats[fmt], raw)
 
     def tie_loss(self) -> torch.Tensor:
         """Mean (1 − cos) over all tied head-row pairs (0 when nothing is tied)."""
@@ -261,9 +250,6 @@ class EmotionCodec(nn.Module):
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
         return {
-            "model_type": self.model_type,
-            "emoembed_version": __version__,
-            "checkpoint_format": CHECKPOINT_FORMAT_VERSION,
             "dim": self.dim,
             "hidden": self.hidden,
             "dropout": self.dropout,
@@ -273,16 +259,6 @@ class EmotionCodec(nn.Module):
             "equivalences": self.equivalences.to_dict(),
         }
 
-    def save_pretrained(self, directory: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        cfg = self.config()
-        if extra_config:
-            cfg.update(extra_config)
-        save_safetensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, directory / WEIGHTS_NAME)
-        atomic_write_json(cfg, directory / CONFIG_NAME)
-        return directory
-
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EmotionCodec:
         formats = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json") for n, f in cfg["formats"].items()}
@@ -290,33 +266,11 @@ class EmotionCodec(nn.Module):
                    cfg.get("domains", []), cfg.get("domain_dim", 0))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> EmotionCodec:
-        directory = Path(directory)
-        cfg = read_config(directory, cls.model_type)
+    def from_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> EmotionCodec:
         try:
-            model = cls.from_config(cfg)
+            return cls.from_config(cfg)
         except (KeyError, TypeError, ConfigError) as exc:
-            raise CheckpointError(f"{directory / CONFIG_NAME}: invalid codec config: {exc}") from None
-        state = load_safetensors(directory / WEIGHTS_NAME, map_location)
-        load_state_strict(model, state, directory / WEIGHTS_NAME)
-        model.eval()
-        return model
-
-
-def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True) -> pd.DataFrame:
-    if fmt.kind == "regression":
-        if clip:
-            out = np.clip(out, fmt.range[0], fmt.range[1])
-        if output_scale is not None:
-            lo, hi = (float(v) for v in output_scale)
-            out = lo + (out - fmt.range[0]) * (hi - lo) / (fmt.range[1] - fmt.range[0])
-        return pd.DataFrame(out, columns=list(fmt.variables))
-    df = pd.DataFrame(out, columns=list(fmt.variables))
-    if fmt.kind == "multilabel":
-        df["label"] = [",".join(v for v, p in zip(fmt.variables, row) if p > 0.5) for row in out]
-    else:
-        df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
-    return df
+            raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
 
 
 def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -330,6 +284,12 @@ def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def head_fingerprint(codec: EmotionCodec) -> str:
+    """SHA-256 of all of a codec's tensors: content models trained on codecs with equal fingerprints share one
+    emotion space (their embeddings are comparable)."""
+    return tensors_fingerprint(codec.state_dict())
+
+
 def _is_label_list(values: Any) -> bool:
     if isinstance(values, (str, int, np.integer)):
         return True
@@ -337,48 +297,6 @@ def _is_label_list(values: Any) -> bool:
         seq = list(values)
         return bool(seq) and all(isinstance(v, (str, int, np.integer)) for v in seq)
     return False
-
-
-def read_config(directory: Path, model_type: str) -> dict[str, Any]:
-    path = directory / CONFIG_NAME
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: not a model directory")
-    cfg = read_json(path, missing=f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
-    if cfg.get("model_type") != model_type:
-        raise CheckpointError(f"{path}: model_type is {cfg.get('model_type')!r}, expected {model_type!r}")
-    if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {cfg.get('checkpoint_format')!r} was written by emoembed "
-                              f"{cfg.get('emoembed_version', '?')}; this emoembed {__version__} reads format {CHECKPOINT_FORMAT_VERSION}")
-    return cfg
-
-
-def saved_model_type(directory: str | Path) -> str | None:
-    """``model_type`` of a saved codec or model directory (``emotion-codec`` / ``emotion-model``)."""
-    cfg = read_json(Path(directory) / CONFIG_NAME,
-                    missing=f"{directory}: no {CONFIG_NAME}; is this a model or codec saved by emoembed?")
-    return cfg.get("model_type") if isinstance(cfg, dict) else None
-
-
-def state_mismatch(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:
-    """What keeps ``state`` from loading strictly into a model whose state dict is ``own`` (None: nothing)."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-    if shape:
-        parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
-    return "; ".join(parts) or None
-
-
-def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
-    problem = state_mismatch(model.state_dict(), state)
-    if problem:
-        raise CheckpointError(f"{source}: weights do not match the config: {problem}")
-    model.load_state_dict(state, strict=True)
 
 
 def codec_for(formats: Iterable[str], registry: FormatRegistry, dim: int = 100, hidden: Sequence[int] = (128, 128),

@@ -5,7 +5,7 @@ knows (zero-shot for formats its training data never had) and encodes content in
     model.predict(["happy", "grief"], format="be5")      # DataFrame, one column per variable
     model.encode(["happy", "grief"])                      # (2, d) numpy array
 
-Saved as ``model.safetensors`` (encoder + codec weights) and ``config.json`` (encoder config, codec config,
+Saved (:class:`~emoembed.pretrained.PretrainedModule`) as ``model.safetensors`` (encoder + codec weights) and ``config.json`` (encoder config, codec config,
 training formats and source scales): no YAML file or dataset is needed to load it.
 """
 from __future__ import annotations
@@ -20,33 +20,34 @@ import pandas as pd
 import torch
 from torch import nn
 
-from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
-from emoembed.codec import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    EmotionCodec,
-    format_output,
-    load_state_strict,
-    read_config,
-    saved_model_type,
-)
+from emoembed.codec import EmotionCodec
 from emoembed.encoders.base import ContentEncoder, encoder_class
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.formats import LabelFormat
-from emoembed.io import atomic_write_json, load_safetensors, save_safetensors_atomic
-from emoembed.training import (
-    DirectHeads,
-    Task,
-    activate,
-    embed_items,
-    evaluate_task,
-    pick_device,
-)
+from emoembed.format_kinds import activate, format_output
+from emoembed.inference import embed_items, evaluate_task
+from emoembed.pretrained import PretrainedModule, saved_model_type
+from emoembed.tasks import Task
 
 Items = Sequence[Any] | str
 
 
-class EmotionModel(nn.Module):
+class DirectHeads(nn.Module):
+    """The no-codec baseline: one trainable linear layer (with bias) per format on the encoder output."""
+
+    def __init__(self, formats: Mapping[str, LabelFormat], dim: int):
+        super().__init__()
+        self.formats = dict(formats)
+        self.layers = nn.ModuleDict({n: nn.Linear(dim, f.size) for n, f in self.formats.items()})
+
+    def decode(self, fmt: str, z: torch.Tensor) -> torch.Tensor:
+        if fmt not in self.layers:
+            raise ConfigError(f"this baseline model was trained for {sorted(self.layers)}; it cannot predict {fmt!r} "
+                              "(zero-shot needs codec heads)")
+        return self.layers[fmt](z)
+
+
+class EmotionModel(PretrainedModule):
     model_type = "emotion-model"
 
     def __init__(self, encoder: ContentEncoder, codec: EmotionCodec, direct_heads: DirectHeads | None = None,
@@ -199,24 +200,13 @@ class EmotionModel(nn.Module):
         return cls(result.encoder, codec, direct, meta)
 
     def config(self) -> dict[str, Any]:
-        return {"model_type": self.model_type, "emoembed_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT_VERSION,
-                "modality": self.modality, "encoder": self.encoder.config(), "codec": self.codec.config(),
+        return {"modality": self.modality, "encoder": self.encoder.config(), "codec": self.codec.config(),
                 "heads": "direct" if self.direct_heads is not None else "codec",
                 "direct_formats": {n: f.to_dict() for n, f in self.direct_heads.formats.items()} if self.direct_heads is not None else None,
                 **self.meta}
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_safetensors_atomic(state, directory / WEIGHTS_NAME)
-        atomic_write_json(self.config(), directory / CONFIG_NAME)
-        return directory
-
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> EmotionModel:
-        directory = Path(directory)
-        cfg = read_config(directory, cls.model_type)
+    def from_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> EmotionModel:
         try:
             encoder = encoder_class(cfg["modality"]).from_config(cfg["encoder"])
             codec = EmotionCodec.from_config(cfg["codec"])
@@ -226,15 +216,10 @@ class EmotionModel(nn.Module):
                         for n, f in cfg["direct_formats"].items()}
                 direct = DirectHeads(fmts, encoder.dim)
         except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"{directory / CONFIG_NAME}: invalid model config: missing or bad field {exc}") from None
+            raise CheckpointError(f"{source}: invalid model config: missing or bad field {exc}") from None
         meta = {k: v for k, v in cfg.items() if k not in ("model_type", "emoembed_version", "checkpoint_format", "modality",
                                                          "encoder", "codec", "heads", "direct_formats")}
-        model = cls(encoder, codec, direct, meta)
-        load_state_strict(model, load_safetensors(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
-        device = pick_device(str(device)) if str(device) == "auto" else torch.device(device)
-        model.to(device)
-        model.eval()
-        return model
+        return cls(encoder, codec, direct, meta)
 
 
 def load_model(directory: str | Path) -> EmotionModel | EmotionCodec:

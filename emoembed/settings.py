@@ -4,24 +4,26 @@ ship with the project."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_ENV = "EMOEMBED_DATA"
 HOME_ENV = "EMOEMBED_HOME"  # optional override of the folder that holds mappings/, encoders/, data_registry/
+RESOURCE_DIRS = ("mappings", "encoders", "suites", "data_registry")
+INSTALLED_RESOURCES = PACKAGE_DIR / "resources"  # where a wheel / `pip install .` puts them (package data)
 
 
 def project_root() -> Path:
-    """The folder holding ``mappings/``, ``encoders/`` and ``data_registry/``: a source checkout, or the
-    ``share/emoembed`` folder a wheel install writes."""
+    """The folder holding ``mappings/``, ``encoders/``, ``suites/`` and ``data_registry/`` (with the bundled
+    datasets): ``EMOEMBED_HOME`` if set, else the source checkout this package runs from (``pip install -e .``,
+    ``PYTHONPATH``), else ``emoembed/resources`` of an installed package."""
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override).expanduser().resolve()
     checkout = PACKAGE_DIR.parent
     if (checkout / "mappings").is_dir() and (checkout / "data_registry").is_dir():
         return checkout
-    return Path(sys.prefix) / "share" / "emoembed"
+    return INSTALLED_RESOURCES
 
 
 def resource_dir(name: str) -> Path:

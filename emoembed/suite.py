@@ -33,9 +33,11 @@ import torch
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import ConfigError
 from emoembed.io import atomic_write_json, atomic_write_text
-from emoembed.mapping import _activate, load_recipe, run_map, train_baseline_direction
+from emoembed.format_kinds import activate
+from emoembed.training.baseline import train_baseline_direction
+from emoembed.training.codec import run_map
 from emoembed.metrics import evaluate_format
-from emoembed.recipes import read_recipe_file
+from emoembed.recipes import load_codec_recipe, read_recipe_file
 from emoembed.settings import resource_dir
 
 SUITE_DEFAULTS: dict[str, Any] = {"name": "suite", "seeds": [13], "mapping": {}, "modalities": {}, "quick": {}}
@@ -182,11 +184,11 @@ def mean_sd(values: Sequence[float] | None) -> str:
 # ---------------------------------------------------------------------------------------------- runs
 def mapping_recipe(spec: Mapping[str, Any], data: DataRegistry, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     """The suite's codec recipe, or its fallback when a required pair of it is absent."""
-    recipe = load_recipe(_recipe_path(spec["recipe"]))
+    recipe = load_codec_recipe(_recipe_path(spec["recipe"]))
     missing = [p for p in recipe["pairs"] if not data.is_present(p)]
     if missing and spec.get("fallback"):
         log(f"codec recipe {spec['recipe']!r} needs absent pair(s) {missing}; using {spec['fallback']!r}")
-        recipe = load_recipe(_recipe_path(spec["fallback"]))
+        recipe = load_codec_recipe(_recipe_path(spec["fallback"]))
     deep_update(recipe, spec["overrides"])
     recipe["seed"] = seed
     return recipe
@@ -273,13 +275,9 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
                  log: Callable[[str], None], mapper_cfg: Mapping[str, Any] | None = None) -> Section:
     """The Bsl / Sng / Aug / Mlt models of one modality for one seed, scored on the supervised and zero-shot sets."""
     from emoembed.model import EmotionModel
-    from emoembed.training import (
-        build_tasks,
-        fit,
-        load_encoder_recipe,
-        parse_data_spec,
-        resolve_encoder_recipe,
-    )
+    from emoembed.recipes import load_encoder_recipe, resolve_encoder_recipe
+    from emoembed.tasks import build_tasks, parse_data_spec
+    from emoembed.training.encoder import fit
 
     results = Section()
     note = results.note
@@ -353,7 +351,7 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
 def covered(task, model, splits: Sequence[str], exclude: set[str] | None = None):
     """The items of ``splits`` the encoder covers (e.g. words with a vector) and that are not in ``exclude``, as
     one ``test`` split — every column is scored on the same items; and the covered share of the non-excluded items."""
-    from emoembed.training import Task
+    from emoembed.tasks import Task
 
     items = [x for s in splits for x in task.items[s]]
     labels = np.concatenate([task.labels[s] for s in splits]) if items else np.zeros((0, task.fmt.size), np.float32)
@@ -383,9 +381,9 @@ def pipeline_score(direct_model, pair, target, seed: int, mapper_cfg: Mapping[st
     if missing:
         raise ConfigError(f"mapper pair {pair.name!r} reads {source.name} variables {missing}, which the baseline's "
                           f"format {own_fmt.name!r} does not predict")
-    mapper, _ = train_baseline_direction(pair, reverse, mapper_cfg or load_recipe(None)["baseline"], seed)
+    mapper, _ = train_baseline_direction(pair, reverse, mapper_cfg or load_codec_recipe(None)["baseline"], seed)
     with torch.no_grad():
         x = torch.tensor(pred[list(source.variables)].to_numpy(dtype=np.float32))
-        out = _activate(mapper(x), target.fmt).numpy()
+        out = activate(target.fmt, mapper(x)).numpy()
     score = evaluate_format(out, target.labels["test"], target.fmt)["primary"]
     return float("nan") if score is None or (isinstance(score, float) and math.isnan(score)) else float(score)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emoembed.errors import DataError
+from emoembed.errors import DataError, EmoembedError
 from emoembed.io import atomic_write_text
 
 
@@ -35,3 +35,21 @@ def write_table(df: pd.DataFrame, path: Path | None) -> None:
         return
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     atomic_write_text(df.to_csv(index=False, sep=sep, float_format="%.6g"), path)
+
+
+CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence")
+
+
+def content_column(frame: pd.DataFrame, column: str | None, source: str) -> list:
+    """The items of ``frame``: column ``column``, else its only column, else the first of :data:`CONTENT_COLUMNS`
+    it has; an error naming ``source`` (the file) and the columns otherwise."""
+    if column:
+        if column not in frame.columns:
+            raise EmoembedError(f"{source}: no column {column!r}; columns: {list(frame.columns)}")
+        return frame[column].tolist()
+    if frame.shape[1] == 1:
+        return frame.iloc[:, 0].tolist()
+    for c in CONTENT_COLUMNS:
+        if c in frame.columns:
+            return frame[c].tolist()
+    raise EmoembedError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")

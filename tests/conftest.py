@@ -136,7 +136,8 @@ def one_torch_thread():
 def _small_codec_master():
     """vad, be5, nrc10 (dim 16) trained for ~2 s on the bundled Warriner × EmoMap and Warriner × EmoLex pairs."""
     from emoembed.data.registry import DataRegistry
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
+    from emoembed.recipes import resolve_codec_recipe as resolve_recipe
+    from emoembed.training.codec import load_pairs, train_codec
     from emoembed.settings import bundled_data_dir
 
     reg = DataRegistry.load(roots=[bundled_data_dir()])

@@ -28,7 +28,8 @@ from emoembed.encoders.carl import (
     select_salient,
 )
 from emoembed.errors import ConfigError
-from emoembed.training import fit, resolve_encoder_recipe, synthetic_labels
+from emoembed.recipes import resolve_encoder_recipe
+from emoembed.training.encoder import fit, synthetic_labels
 
 SMALL_HEADS = {"proj_dim": 8, "proj_hidden": 16, "pred_hidden": 16}
 

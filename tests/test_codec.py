@@ -14,14 +14,8 @@ from emoembed.cli import main
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
-from emoembed.mapping import (
-    codec_step_loss,
-    evaluate_codec,
-    load_pairs,
-    mean_primary,
-    resolve_recipe,
-    train_codec,
-)
+from emoembed.recipes import resolve_codec_recipe as resolve_recipe
+from emoembed.training.codec import codec_step_loss, evaluate_codec, load_pairs, mean_primary, train_codec
 
 SMALL = {"epochs": 6, "steps_per_epoch": 60, "batch_size": 64, "lr": 0.002, "patience": 100}
 

@@ -14,7 +14,8 @@ from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
 from emoembed.errors import ConfigError
 from emoembed.formats import default_registry
-from emoembed.mapping import evaluate_codec, resolve_recipe, results_table, train_codec
+from emoembed.recipes import resolve_codec_recipe as resolve_recipe
+from emoembed.training.codec import evaluate_codec, results_table, train_codec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

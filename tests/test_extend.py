@@ -20,7 +20,7 @@ from emoembed.errors import ConfigError
 from emoembed.extend import anchors, new_formats
 from emoembed.formats import default_registry
 from emoembed.model import EmotionModel
-from emoembed.training import fit
+from emoembed.training.encoder import fit
 
 
 def _cos(codec: EmotionCodec, a: str, b: str) -> float:
@@ -159,7 +159,8 @@ def test_anchoring_rules():
 
 def test_extending_a_codec_with_domains_keeps_its_domains_and_adds_one_per_new_pair(tmp_path, monkeypatch):
     from emoembed.data.registry import DataRegistry
-    from emoembed.mapping import load_pairs, resolve_recipe, train_codec
+    from emoembed.recipes import resolve_codec_recipe as resolve_recipe
+    from emoembed.training.codec import load_pairs, train_codec
     from emoembed.settings import bundled_data_dir
 
     monkeypatch.delenv("EMOEMBED_DATA", raising=False)

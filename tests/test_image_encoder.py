@@ -302,8 +302,9 @@ def test_freeze_backbone_trains_only_the_projection():
 def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
     """Through the shared stage-2 loop: train a tiny fer7 encoder, save/load it as an EmotionModel, predict
     fer7 and (zero-shot) va for files and a folder, evaluate with skipped images."""
-    training = pytest.importorskip("emoembed.training")
+    from emoembed import recipes, tasks
     from emoembed.model import EmotionModel
+    from emoembed.training import encoder as training
 
     rng = np.random.default_rng(1)
     paths, labels = [], []
@@ -313,9 +314,9 @@ def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
         paths.append(str(tmp_path / "faces" / cls / f"{i}.png"))
         labels.append(np.eye(7, dtype=np.float32)[FER7.index(cls)])
     y = np.stack(labels)
-    task = training.Task("toy", _formats()["fer7"], {"train": paths[:16], "dev": paths[16:20], "test": paths[20:]},
+    task = tasks.Task("toy", _formats()["fer7"], {"train": paths[:16], "dev": paths[16:20], "test": paths[20:]},
                          {"train": y[:16], "dev": y[16:20], "test": y[20:]}, {}, "image")
-    recipe = training.load_encoder_recipe(REPO / "encoders" / "image-tiny-test.yaml", "image")
+    recipe = recipes.load_encoder_recipe(REPO / "encoders" / "image-tiny-test.yaml", "image")
     recipe["training"].update({"epochs": 1, "device": "cpu"})
     codec = codec_for(["fer7", "va", "be5"], _formats(), dim=16)
     result = training.fit(recipe, codec, [task], progress=False, log=lambda *_: None)

@@ -25,7 +25,9 @@ from emoembed.plotting import (
     plot_heads,
     tie_similarity,
 )
-from emoembed.training import Task, fit, resolve_encoder_recipe
+from emoembed.recipes import resolve_encoder_recipe
+from emoembed.tasks import Task
+from emoembed.training.encoder import fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOY = {"happy": (0.9, 0.5, 0.6), "joy": (0.95, 0.6, 0.5), "love": (0.9, 0.4, 0.5), "sunny": (0.7, 0.2, 0.4),
@@ -54,7 +56,7 @@ def small_codec(small_trained_codec) -> EmotionCodec:
 
 @pytest.fixture(scope="module")
 def warriner_test(bundled) -> Task:
-    from emoembed.training import task_from_dataset
+    from emoembed.tasks import task_from_dataset
 
     return task_from_dataset(bundled.dataset("warriner"), "vad")
 

@@ -29,7 +29,9 @@ from emoembed.retrieval import (
     load_codec,
     values_query,
 )
-from emoembed.training import Task, fit, resolve_encoder_recipe
+from emoembed.recipes import resolve_encoder_recipe
+from emoembed.tasks import Task
+from emoembed.training.encoder import fit
 
 TINY_IMAGE = {"backbone": "resnet10t", "weights": None, "dropout": 0.0, "image_size": 32,
               "train_transform": [{"type": "Resize", "size": [32, 32]}],

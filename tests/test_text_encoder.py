@@ -209,7 +209,7 @@ def test_packaged_minilm_loads_offline_and_saves_portably():
 
 @pytest.mark.realdata
 def test_the_text_datasets_are_wired(real_registry, tok_dir):
-    from emoembed.training import build_tasks
+    from emoembed.tasks import build_tasks
 
     enc = tiny_encoder(tok_dir)
     spec = "emobank,affectivetext:be6,affectivetext:valence,goemotions:ekman7,goemotions:goemotions28,isear,ssec"

@@ -23,14 +23,10 @@ from emoembed.encoders.word import WordEncoder, load_vectors
 from emoembed.errors import CheckpointError, ConfigError, DataError, EmoembedError
 from emoembed.formats import default_registry
 from emoembed.model import EmotionModel
-from emoembed.training import (
-    Task,
-    _step_loss,
-    fit,
-    head_fingerprint,
-    resolve_encoder_recipe,
-    synthetic_labels,
-)
+from emoembed.codec import head_fingerprint
+from emoembed.recipes import resolve_encoder_recipe
+from emoembed.tasks import Task
+from emoembed.training.encoder import _step_loss, fit, synthetic_labels
 
 WORDS = {  # word -> (valence, arousal, dominance) in [-1, 1]; the vectors below make them learnable
     "happy": (0.9, 0.5, 0.6), "joy": (0.95, 0.6, 0.5), "love": (0.9, 0.4, 0.5), "sunny": (0.7, 0.2, 0.4),
@@ -209,7 +205,9 @@ DDP_WORKER = textwrap.dedent('''
     import sys, torch
     from safetensors.torch import save_file
     from emoembed.codec import EmotionCodec
-    from emoembed.training import fit, resolve_encoder_recipe, Task
+    from emoembed.recipes import resolve_encoder_recipe
+    from emoembed.tasks import Task
+    from emoembed.training.encoder import fit
     import json, numpy as np
     spec = json.load(open(sys.argv[1]))
     codec = EmotionCodec.from_pretrained(spec["codec"])

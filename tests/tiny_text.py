@@ -74,7 +74,7 @@ def tiny_codec(format_registry, formats=("vad", "va", "be6"), dim: int = 16, see
 
 
 def toy_task(format_registry, n_train: int = 96, n_eval: int = 32, seed: int = 0):
-    from emoembed.training import Task
+    from emoembed.tasks import Task
 
     texts, y = toy_corpus(n_train + 2 * n_eval, seed)
     cut = {"train": slice(0, n_train), "dev": slice(n_train, n_train + n_eval), "test": slice(n_train + n_eval, None)}

@@ -55,6 +55,16 @@ def _registered(table: dict, lazy: dict[str, str], name: str, kind: str):
     return table[name]
 
 
+def known_encoders() -> list[str]:
+    """Every content-encoder modality (registered or lazily importable)."""
+    return sorted(set(ENCODERS) | set(_LAZY_ENCODERS))
+
+
+def known_objectives() -> list[str]:
+    """Every auxiliary objective name (registered or lazily importable)."""
+    return sorted(set(OBJECTIVES) | set(_LAZY_OBJECTIVES))
+
+
 def encoder_class(modality: str) -> type[ContentEncoder]:
     return _registered(ENCODERS, _LAZY_ENCODERS, modality, "modality")
 

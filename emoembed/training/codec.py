@@ -1,4 +1,5 @@
-"""Stage 1: train the codec on paired datasets, and the pairwise FFN baseline (EmoMap / emotion-embeddings).
+"""Stage 1: train the codec on paired datasets (``emoembed map``); the pairwise FFN baseline it is compared with
+lives in :mod:`emoembed.training.baseline`.
 
 Objective per step, on a batch of one paired dataset (items labelled in formats a and b), with e_a = E_a(y_a)
 and e_b = E_b(y_b)::
@@ -18,9 +19,7 @@ bias-free, so content encoders are unaffected.
 """
 from __future__ import annotations
 
-import copy
 import math
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,55 +29,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from emoembed.codec import EmotionCodec, LabelEncoder, codec_for
+from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import DataRegistry
-from emoembed.errors import ConfigError, EmoembedError
+from emoembed.errors import EmoembedError
+from emoembed.format_kinds import format_loss
 from emoembed.formats import FormatRegistry, LabelFormat
-from emoembed.io import (
-    atomic_torch_save,
-    atomic_write_json,
-    atomic_write_text,
-    load_training_state,
-)
+from emoembed.io import atomic_write_json, atomic_write_text
 from emoembed.metrics import evaluate_format
-from emoembed.recipes import merge_over_defaults, read_recipe_file
-from emoembed.settings import resource_dir
-
-DEFAULTS: dict[str, Any] = {
-    "name": "codec",
-    "seed": 13,
-    "codec": {"dim": 100, "hidden": [128, 128], "dropout": 0.2, "domain_dim": 0},
-    "loss_weights": {"autoencode": 1.0, "mapping": 1.0, "embedding": 1.0, "tie": 1.0},
-    "format_weights": {},
-    "training": {"epochs": 40, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
-                 "patience": 8, "sampling": "uniform", "max_train_items": None,
-                 "domain_dropout": 0.25},
-    "baseline": {"epochs": 30, "steps_per_epoch": 100, "batch_size": 32, "lr": 1e-3, "hidden": [128, 128],
-                 "dropout": 0.2, "patience": 8},
-    "pairs": [],
-    "optional_pairs": [],
-}
-SAMPLING = ("uniform", "proportional", "sqrt")
-
-
-# ---------------------------------------------------------------------------------------------- recipe
-def load_recipe(path: str | Path | None) -> dict[str, Any]:
-    path = Path(path) if path else resource_dir("mappings") / "default.yaml"
-    return resolve_recipe(read_recipe_file(path), str(path))
-
-
-def resolve_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> dict[str, Any]:
-    recipe = merge_over_defaults(raw, DEFAULTS, source, ("codec", "loss_weights", "training", "baseline"))
-    if not isinstance(recipe["pairs"], list) or not (recipe["pairs"] or recipe["optional_pairs"]):
-        raise ConfigError(f"{source}: 'pairs' must list at least one pair card (see `emoembed data list`)")
-    if recipe["training"]["sampling"] not in SAMPLING:
-        raise ConfigError(f"{source}: training.sampling must be one of {list(SAMPLING)}")
-    return recipe
-
+from emoembed.training.scaffold import (
+    STATE_NAME,
+    BestKeeper,
+    load_training_state,
+    save_training_state,
+    seed_everything,
+    snapshot,
+)
 
 # ---------------------------------------------------------------------------------------------- data
 def load_pairs(recipe: Mapping[str, Any], data: DataRegistry, log=print) -> list[PairedDataset]:
@@ -117,16 +85,6 @@ def recipe_formats(pairs: list[PairedDataset]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- losses
-def format_loss(raw: torch.Tensor, target: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
-    if fmt.kind == "regression":
-        return F.l1_loss(raw, target) if fmt.loss == "l1" else F.mse_loss(raw, target)
-    if fmt.kind == "multilabel":
-        return F.binary_cross_entropy_with_logits(raw, target)
-    if fmt.kind == "distribution" and fmt.loss == "kl":
-        return F.kl_div(F.log_softmax(raw, dim=-1), target, reduction="batchmean")
-    return F.cross_entropy(raw, target)  # multiclass one-hot / distribution: soft-target cross-entropy
-
-
 def codec_step_loss(codec: EmotionCodec, fa: LabelFormat, fb: LabelFormat, ya: torch.Tensor, yb: torch.Tensor,
                     weights: Mapping[str, float], format_weights: Mapping[str, float],
                     domain: str | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -207,13 +165,6 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
 def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: FormatRegistry,
                 state_dir: Path | None = None, resume: bool = False, progress: bool = True, log=print,
                 codec: EmotionCodec | None = None) -> TrainResult:
@@ -231,20 +182,18 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     sampler = PairSampler(pairs, int(tr["batch_size"]), tr["sampling"], rng)
     train_sets = sampler.pairs
     tensors = [(torch.as_tensor(p.labels_a), torch.as_tensor(p.labels_b)) for p in train_sets]
-    best_score, best_epoch, best_state, bad_epochs, start_epoch = -math.inf, -1, None, 0, 0
+    keeper = BestKeeper(int(tr["patience"]))
+    start_epoch = 0
     history: list[dict] = []
-    state_path = state_dir / "training_state.pt" if state_dir else None
+    state_path = state_dir / STATE_NAME if state_dir else None
     if resume and state_path and state_path.exists():
-        st = load_training_state(state_path)
+        st = load_training_state(state_path, keeper)
         codec.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
-        best_state = st["best_model"]
-        best_score, best_epoch, bad_epochs, start_epoch = st["best_score"], st["best_epoch"], st["bad_epochs"], st["epoch"] + 1
+        start_epoch, history = st["epoch"] + 1, st["history"]
         sampler._order = [o.numpy() for o in st["sampler"]["order"]]
         sampler._pos = st["sampler"]["pos"].tolist()
         sampler.rng.bit_generator.state = st["sampler"]["rng"]
-        torch.set_rng_state(st["torch_rng"])
-        history = st["history"]
         log(f"resumed from {state_path} at epoch {start_epoch}")
     weights, fweights = recipe["loss_weights"], recipe["format_weights"]
     domain_dropout = float(tr["domain_dropout"])
@@ -266,93 +215,17 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
         dev = mean_primary(evaluate_codec(codec, pairs, "dev"))
         entry = {"epoch": epoch + 1, "dev": dev, **{k: v / tr["steps_per_epoch"] for k, v in sums.items()}}
         history.append(entry)
-        if dev > best_score + 1e-6:
-            best_score, best_epoch, bad_epochs = dev, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in codec.state_dict().items()}
-        else:
-            bad_epochs += 1
+        keeper.update(dev, epoch + 1, lambda: snapshot(codec))
         if state_path:
-            atomic_torch_save({"model": codec.state_dict(), "optimizer": opt.state_dict(), "best_model": best_state,
-                               "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "epoch": epoch,
-                               "sampler": sampler.state(), "torch_rng": torch.get_rng_state(), "history": history}, state_path)
-        if bad_epochs >= int(tr["patience"]):
-            log(f"early stop after epoch {epoch + 1}: best dev {best_score:.4f} at epoch {best_epoch}")
+            save_training_state(state_path, epoch, keeper, history, model=codec.state_dict(), optimizer=opt.state_dict(),
+                                sampler=sampler.state())
+        if keeper.should_stop:
+            log(f"early stop after epoch {epoch + 1}: best dev {keeper.best_score:.4f} at epoch {keeper.best_epoch}")
             break
-    if best_state is not None:
-        codec.load_state_dict(best_state)
+    if keeper.best_state is not None:
+        codec.load_state_dict(keeper.best_state)
     codec.eval()
-    return TrainResult(codec, best_epoch, best_score, history, time.perf_counter() - t0)
-
-
-# ---------------------------------------------------------------------------------------------- baseline
-class PairwiseMapper(nn.Module):
-    """The EmoMap / emotion-embeddings baseline: one FFN per direction, k_in → 128 → 128 → k_out."""
-
-    def __init__(self, k_in: int, k_out: int, hidden=(128, 128), dropout: float = 0.2):
-        super().__init__()
-        self.net = LabelEncoder(k_in, k_out, hidden, dropout)  # the same MLP shape as a label encoder
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def _activate(raw: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
-    if fmt.kind == "multilabel":
-        return torch.sigmoid(raw)
-    if fmt.kind in ("multiclass", "distribution"):
-        return torch.softmax(raw, -1)
-    return raw
-
-
-def train_baseline_direction(p: PairedDataset, reverse: bool, cfg: Mapping[str, Any], seed: int) -> tuple[PairwiseMapper, float]:
-    src, tgt = (p.format_b, p.format_a) if reverse else (p.format_a, p.format_b)
-    train, dev = p.subset("train"), p.subset("dev")
-    xs, ys = (train.labels_b, train.labels_a) if reverse else (train.labels_a, train.labels_b)
-    xd, yd = (dev.labels_b, dev.labels_a) if reverse else (dev.labels_a, dev.labels_b)
-    rng = seed_everything(seed)
-    model = PairwiseMapper(src.size, tgt.size, cfg["hidden"], cfg["dropout"])
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    xs_t, ys_t, xd_t = torch.as_tensor(xs), torch.as_tensor(ys), torch.as_tensor(xd)
-    best, best_state, bad = -math.inf, None, 0
-    order, pos = rng.permutation(len(xs)), 0
-    for _epoch in range(int(cfg["epochs"])):
-        model.train()
-        for _ in range(int(cfg["steps_per_epoch"])):
-            if pos + cfg["batch_size"] > len(order):
-                order, pos = rng.permutation(len(xs)), 0
-            idx = order[pos:pos + cfg["batch_size"]]
-            pos += cfg["batch_size"]
-            loss = format_loss(model(xs_t[idx]), ys_t[idx], tgt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            score = evaluate_format(_activate(model(xd_t), tgt).numpy(), yd, tgt)["primary"]
-        if score > best + 1e-6:
-            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= int(cfg["patience"]):
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return model, best
-
-
-def evaluate_baseline(pairs: list[PairedDataset], cfg: Mapping[str, Any], seed: int, split: str = "test", progress: bool = True) -> list[dict]:
-    rows = []
-    jobs = [(p, rev) for p in pairs for rev in (False, True)]
-    for p, rev in tqdm(jobs, desc="baseline directions", disable=not progress, leave=False):
-        model, _ = train_baseline_direction(p, rev, cfg, seed)
-        s = p.subset(split)
-        src, tgt = (p.format_b, p.format_a) if rev else (p.format_a, p.format_b)
-        x, y = (s.labels_b, s.labels_a) if rev else (s.labels_a, s.labels_b)
-        with torch.no_grad():
-            pred = _activate(model(torch.as_tensor(x)), tgt).numpy()
-        rows.append({"pair": p.name, "source": src.name, "target": tgt.name, **evaluate_format(pred, y, tgt)})
-    return rows
+    return TrainResult(codec, keeper.best_epoch, keeper.best_score, history, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -396,6 +269,7 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     """Train, evaluate on test, write the run directory; returns the metrics dict. With ``extend`` (a codec
     directory), only the formats of the recipe's pairs that codec lacks are trained; its own stay frozen."""
     from emoembed import extend as ext
+    from emoembed.training import baseline as baseline_mod
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dict(recipe), out_dir / "recipe.json")
@@ -420,7 +294,7 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
         ext.check_frozen(extension["frozen_fingerprints"], result.codec, extension["frozen_domains"])
     test_rows = evaluate_codec(result.codec, pairs, "test")
     pooled_rows = evaluate_codec(result.codec, pairs, "test", use_domains=False) if result.codec.domain_dim else None
-    base_rows = evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None
+    base_rows = baseline_mod.evaluate_baseline(pairs, recipe["baseline"], int(recipe["seed"]), "test", progress) if baseline else None
     metrics = {"recipe": recipe.get("name"), "best_epoch": result.best_epoch, "dev_score": result.dev_score,
                "train_seconds": round(result.seconds, 2), "test": test_rows, "test_mean": mean_primary(test_rows),
                "history": result.history, "pairs": {p.name: {"formats": [p.format_a.name, p.format_b.name], "sizes": p.split_sizes()} for p in pairs}}
@@ -437,6 +311,6 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     atomic_write_json(metrics, out_dir / "metrics.json")
     table = results_table(test_rows, base_rows, pooled_rows)
     atomic_write_text(table + "\n", out_dir / "results.md")
-    (out_dir / "training_state.pt").unlink(missing_ok=True)
+    (out_dir / STATE_NAME).unlink(missing_ok=True)
     metrics["table"] = table
     return metrics

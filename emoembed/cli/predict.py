@@ -1,105 +1,13 @@
-"""Verbs that train or run models: ``map`` (stage 1), ``fit-encoder`` (stage 2), ``predict`` and ``evaluate``."""
+"""``emoembed predict`` (labels for words/texts/images, or converted ratings) and ``emoembed evaluate`` (a model on a
+dataset split, or the paper's suite of tables)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from emoembed.cli import verb
+from emoembed.cli.common import parse_scale, test_table, verb, with_codec_option
 from emoembed.errors import EmoembedError
-
-
-def _map_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", help="codec recipe YAML (default: mappings/default.yaml)")
-    p.add_argument("--out", help="run directory (default: runs/map-<recipe name>)")
-    p.add_argument("--baseline", action="store_true", help="also train the pairwise FFN baseline per direction and print both")
-    p.add_argument("--extend", metavar="CODEC_DIR", help="add the recipe's new formats to this trained codec; its own "
-                   "encoders and heads stay frozen, so models trained on it can predict the new formats zero-shot")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's training_state.pt")
-    p.add_argument("--seed", type=int, help="override the recipe's seed")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _map_run(args: argparse.Namespace) -> int:
-    from emoembed.data.registry import default_data_registry
-    from emoembed.mapping import load_recipe, run_map
-
-    recipe = load_recipe(args.recipe)
-    if args.seed is not None:
-        recipe["seed"] = args.seed
-    out = Path(args.out or f"runs/map-{recipe['name']}")
-    if args.extend and Path(args.extend).resolve() == out.resolve():
-        raise EmoembedError(f"--out {out} is the codec being extended; write the extended codec to a new directory")
-    metrics = run_map(recipe, out, default_data_registry(), baseline=args.baseline, resume=args.resume,
-                      progress=not args.quiet, extend=args.extend)
-    print(metrics["table"])
-    print(f"\ncodec trained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}); "
-          f"test mean {metrics['test_mean']:.3f}"
-          + (f" (pooled, without domains: {metrics['test_pooled_mean']:.3f})" if "test_pooled_mean" in metrics else "")
-          + (f", baseline {metrics['baseline_test_mean']:.3f}" if "baseline_test_mean" in metrics else ""))
-    print(f"wrote {out}/model.safetensors, config.json, metrics.json, results.md")
-    return 0
-
-
-verb("map", "train the emotion codec on paired datasets and evaluate every direction")((_map_args, _map_run))
-
-
-def _fit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--modality", required=True, choices=["word", "text", "image"], help="kind of content")
-    p.add_argument("--codec", required=True, help="codec directory written by `emoembed map` (its heads stay frozen)")
-    p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…] (default: the recipe's data)")
-    p.add_argument("--recipe", help="encoder recipe YAML (default: encoders/<modality default>.yaml)")
-    p.add_argument("--augment", help="formats to add as codec-made synthetic labels, e.g. be5,nrc10")
-    p.add_argument("--heads", choices=["codec", "direct"], help="direct = the no-codec baseline (trainable heads)")
-    p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's training_state.pt")
-    p.add_argument("--seed", type=int, help="override the recipe's seed")
-    p.add_argument("--epochs", type=int, help="override training.epochs")
-    p.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _fit_run(args: argparse.Namespace) -> int:
-    from emoembed.data.registry import default_data_registry
-    from emoembed.training import (
-        load_encoder_recipe,
-        resolve_encoder_recipe,
-        run_fit_encoder,
-    )
-
-    recipe = load_encoder_recipe(args.recipe, args.modality)
-    if args.data:
-        recipe["data"] = [s for s in args.data.split(",") if s]
-    if args.augment is not None:
-        recipe["augment"] = [s for s in args.augment.split(",") if s]
-    if args.heads:
-        recipe["heads"] = args.heads
-    if args.seed is not None:
-        recipe["seed"] = args.seed
-    if args.epochs is not None:
-        recipe["training"]["epochs"] = args.epochs
-    if args.device:
-        recipe["training"]["device"] = args.device
-    recipe = resolve_encoder_recipe({k: v for k, v in recipe.items() if k != "source"}, recipe["source"])
-    out = Path(args.out or f"runs/{recipe['name']}")
-    metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
-    print(test_table(metrics["test"]))
-    print(f"\ntrained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}, dev {metrics['dev_score']:.3f}); "
-          f"test mean {metrics['test_mean']:.3f}")
-    print(f"wrote {out}/model.safetensors, config.json, recipe.json, metrics.json")
-    return 0
-
-
-def test_table(rows: dict[str, dict]) -> str:
-    lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        per = " ".join(f"{v[:4]} {m.get('pearson', m.get('f1', float('nan'))):.3f}" for v, m in r.get("per_variable", {}).items())
-        zs = " (zero-shot)" if r.get("zero_shot") else ""
-        lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {r['primary']:.3f} | {per} |")
-    return "\n".join(lines)
-
-
-verb("fit-encoder", "train a word, text or image encoder into the frozen codec's emotion space")((_fit_args, _fit_run))
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -121,38 +29,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                    "`map --extend` (its new formats come zero-shot)")
 
 
-def _scale(text: str | None, name: str):
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise EmoembedError(f"--{name} must be two numbers 'low,high', got {text!r}") from None
-    if not lo < hi:
-        raise EmoembedError(f"--{name}: low must be below high, got {text!r}")
-    return lo, hi
-
-
-CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence")
-
-
-def content_column(frame, column: str | None, source: str) -> list:
-    if column:
-        if column not in frame.columns:
-            raise EmoembedError(f"{source}: no column {column!r}; columns: {list(frame.columns)}")
-        return frame[column].tolist()
-    if frame.shape[1] == 1:
-        return frame.iloc[:, 0].tolist()
-    for c in CONTENT_COLUMNS:
-        if c in frame.columns:
-            return frame[c].tolist()
-    raise EmoembedError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
-
-
 def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.codec import EmotionCodec
     from emoembed.model import load_model
-    from emoembed.tables import read_input_table, write_table
+    from emoembed.tables import content_column, read_input_table, write_table
 
     model = load_model(args.model)
     if isinstance(model, EmotionCodec):
@@ -176,22 +56,13 @@ def _predict_run(args: argparse.Namespace) -> int:
         from emoembed.data.images import expand_image_inputs
 
         items = expand_image_inputs(items)
-    scale = args.scale if args.scale in ("normalized", "normalised", "source") else _scale(args.scale, "scale")
+    scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size)
     out = out.reset_index()
     write_table(out, Path(args.output) if args.output else None)
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
-
-
-def with_codec_option(model, codec_dir: str | None):
-    """``model`` decoding with the codec in ``codec_dir`` (an extension of its own), or unchanged."""
-    if not codec_dir:
-        return model
-    from emoembed.codec import EmotionCodec
-
-    return model.with_codec(EmotionCodec.from_pretrained(codec_dir))
 
 
 def _convert_labels(codec, args: argparse.Namespace) -> int:
@@ -210,8 +81,8 @@ def _convert_labels(codec, args: argparse.Namespace) -> int:
         missing = [v for v in src.variables if v not in frame.columns]
         if missing:
             raise EmoembedError(f"{args.input}: missing column(s) {missing} for format {src.name!r}; columns: {list(frame.columns)}")
-    out = codec.convert(frame, args.source_format, args.format, _scale(args.input_scale, "input-scale"),
-                        _scale(args.output_scale, "output-scale"), domain=args.domain)
+    out = codec.convert(frame, args.source_format, args.format, parse_scale(args.input_scale, "input-scale"),
+                        parse_scale(args.output_scale, "output-scale"), domain=args.domain)
     extra = [c for c in frame.columns if c not in src.variables]
     for c in reversed(extra):  # keep identifying columns (word, id…) in front
         out.insert(0, c, frame[c].to_numpy())
@@ -245,7 +116,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
     from emoembed.data.registry import default_data_registry
     from emoembed.model import EmotionModel
-    from emoembed.training import parse_data_spec, task_from_dataset
+    from emoembed.tasks import parse_data_spec, task_from_dataset
 
     if args.suite:
         return _run_suite(args)

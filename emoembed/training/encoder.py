@@ -22,10 +22,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from emoembed.codec import EmotionCodec, tensors_fingerprint
-from emoembed.data.dataset import Dataset
+from emoembed.codec import EmotionCodec, head_fingerprint
 from emoembed.data.registry import DataRegistry
 from emoembed.encoders.base import (
     AuxiliaryObjective,
@@ -46,169 +44,22 @@ from emoembed.encoders.base import (
     objective_class,
 )
 from emoembed.errors import ConfigError, DataError, EmoembedError
+from emoembed.tasks import Task, build_tasks
+from emoembed.format_kinds import activate, format_loss, hard_targets
 from emoembed.formats import LabelFormat
-from emoembed.io import atomic_torch_save, atomic_write_json, load_training_state
-from emoembed.mapping import format_loss
-from emoembed.metrics import evaluate_format
-from emoembed.recipes import merge_over_defaults, read_recipe_file
-from emoembed.settings import resource_dir
-
-DEFAULTS: dict[str, Any] = {
-    "name": "encoder",
-    "modality": None,
-    "seed": 13,
-    "encoder": {},
-    "objective": None,
-    "heads": "codec",
-    "training": {"epochs": 30, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-                 "momentum": 0.9, "scheduler": None, "patience": 8, "accumulate": 1, "max_steps_per_epoch": None,
-                 "max_train_items": None, "eval_batch_size": 256, "num_workers": 0, "bf16": True,
-                 "grad_clip": None, "pretrain_epochs": 0, "device": "auto", "drop_last": False},
-    "loss_weights": {"gold": 1.0, "augment": 1.0, "agreement": 0.0},
-    "augment_targets": "soft",
-    "data": [],
-    "augment": [],
-}
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-DEFAULT_RECIPES = {"word": "word-glove50.yaml", "text": "text-minilm.yaml", "image": "image-effnet-lite0.yaml"}
-STATE_NAME = "training_state.pt"
-
-
-# ---------------------------------------------------------------------------------------------- recipe
-def load_encoder_recipe(path: str | Path | None = None, modality: str | None = None) -> dict[str, Any]:
-    if path is None:
-        if modality not in DEFAULT_RECIPES:
-            raise ConfigError(f"no recipe given and no default recipe for modality {modality!r}; "
-                              f"defaults exist for {sorted(DEFAULT_RECIPES)}")
-        path = resource_dir("encoders") / DEFAULT_RECIPES[modality]
-    path = Path(path)
-    recipe = resolve_encoder_recipe(read_recipe_file(path), str(path))
-    if modality and recipe["modality"] and recipe["modality"] != modality:
-        raise ConfigError(f"{path}: the recipe is for modality {recipe['modality']!r}, not {modality!r}")
-    recipe["modality"] = recipe["modality"] or modality
-    return recipe
-
-
-def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>") -> dict[str, Any]:
-    recipe = merge_over_defaults(raw, DEFAULTS, source, ("training", "loss_weights"))
-    if recipe["heads"] not in ("codec", "direct"):
-        raise ConfigError(f"{source}: heads must be 'codec' or 'direct', got {recipe['heads']!r}")
-    if recipe["augment_targets"] not in ("soft", "hard"):
-        raise ConfigError(f"{source}: augment_targets must be 'soft' or 'hard', got {recipe['augment_targets']!r}")
-    if recipe["training"]["optimizer"] not in OPTIMIZERS:
-        raise ConfigError(f"{source}: training.optimizer must be one of {sorted(OPTIMIZERS)}")
-    for key in ("epochs", "batch_size", "accumulate"):
-        v = recipe["training"][key]
-        if not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{source}: training.{key} must be a positive integer, got {v!r}")
-    if recipe["objective"] is not None and not (isinstance(recipe["objective"], Mapping) and "name" in recipe["objective"]):
-        raise ConfigError(f"{source}: objective must be a mapping with a 'name' (e.g. carl)")
-    for key in ("data", "augment"):
-        if isinstance(recipe[key], str):
-            recipe[key] = [s for s in recipe[key].split(",") if s]
-    return recipe
-
-
-# ---------------------------------------------------------------------------------------------- tasks
-@dataclass
-class Task:
-    """One dataset in one label format: its items and normalised labels per split, and its source scales."""
-
-    name: str
-    fmt: LabelFormat
-    items: dict[str, list]
-    labels: dict[str, np.ndarray]
-    scales: dict[str, list[float]] = field(default_factory=dict)
-    modality: str | None = None
-
-    def size(self, split: str) -> int:
-        return len(self.items.get(split, []))
-
-
-def parse_data_spec(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
-    """``"warriner,goemotions:ekman7"`` → [("warriner", None), ("goemotions", "ekman7")]."""
-    parts = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s and s.strip()]
-    if not parts:
-        raise ConfigError("no dataset given (use --data NAME[,NAME] or the recipe's 'data')")
-    out = []
-    for p in parts:
-        name, _, fmt = p.partition(":")
-        out.append((name.strip(), fmt.strip() or None))
-    return out
-
-
-def task_from_dataset(ds: Dataset, fmt_name: str | None, known_formats: Sequence[str] | None = None) -> Task:
-    fmts = list(ds.formats)
-    if fmt_name is None:
-        usable = [f for f in fmts if known_formats is None or f in known_formats]
-        if not usable:
-            raise ConfigError(f"dataset {ds.name!r} has format(s) {fmts}, none of which the codec knows "
-                              f"({', '.join(known_formats or [])})")
-        fmt_name = usable[0]
-    if fmt_name not in ds.formats:
-        raise ConfigError(f"dataset {ds.name!r} has no format {fmt_name!r}; it has {fmts}")
-    fmt = ds.formats[fmt_name]
-    items, labels = {}, {}
-    for split in ("train", "dev", "test"):
-        sub = ds.split(split)
-        y = sub.labels(fmt_name)
-        keep = ~np.isnan(y).any(axis=1)
-        items[split] = [c for c, k in zip(sub.content, keep) if k]
-        labels[split] = y[keep]
-    scales = {}
-    spec = ds.card.formats.get(fmt_name, {})
-    if fmt.kind == "regression" and isinstance(spec, Mapping):
-        for var in fmt.variables:
-            if isinstance(spec.get(var), Mapping) and "scale" in spec[var]:
-                scales[var] = [float(x) for x in spec[var]["scale"]]
-    return Task(ds.name, fmt, items, labels, scales, ds.card.modality)
-
-
-def build_tasks(data: DataRegistry, spec: str | Sequence[str], known_formats: Sequence[str] | None = None,
-                modality: str | None = None) -> list[Task]:
-    tasks = []
-    for name, fmt in parse_data_spec(spec):
-        card = data.get(name)
-        if card.type != "dataset":
-            raise ConfigError(f"{name!r} is a {card.type} card; stage 2 trains on dataset cards")
-        if modality and card.modality and card.modality != modality and not (modality == "text" and card.modality == "word"):
-            raise ConfigError(f"dataset {name!r} holds {card.modality}s, not {modality}s")
-        tasks.append(task_from_dataset(data.dataset(name), fmt, known_formats))
-    return tasks
-
+from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
+from emoembed.io import atomic_write_json
+from emoembed.model import DirectHeads, EmotionModel
+from emoembed.training.scaffold import (
+    STATE_NAME,
+    BestKeeper,
+    load_training_state,
+    save_training_state,
+    seed_everything,
+    snapshot,
+)
 
 # ---------------------------------------------------------------------------------------------- heads
-class DirectHeads(nn.Module):
-    """The no-codec baseline: one trainable linear layer (with bias) per format on the encoder output."""
-
-    def __init__(self, formats: Mapping[str, LabelFormat], dim: int):
-        super().__init__()
-        self.formats = dict(formats)
-        self.layers = nn.ModuleDict({n: nn.Linear(dim, f.size) for n, f in self.formats.items()})
-
-    def decode(self, fmt: str, z: torch.Tensor) -> torch.Tensor:
-        if fmt not in self.layers:
-            raise ConfigError(f"this baseline model was trained for {sorted(self.layers)}; it cannot predict {fmt!r} "
-                              "(zero-shot needs codec heads)")
-        return self.layers[fmt](z)
-
-
-def activate(fmt: LabelFormat, raw: torch.Tensor) -> torch.Tensor:
-    if fmt.kind == "multilabel":
-        return torch.sigmoid(raw)
-    if fmt.kind in ("multiclass", "distribution"):
-        return torch.softmax(raw, dim=-1)
-    return raw
-
-
-def hard_targets(fmt: LabelFormat, probs: torch.Tensor) -> torch.Tensor:
-    if fmt.kind == "multilabel":
-        return (probs > 0.5).to(probs.dtype)
-    if fmt.kind in ("multiclass", "distribution"):
-        return F.one_hot(probs.argmax(-1), fmt.size).to(probs.dtype)
-    return probs
-
-
 @torch.no_grad()
 def synthetic_labels(codec: EmotionCodec, source: LabelFormat, y: torch.Tensor, target: str, mode: str = "soft") -> torch.Tensor:
     """Labels in ``target`` made by the frozen codec from gold labels ``y`` in ``source``."""
@@ -217,10 +68,6 @@ def synthetic_labels(codec: EmotionCodec, source: LabelFormat, y: torch.Tensor, 
     if tgt.kind == "regression":
         out = out.clamp(tgt.range[0], tgt.range[1])
     return hard_targets(tgt, out) if mode == "hard" else out
-
-
-def head_fingerprint(codec: EmotionCodec) -> str:
-    return tensors_fingerprint(codec.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------- distributed
@@ -247,26 +94,6 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(name: str = "auto", dist: DistInfo | None = None) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda" and dist is not None and dist.world > 1:
-        torch.cuda.set_device(dist.local_rank)
-        return torch.device("cuda", dist.local_rank)
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
-
-
-def _move(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 # ---------------------------------------------------------------------------------------------- batching
 def epoch_batches(tasks: Sequence[Task], masks: Sequence[np.ndarray], batch_size: int, seed: int, epoch: int,
                   drop_last: bool, max_steps: int | None) -> list[tuple[int, np.ndarray]]:
@@ -286,68 +113,6 @@ def shard(idx: np.ndarray, dist: DistInfo) -> np.ndarray:
     return idx[dist.rank::dist.world] if dist.world > 1 else idx
 
 
-# ---------------------------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def embed_items(encoder: ContentEncoder, items: Sequence[Any], batch_size: int, device: torch.device,
-                progress: bool = False, desc: str = "encode") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Embeddings (N, dim) on CPU in input order, batched by the encoder's sort key; and the rows whose
-    output is undefined (e.g. OOV under skip), or None."""
-    was = encoder.training
-    encoder.eval()
-    keys = [encoder.sort_key(x) for x in items]
-    order = np.argsort(keys, kind="stable") if any(keys) else np.arange(len(items))
-    out = torch.empty(len(items), encoder.dim)
-    undefined = torch.zeros(len(items), dtype=torch.bool)
-    any_undef = False
-    try:
-        for i in tqdm(range(0, len(items), batch_size), desc=desc, disable=not progress, leave=False):
-            sel = order[i:i + batch_size]
-            batch = _move(encoder.collate([items[j] for j in sel], train=False), device)
-            with autocast_for(device):
-                z = encoder(batch)
-            out[torch.as_tensor(sel)] = z.float().cpu()
-            mask_fn = getattr(encoder, "output_mask", None)
-            m = mask_fn(batch) if mask_fn else None
-            if m is not None:
-                undefined[torch.as_tensor(sel)] = m.cpu()
-                any_undef = True
-    finally:
-        encoder.train(was)
-    return out, (undefined if any_undef else None)
-
-
-def autocast_for(device: torch.device, enabled: bool = True):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def decode_with(heads: nn.Module, fmt: str, z: torch.Tensor) -> torch.Tensor:
-    return heads.decode(fmt, z)
-
-
-@torch.no_grad()
-def evaluate_task(encoder: ContentEncoder, heads: nn.Module, task: Task, split: str, batch_size: int,
-                  device: torch.device, fmt: LabelFormat | None = None) -> dict:
-    """Metrics of ``task``'s ``split`` in ``fmt`` (default: the task's own format)."""
-    fmt = fmt or task.fmt
-    items = task.items.get(split, [])
-    if not items:
-        return {"n": 0, "primary": float("nan"), "metric": fmt.metric, "per_variable": {}}
-    z, undefined = embed_items(encoder, items, batch_size, device)
-    pred = activate(fmt, heads.decode(fmt.name, z.to(device)).float()).cpu().numpy()
-    gold = task.labels[split]
-    if undefined is not None and undefined.any():
-        keep = ~undefined.numpy()
-        pred, gold = pred[keep], gold[keep]
-    if fmt.kind == "regression":
-        pred = np.clip(pred, fmt.range[0], fmt.range[1])
-    out = evaluate_format(pred, gold, fmt)
-    out["coverage"] = float(len(gold) / len(items))
-    out["format"] = fmt.name
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- the loop
 @dataclass
 class FitResult:
@@ -360,10 +125,7 @@ class FitResult:
     reports: dict[str, dict]
 
 
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
 def _frozen_codec(codec: EmotionCodec, device: torch.device) -> EmotionCodec:
@@ -380,9 +142,9 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     t0 = time.perf_counter()
     tr = recipe["training"]
     seed = int(recipe["seed"])
-    seed_all(seed)
+    seed_everything(seed)
     dist = init_distributed(torch.device("cuda") if tr["device"] in ("auto", "cuda") and torch.cuda.is_available() else torch.device("cpu"))
-    device = pick_device(tr["device"], dist)
+    device = pick_device(tr["device"], dist.local_rank if dist.world > 1 else None)
     log_main = log if dist.main else (lambda *_: None)
     modality = recipe["modality"]
     if not tasks:
@@ -457,11 +219,11 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         train_module = DDP(encoder, device_ids=[device.index] if device.type == "cuda" else None)
 
     state_path = state_dir / STATE_NAME if state_dir else None
-    best_score, best_epoch, bad_epochs, start_epoch, step = -math.inf, -1, 0, 0, 0
-    best_state: dict[str, torch.Tensor] | None = None
+    keeper = BestKeeper(int(tr["patience"]))
+    start_epoch, step = 0, 0
     history: list[dict] = []
     if resume and state_path is not None and state_path.exists():
-        st = load_training_state(state_path)
+        st = load_training_state(state_path, keeper)
         encoder.load_state_dict(st["encoder"])
         if recipe["heads"] == "direct":
             heads.load_state_dict(st["heads"])
@@ -470,10 +232,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         opt.load_state_dict(st["optimizer"])
         if sched is not None and st.get("scheduler"):
             sched.load_state_dict(st["scheduler"])
-        best_state, best_score, best_epoch = st["best_state"], st["best_score"], st["best_epoch"]
-        bad_epochs, start_epoch, step, history = st["bad_epochs"], st["epoch"] + 1, st["step"], st["history"]
-        torch.set_rng_state(st["torch_rng"])
-        random.setstate(_py_state_from(st["py_rng"]))
+        start_epoch, step, history = st["epoch"] + 1, st["step"], st["history"]
         log_main(f"resumed from {state_path} after epoch {start_epoch}")
     elif resume:
         log_main(f"nothing to resume in {state_dir}; starting fresh")
@@ -496,7 +255,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         for i, (t_idx, gidx) in enumerate(bar):
             task = tasks[t_idx]
             idx = shard(gidx, dist)
-            batch = _move(encoder.collate([task.items["train"][j] for j in idx], train=True), device)
+            batch = move_batch(encoder.collate([task.items["train"][j] for j in idx], train=True), device)
             y = torch.as_tensor(task.labels["train"][idx], device=device)
             last_micro = (i + 1) % accumulate == 0 or i + 1 == len(batches)
             sync = contextlib.nullcontext() if last_micro or dist.world == 1 else train_module.no_sync()
@@ -536,29 +295,23 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                  **{k: v / max(1, len(batches)) for k, v in sums.items()}}
         history.append(entry)
         if not pretraining:  # while the heads are not trained yet, the dev score selects no model
-            if dev > best_score + 1e-6:
-                best_score, best_epoch, bad_epochs = dev, epoch + 1, 0
-                best_state = _snapshot(encoder, heads if recipe["heads"] == "direct" else None)
-            else:
-                bad_epochs += 1
+            keeper.update(dev, epoch + 1, lambda: _snapshot(encoder, heads if recipe["heads"] == "direct" else None))
         log_main(f"epoch {epoch + 1}: loss {entry['loss']:.4f}, dev {dev:.4f}" + (" (pretrain)" if pretraining else "")
-                 + (f" [best {best_score:.4f} @ {best_epoch}]" if best_epoch > 0 else ""))
+                 + (f" [best {keeper.best_score:.4f} @ {keeper.best_epoch}]" if keeper.best_epoch > 0 else ""))
         if state_path is not None and dist.main:
-            atomic_torch_save({"encoder": encoder.state_dict(), "heads": heads.state_dict() if recipe["heads"] == "direct" else None,
-                               "objective": objective.state_dict() if objective is not None else None,
-                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched else None,
-                               "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
-                               "bad_epochs": bad_epochs, "epoch": epoch, "step": step, "history": history,
-                               "torch_rng": torch.get_rng_state(), "py_rng": _py_state_to(random.getstate())}, state_path)
-        if bad_epochs >= int(tr["patience"]):
-            log_main(f"early stop after epoch {epoch + 1}: best dev {best_score:.4f} at epoch {best_epoch}")
+            save_training_state(state_path, epoch, keeper, history, step=step, encoder=encoder.state_dict(),
+                                heads=heads.state_dict() if recipe["heads"] == "direct" else None,
+                                objective=objective.state_dict() if objective is not None else None,
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None)
+        if keeper.should_stop:
+            log_main(f"early stop after epoch {epoch + 1}: best dev {keeper.best_score:.4f} at epoch {keeper.best_epoch}")
             break
-    if best_state is not None:
-        _restore(best_state, encoder, heads if recipe["heads"] == "direct" else None)
+    if keeper.best_state is not None:
+        _restore(keeper.best_state, encoder, heads if recipe["heads"] == "direct" else None)
     encoder.eval()
     if head_fingerprint(codec) != fingerprint:
         raise EmoembedError("internal error: the frozen codec changed during encoder training")
-    return FitResult(encoder, heads, best_epoch, best_score, history, time.perf_counter() - t0, reports)
+    return FitResult(encoder, heads, keeper.best_epoch, keeper.best_score, history, time.perf_counter() - t0, reports)
 
 
 def _step_loss(heads: nn.Module, codec: EmotionCodec, fmt: LabelFormat, z: torch.Tensor, y: torch.Tensor,
@@ -599,25 +352,13 @@ def _average_gradients(params: Sequence[torch.nn.Parameter], world: int) -> None
 
 
 def _snapshot(encoder: nn.Module, heads: nn.Module | None) -> dict[str, torch.Tensor]:
-    state = {f"encoder.{k}": v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
-    if heads is not None:
-        state.update({f"heads.{k}": v.detach().cpu().clone() for k, v in heads.state_dict().items()})
-    return state
+    return snapshot(encoder, "encoder.") | (snapshot(heads, "heads.") if heads is not None else {})
 
 
 def _restore(state: Mapping[str, torch.Tensor], encoder: nn.Module, heads: nn.Module | None) -> None:
     encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
     if heads is not None:
         heads.load_state_dict({k[len("heads."):]: v for k, v in state.items() if k.startswith("heads.")})
-
-
-def _py_state_to(state: tuple) -> dict:
-    version, internal, gauss = state
-    return {"version": version, "internal": torch.as_tensor(internal, dtype=torch.int64), "gauss": gauss}
-
-
-def _py_state_from(d: Mapping[str, Any]) -> tuple:
-    return (d["version"], tuple(int(x) for x in d["internal"].tolist()), d["gauss"])
 
 
 def _fmt_report(v: Any) -> str:
@@ -631,8 +372,6 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
                     progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """``emoembed fit-encoder``: train, evaluate on test (and zero-shot in every other codec format where a
     dataset provides gold labels — see ``evaluate``), write the run directory; returns the metrics."""
-    from emoembed.model import EmotionModel
-
     codec = EmotionCodec.from_pretrained(codec_dir)
     tasks = build_tasks(data, recipe["data"], list(codec.formats), recipe["modality"])
     dist_main = int(os.environ.get("RANK", "0")) == 0

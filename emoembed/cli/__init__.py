@@ -1,0 +1,59 @@
+"""The ``emoembed`` command: ``main`` parses the verb and runs it. One module per verb group registers its verbs
+(:mod:`.data`, :mod:`.train`, :mod:`.predict`, :mod:`.plot`, :mod:`.index`, :mod:`.listing`); shared helpers are in
+:mod:`.common`. Errors from bad input are printed as one line (no traceback) and exit with status 2.
+Library modules never import from here."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from emoembed.cli.common import VERBS
+from emoembed.errors import EmoembedError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from emoembed import __version__
+
+    parser = argparse.ArgumentParser(prog="emoembed", description="Emotion embeddings: one vector space for every emotion label format.")
+    parser.add_argument("--version", action="version", version=f"emoembed {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    for name, (add_args, _run, help_text) in VERBS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+NUMBER_LIST_OPTIONS = ("--values", "--input-scale", "--output-scale", "--scale")
+
+
+def _attach_negative_lists(argv: list[str]) -> list[str]:
+    """``--values -0.8,0.5`` → ``--values=-0.8,0.5``: argparse would read a value starting with '-' as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in NUMBER_LIST_OPTIONS and i + 1 < len(argv) and re.match(r"-\.?\d", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_verbs()
+    args = build_parser().parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        return VERBS[args.verb][1](args)
+    except EmoembedError as exc:
+        print(f"emoembed {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _register_verbs() -> None:
+    """Each verb module registers its verbs in :data:`~emoembed.cli.common.VERBS` on import (in this order on
+    ``--help``); the modules import their heavy dependencies only when a verb runs."""
+    from emoembed.cli import data, train, predict, plot, index, listing  # noqa: F401  (this order on --help)

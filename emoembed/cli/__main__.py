@@ -1,0 +1,5 @@
+import sys
+
+from emoembed.cli import main
+
+sys.exit(main())

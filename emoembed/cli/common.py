@@ -1,0 +1,70 @@
+"""What the verb modules share: the verb registry (each module registers its verbs on import), table printing,
+option parsing helpers, and the loading steps several verbs take."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from emoembed.errors import EmoembedError
+
+AddArgs = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+VERBS: dict[str, tuple[AddArgs, Run, str]] = {}
+
+
+def verb(name: str, help: str):
+    """Register ``(add_args, run)`` as the verb ``name``: ``emoembed NAME …`` parses with ``add_args`` and calls
+    ``run(args)`` (its return value is the exit status)."""
+    def deco(pair):
+        add_args, run = pair
+        VERBS[name] = (add_args, run, help)
+        return pair
+
+    return deco
+
+
+def short(text: str, n: int) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def print_table(rows: list[dict], cols: list[str]) -> None:
+    """``rows`` as a plain-text table with a header and aligned columns."""
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    print("  ".join("-" * widths[c] for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+def parse_scale(text: str | None, name: str) -> tuple[float, float] | None:
+    """``"1,9"`` → (1.0, 9.0); None stays None; an error naming ``--name`` otherwise."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise EmoembedError(f"--{name} must be two numbers 'low,high', got {text!r}") from None
+    if not lo < hi:
+        raise EmoembedError(f"--{name}: low must be below high, got {text!r}")
+    return lo, hi
+
+
+def with_codec_option(model, codec_dir: str | None):
+    """``model`` decoding with the codec in ``codec_dir`` (an extension of its own), or unchanged."""
+    if not codec_dir:
+        return model
+    from emoembed.codec import EmotionCodec
+
+    return model.with_codec(EmotionCodec.from_pretrained(codec_dir))
+
+
+def test_table(rows: dict[str, dict]) -> str:
+    """Markdown: one line per dataset of an evaluation (``EmotionModel.evaluate`` rows)."""
+    lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        per = " ".join(f"{v[:4]} {m.get('pearson', m.get('f1', float('nan'))):.3f}" for v, m in r.get("per_variable", {}).items())
+        zs = " (zero-shot)" if r.get("zero_shot") else ""
+        lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {r['primary']:.3f} | {per} |")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""What a label format's *kind* means, in one place: how raw head outputs become values or probabilities
+(:func:`activate`), the training loss against gold labels (:func:`format_loss`), hard targets from soft ones
+(:func:`hard_targets`) and the output table (:func:`format_output`). Stage 1 (codec), stage 2 (content encoders),
+CARL, the suite and the benchmarks all use these functions.
+
+Kinds (see ``mappings/formats.yaml``):
+
+* ``regression`` — real values in the format's ``range`` (e.g. VAD in [-1, 1]); raw outputs are the values;
+  loss MSE (or L1 with ``loss: l1``).
+* ``multiclass`` — one class per item; raw outputs are logits, softmax gives probabilities; loss cross-entropy
+  against one-hot (or soft) targets.
+* ``distribution`` — a probability distribution over the variables; softmax; soft-target cross-entropy, or
+  KL divergence with ``loss: kl``.
+* ``multilabel`` — any subset of the variables; sigmoid per variable; binary cross-entropy with logits.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from emoembed.formats import LabelFormat
+
+SOFTMAX_KINDS = ("multiclass", "distribution")
+
+
+def activate(fmt: LabelFormat, raw: torch.Tensor) -> torch.Tensor:
+    """Raw head outputs ``(..., k)`` → the format's values: sigmoid (multilabel), softmax over the last axis
+    (multiclass, distribution), identity (regression)."""
+    if fmt.kind == "multilabel":
+        return torch.sigmoid(raw)
+    if fmt.kind in SOFTMAX_KINDS:
+        return torch.softmax(raw, dim=-1)
+    return raw
+
+
+def format_loss(raw: torch.Tensor, target: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
+    """Mean loss of raw head outputs ``(B, k)`` against targets ``(B, k)`` in the format's normalised scale
+    (one-hot or probabilities for class formats)."""
+    if fmt.kind == "regression":
+        return F.l1_loss(raw, target) if fmt.loss == "l1" else F.mse_loss(raw, target)
+    if fmt.kind == "multilabel":
+        return F.binary_cross_entropy_with_logits(raw, target)
+    if fmt.kind == "distribution" and fmt.loss == "kl":
+        return F.kl_div(F.log_softmax(raw, dim=-1), target, reduction="batchmean")
+    return F.cross_entropy(raw, target)  # multiclass one-hot / distribution: soft-target cross-entropy
+
+
+def hard_targets(fmt: LabelFormat, probs: torch.Tensor) -> torch.Tensor:
+    """Activated outputs → hard labels: argmax one-hot (multiclass, distribution), > 0.5 (multilabel); regression
+    values are returned unchanged."""
+    if fmt.kind == "multilabel":
+        return (probs > 0.5).to(probs.dtype)
+    if fmt.kind in SOFTMAX_KINDS:
+        return F.one_hot(probs.argmax(-1), fmt.size).to(probs.dtype)
+    return probs
+
+
+def clip_to_range(fmt: LabelFormat, values: np.ndarray) -> np.ndarray:
+    """Regression values clipped to the format's normalised range (the linear heads are unbounded); class
+    formats unchanged."""
+    return np.clip(values, fmt.range[0], fmt.range[1]) if fmt.kind == "regression" else values
+
+
+def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True) -> pd.DataFrame:
+    """Activated outputs ``(N, k)`` → a table, one column per variable. Regression: clipped to the format's range
+    (unless ``clip=False``) and mapped linearly to ``output_scale=(low, high)`` if given. Class formats: the
+    probabilities plus a ``label`` column (the argmax class; for multilabel the classes above 0.5, comma-joined)."""
+    if fmt.kind == "regression":
+        if clip:
+            out = clip_to_range(fmt, out)
+        if output_scale is not None:
+            lo, hi = (float(v) for v in output_scale)
+            out = lo + (out - fmt.range[0]) * (hi - lo) / (fmt.range[1] - fmt.range[0])
+        return pd.DataFrame(out, columns=list(fmt.variables))
+    df = pd.DataFrame(out, columns=list(fmt.variables))
+    if fmt.kind == "multilabel":
+        df["label"] = [",".join(v for v, p in zip(fmt.variables, row) if p > 0.5) for row in out]
+    else:
+        df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
+    return df

@@ -1,0 +1,128 @@
+"""The one persistence convention (Hugging Face's ``save_pretrained``/``from_pretrained``; sentence-transformers'
+``Module`` is the model): a directory with a JSON config naming its type and the checkpoint format, and the
+weights as safetensors — never pickle.
+
+:class:`PretrainedModule` implements both methods for the torch modules (:class:`~emoembed.codec.EmotionCodec`,
+:class:`~emoembed.model.EmotionModel`): a subclass gives ``model_type``, :meth:`~PretrainedModule.config` (its own
+fields) and :meth:`~PretrainedModule.from_saved_config` (the module, built from those fields, without weights).
+:class:`~emoembed.retrieval.EmotionIndex` follows the same two-method contract (:class:`Pretrained`) with its own
+files (embeddings, item rows, index.json), written as one folder atomically.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+import torch
+from torch import nn
+
+from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
+from emoembed.errors import CheckpointError
+from emoembed.io import atomic_write_json, load_safetensors, read_json, save_safetensors_atomic
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+T = TypeVar("T", bound="PretrainedModule")
+
+
+@runtime_checkable
+class Pretrained(Protocol):
+    """What every saved emoembed object offers: ``obj.save_pretrained(directory)`` and
+    ``type(obj).from_pretrained(directory)``."""
+
+    def save_pretrained(self, directory: str | Path) -> Path: ...
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> Any: ...
+
+
+class PretrainedModule(nn.Module):
+    """An ``nn.Module`` saved as ``config.json`` (``model_type``, ``emoembed_version``, ``checkpoint_format``, then
+    :meth:`config`) and ``model.safetensors`` (its whole state dict, on CPU)."""
+
+    model_type: ClassVar[str] = ""
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-serialisable fields that rebuild this module (without weights)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_saved_config(cls: type[T], cfg: Mapping[str, Any], source: Path) -> T:
+        """The module described by ``cfg`` (a config read from ``source``), with freshly initialised weights;
+        CheckpointError naming ``source`` when a field is missing or bad."""
+        raise NotImplementedError
+
+    def header(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "emoembed_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT_VERSION}
+
+    def save_pretrained(self, directory: str | Path, extra_config: Mapping[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (each atomically) into ``directory``; ``extra_config`` is
+        added to the config (e.g. the recipe a codec was trained with)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = self.header() | self.config() | dict(extra_config or {})
+        save_safetensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, directory / WEIGHTS_NAME)
+        atomic_write_json(cfg, directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls: type[T], directory: str | Path, device: str | torch.device = "cpu") -> T:
+        """The module saved in ``directory``, on ``device`` (``auto``: CUDA, else MPS, else CPU), in eval mode.
+        CheckpointError (naming the file) for a missing/invalid config, another model type or checkpoint format,
+        or weights that do not match the config."""
+        directory = Path(directory)
+        cfg = read_config(directory, cls.model_type)
+        model = cls.from_saved_config(cfg, directory / CONFIG_NAME)
+        load_state_strict(model, load_safetensors(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
+        if str(device) == "auto":
+            from emoembed.inference import pick_device
+
+            device = pick_device("auto")
+        model.to(torch.device(device))
+        model.eval()
+        return model
+
+
+def read_config(directory: Path, model_type: str) -> dict[str, Any]:
+    """``directory``'s config.json, checked to be of ``model_type`` and this emoembed's checkpoint format."""
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a model directory")
+    cfg = read_json(path, missing=f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
+    if cfg.get("model_type") != model_type:
+        raise CheckpointError(f"{path}: model_type is {cfg.get('model_type')!r}, expected {model_type!r}")
+    if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {cfg.get('checkpoint_format')!r} was written by emoembed "
+                              f"{cfg.get('emoembed_version', '?')}; this emoembed {__version__} reads format {CHECKPOINT_FORMAT_VERSION}")
+    return cfg
+
+
+def saved_model_type(directory: str | Path) -> str | None:
+    """``model_type`` of a saved codec or model directory (``emotion-codec`` / ``emotion-model``)."""
+    cfg = read_json(Path(directory) / CONFIG_NAME,
+                    missing=f"{directory}: no {CONFIG_NAME}; is this a model or codec saved by emoembed?")
+    return cfg.get("model_type") if isinstance(cfg, dict) else None
+
+
+def state_mismatch(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:
+    """What keeps ``state`` from loading strictly into a model whose state dict is ``own`` (None: nothing)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    if shape:
+        parts.append("shape mismatch " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape[:3]))
+    return "; ".join(parts) or None
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Load ``state`` into ``model`` with every key and shape matching; CheckpointError naming ``source`` otherwise."""
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{source}: weights do not match the config: {problem}")
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,81 @@
+"""Datasets as training and evaluation tasks: one dataset in one label format, its items and normalised labels per
+split (the adapter between :mod:`emoembed.data` and the models/trainers), and the ``NAME[:FORMAT],…`` specs of
+``--data``."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emoembed.data.dataset import Dataset
+from emoembed.data.registry import DataRegistry
+from emoembed.errors import ConfigError
+from emoembed.formats import LabelFormat
+
+
+@dataclass
+class Task:
+    """One dataset in one label format: its items and normalised labels per split, and its source scales."""
+
+    name: str
+    fmt: LabelFormat
+    items: dict[str, list]
+    labels: dict[str, np.ndarray]
+    scales: dict[str, list[float]] = field(default_factory=dict)
+    modality: str | None = None
+
+    def size(self, split: str) -> int:
+        return len(self.items.get(split, []))
+
+
+def parse_data_spec(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
+    """``"warriner,goemotions:ekman7"`` → [("warriner", None), ("goemotions", "ekman7")]."""
+    parts = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s and s.strip()]
+    if not parts:
+        raise ConfigError("no dataset given (use --data NAME[,NAME] or the recipe's 'data')")
+    out = []
+    for p in parts:
+        name, _, fmt = p.partition(":")
+        out.append((name.strip(), fmt.strip() or None))
+    return out
+
+
+def task_from_dataset(ds: Dataset, fmt_name: str | None, known_formats: Sequence[str] | None = None) -> Task:
+    fmts = list(ds.formats)
+    if fmt_name is None:
+        usable = [f for f in fmts if known_formats is None or f in known_formats]
+        if not usable:
+            raise ConfigError(f"dataset {ds.name!r} has format(s) {fmts}, none of which the codec knows "
+                              f"({', '.join(known_formats or [])})")
+        fmt_name = usable[0]
+    if fmt_name not in ds.formats:
+        raise ConfigError(f"dataset {ds.name!r} has no format {fmt_name!r}; it has {fmts}")
+    fmt = ds.formats[fmt_name]
+    items, labels = {}, {}
+    for split in ("train", "dev", "test"):
+        sub = ds.split(split)
+        y = sub.labels(fmt_name)
+        keep = ~np.isnan(y).any(axis=1)
+        items[split] = [c for c, k in zip(sub.content, keep) if k]
+        labels[split] = y[keep]
+    scales = {}
+    spec = ds.card.formats.get(fmt_name, {})
+    if fmt.kind == "regression" and isinstance(spec, Mapping):
+        for var in fmt.variables:
+            if isinstance(spec.get(var), Mapping) and "scale" in spec[var]:
+                scales[var] = [float(x) for x in spec[var]["scale"]]
+    return Task(ds.name, fmt, items, labels, scales, ds.card.modality)
+
+
+def build_tasks(data: DataRegistry, spec: str | Sequence[str], known_formats: Sequence[str] | None = None,
+                modality: str | None = None) -> list[Task]:
+    tasks = []
+    for name, fmt in parse_data_spec(spec):
+        card = data.get(name)
+        if card.type != "dataset":
+            raise ConfigError(f"{name!r} is a {card.type} card; stage 2 trains on dataset cards")
+        if modality and card.modality and card.modality != modality and not (modality == "text" and card.modality == "word"):
+            raise ConfigError(f"dataset {name!r} holds {card.modality}s, not {modality}s")
+        tasks.append(task_from_dataset(data.dataset(name), fmt, known_formats))
+    return tasks
