@@ -10,7 +10,11 @@ PY="${PYTHON:-python3}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/emoembed-wheel.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 t0=$(date +%s)
-"$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$WORK/dist" "$REPO"
+# build from a copy of the files git knows (tracked + untracked, not ignored): no stale build/ output, nothing
+# written into the checkout
+mkdir "$WORK/src"
+git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -cf - -T - | tar -xf - -C "$WORK/src"
+"$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$WORK/dist" "$WORK/src"
 WHEEL="$(ls "$WORK"/dist/emoembed-*.whl)"
 "$PY" - "$WHEEL" <<'PYEOF'
 import sys, zipfile

@@ -145,3 +145,17 @@ def test_every_package_is_listed_for_the_wheel():
     for package, folder in mapped.items():
         assert package in listed and (REPO / folder).is_dir(), (package, folder)
     assert "pydantic" in cfg["options"]["install_requires"]
+
+
+def test_predict_verb_runs_without_training_modules(tmp_path):
+    """`emoembed predict` on a saved model (the pre-change fixture) loads only the inference side."""
+    fixture = REPO / "tests" / "fixtures" / "prechange"
+    code = ("import sys, json; from emoembed.cli import main; "
+            f"rc = main(['predict', '--model', {str(fixture / 'word-model')!r}, '--format', 'be5', 'happy', 'sad']); "
+            "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith('emoembed.training'))]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=fixture, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "EMOEMBED_CACHE": str(tmp_path / "cache"),
+                              "OMP_NUM_THREADS": "1"})
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "word,joy,anger,sadness,fear,disgust" and len(lines) == 4, out.stdout
+    assert json.loads(lines[-1]) == [0, []]
