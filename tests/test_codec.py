@@ -216,6 +216,23 @@ def test_resume_gives_the_same_codec_as_an_uninterrupted_run(word_pairs, registr
         assert torch.equal(v, resumed.state_dict()[k]), k
 
 
+def test_resume_reads_a_codec_state_written_before_the_shared_scaffold(word_pairs, registry, tmp_path):
+    """Pre-restructure codec states named the best weights ``best_model`` and stored no Python RNG state."""
+    r, pairs = word_pairs
+    full = train_codec(r, pairs, registry.formats, progress=False, log=lambda *x: None).codec
+    half = copy.deepcopy(r)
+    half["training"]["epochs"] = 3
+    train_codec(half, pairs, registry.formats, state_dir=tmp_path, progress=False, log=lambda *x: None)
+    path = tmp_path / "training_state.pt"
+    st = torch.load(path, weights_only=True)
+    st["best_model"] = st.pop("best_state")
+    del st["py_rng"]
+    torch.save(st, path)
+    resumed = train_codec(r, pairs, registry.formats, state_dir=tmp_path, resume=True, progress=False, log=lambda *x: None).codec
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
 def test_map_and_predict_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("EMOEMBED_DATA", raising=False)
     import emoembed.data.registry as reg_mod

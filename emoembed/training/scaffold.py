@@ -69,7 +69,9 @@ class BestKeeper:
                 "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, st: Mapping[str, Any]) -> None:
-        self.best_state, self.best_score = st["best_state"], st["best_score"]
+        # codec states written before the shared scaffold named the best weights "best_model"
+        self.best_state = st["best_state"] if "best_state" in st else st["best_model"]
+        self.best_score = st["best_score"]
         self.best_epoch, self.bad_epochs = st["best_epoch"], st["bad_epochs"]
 
 
