@@ -266,10 +266,16 @@ class EmotionCodec(PretrainedModule):
                    cfg.get("domains", []), cfg.get("domain_dim", 0))
 
     @classmethod
+    def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
+        from emoembed.integrity import validate_codec_config
+
+        validate_codec_config(cfg, source)
+
+    @classmethod
     def from_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> EmotionCodec:
         try:
             return cls.from_config(cfg)
-        except (KeyError, TypeError, ConfigError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
 
 

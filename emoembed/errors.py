@@ -21,3 +21,8 @@ class MissingDataError(DataError):
 
 class CheckpointError(EmoembedError):
     """A model directory is missing files, comes from another version, or does not match its config."""
+
+
+class OutputError(EmoembedError):
+    """An output file or run folder cannot be written (unwritable folder, a folder where a file is expected,
+    a run folder another run holds)."""

@@ -1,10 +1,27 @@
 """Atomic writes: a file is written under a temporary name in its folder and renamed into place, so a crash
-never leaves a half-written checkpoint, config or table behind."""
+never leaves a half-written checkpoint, config or table behind.
+
+What a write to ``path`` guarantees (the ``--output`` of ``predict``, every file of a run folder):
+
+* the old content stays until the new content is complete (temporary file ``.NAME.PID-RANDOM.tmp`` in the same
+  folder, then ``os.replace``);
+* an existing file keeps its permission bits (a 0600 file stays 0600); a new file gets the mode a plain
+  ``open()`` would (0666 minus the umask);
+* a symlink is written *through*: the link stays and its target gets the new content (written atomically in
+  the target's folder);
+* a folder where a file is expected, a missing permission, a full disk … raise :class:`OutputError` naming
+  ``path`` (never the temporary name), and the temporary file is removed;
+* temporary files that a killed process left behind (their PID no longer runs) are removed on the next write
+  to the same target and by :func:`remove_stale_temporaries` at the end of a run.
+"""
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
+import stat
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +30,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from emoembed.errors import CheckpointError
+from emoembed.errors import CheckpointError, OutputError
+
+TMP_SUFFIX = ".tmp"
+LEGACY_TMP_AGE_S = 3600.0  # temporaries of older versions carry no PID: removed once this old
 
 
 def _current_umask() -> int:
@@ -22,24 +42,150 @@ def _current_umask() -> int:
     return mask
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a PID of another user counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _tmp_owner(name: str, target: str | None = None) -> int | None:
+    """The PID in a temporary name ``.TARGET.PID-RANDOM.tmp``; -1 for an older name without one; None when
+    ``name`` is no temporary (of ``target``, when given)."""
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return None
+    core = name[1:-len(TMP_SUFFIX)]
+    if target is not None:
+        if not core.startswith(target + "."):
+            return None
+        tag = core[len(target) + 1:]
+    else:
+        tag = core.rsplit(".", 1)[-1] if "." in core else ""
+        if not tag:
+            return None
+    pid, sep, rand = tag.partition("-")
+    if sep and pid.isdigit() and rand:
+        return int(pid)
+    return -1 if "." not in tag else None
+
+
+def _is_stale(path: Path, pid: int) -> bool:
+    if pid > 0:
+        return pid != os.getpid() and not pid_alive(pid)
+    try:
+        return time.time() - path.lstat().st_mtime > LEGACY_TMP_AGE_S
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | Path, target: str | None = None, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files in ``folder`` (of the file named ``target``, or of any file; with
+    ``recursive`` also in its sub-folders) whose writer no longer runs; returns what was removed. Never raises."""
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).rglob(".*" + TMP_SUFFIX) if recursive else Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _tmp_owner(entry.name, target)
+        if pid is None or not _is_stale(entry, pid):
+            continue
+        try:
+            if entry.is_file() and not entry.is_symlink():
+                entry.unlink()
+                removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def resolve_output_path(path: str | Path) -> Path:
+    """Where a write to ``path`` lands: ``path`` itself, or, for a symlink, the file it points to (written
+    through). Raises :class:`OutputError` for a folder."""
+    path = Path(path)
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name to write to")
+    return target
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early (:class:`OutputError` naming ``path``) when ``path`` cannot be written: a folder, a file in a
+    folder that does not exist and cannot be made, or a folder without write permission. Returns the path."""
+    given = Path(path)
+    target = resolve_output_path(given)
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {given}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {given}: permission denied ({folder} is not writable)")
+    if target.exists() and not os.access(target, os.W_OK) and not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write {given}: permission denied")
+    return given
+
+
+def _os_error(path: Path, exc: OSError) -> OutputError:
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = path.parent if not path.exists() else path
+        return OutputError(f"cannot write {path}: {why} ({where} is not writable)")
+    if exc.errno == errno.ENOENT:
+        return OutputError(f"cannot write {path}: its folder {path.parent} does not exist and cannot be made")
+    if exc.errno == errno.ENOTDIR:
+        return OutputError(f"cannot write {path}: a part of the folder path is a file, not a folder")
+    return OutputError(f"cannot write {path}: {why}")
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """``write(tmp)`` into a temporary file in ``path``'s folder, then rename it over ``path``."""
-    path = Path(path)
-    tmp = _atomic_target(path)
+    """``write(tmp)`` into a temporary file in ``path``'s folder, then rename it over ``path`` (see the module
+    docstring for what that guarantees). Returns ``path``. Raises :class:`OutputError` when the file cannot be
+    written; errors raised by ``write`` itself propagate (the temporary file is removed either way)."""
+    given = Path(path)
+    path = resolve_output_path(given)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error(given, exc) from None
+    remove_stale_temporaries(path.parent, path.name)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_current_umask()
+    except OSError as exc:
+        raise _os_error(given, exc) from None
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise _os_error(given, exc) from None
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the mode a plain open() would
-        os.replace(tmp, path)
+        try:
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _os_error(given, exc) from None
+    except OSError as exc:  # raised by ``write`` (e.g. the disk filled up)
+        raise _os_error(given, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return given
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
@@ -90,7 +236,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 
 def load_training_state(path: str | Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — any unreadable state is reported the same way
-        raise CheckpointError(f"{path}: cannot read training state: {exc}") from None
+    """A training state written by :func:`atomic_torch_save`, read with ``weights_only=True`` (never code)."""
+    from emoembed.integrity import safe_torch_load
+
+    return safe_torch_load(path, "training state")

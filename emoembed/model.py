@@ -26,6 +26,7 @@ from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.formats import LabelFormat
 from emoembed.format_kinds import activate, format_output
 from emoembed.inference import embed_items, evaluate_task
+from emoembed.integrity import INTEGRITY_KEYS, WEIGHTS_DIGEST_KEY, validate_model_config
 from emoembed.pretrained import PretrainedModule, saved_model_type
 from emoembed.tasks import Task
 
@@ -49,6 +50,7 @@ class DirectHeads(nn.Module):
 
 class EmotionModel(PretrainedModule):
     model_type = "emotion-model"
+    codec_prefix = "codec."
 
     def __init__(self, encoder: ContentEncoder, codec: EmotionCodec, direct_heads: DirectHeads | None = None,
                  meta: Mapping[str, Any] | None = None):
@@ -206,19 +208,25 @@ class EmotionModel(PretrainedModule):
                 **self.meta}
 
     @classmethod
+    def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
+        validate_model_config(cfg, source)
+
+    @classmethod
     def from_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> EmotionModel:
         try:
-            encoder = encoder_class(cfg["modality"]).from_config(cfg["encoder"])
+            enc_cls = encoder_class(cfg["modality"])
+            legacy = None if WEIGHTS_DIGEST_KEY in cfg else Path.cwd()  # saved before paths were model-relative
+            encoder = enc_cls.from_config(enc_cls.config_relative_to(cfg["encoder"], source.parent, legacy))
             codec = EmotionCodec.from_config(cfg["codec"])
             direct = None
             if cfg.get("heads") == "direct":
                 fmts = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json")
                         for n, f in cfg["direct_formats"].items()}
                 direct = DirectHeads(fmts, encoder.dim)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CheckpointError(f"{source}: invalid model config: missing or bad field {exc}") from None
         meta = {k: v for k, v in cfg.items() if k not in ("model_type", "emoembed_version", "checkpoint_format", "modality",
-                                                         "encoder", "codec", "heads", "direct_formats")}
+                                                         "encoder", "codec", "heads", "direct_formats", *INTEGRITY_KEYS)}
         return cls(encoder, codec, direct, meta)
 
 

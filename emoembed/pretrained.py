@@ -19,6 +19,7 @@ from torch import nn
 
 from emoembed import CHECKPOINT_FORMAT_VERSION, __version__
 from emoembed.errors import CheckpointError
+from emoembed.integrity import integrity_record, verify_weights
 from emoembed.io import atomic_write_json, load_safetensors, read_json, save_safetensors_atomic
 
 CONFIG_NAME = "config.json"
@@ -42,6 +43,7 @@ class PretrainedModule(nn.Module):
     :meth:`config`) and ``model.safetensors`` (its whole state dict, on CPU)."""
 
     model_type: ClassVar[str] = ""
+    codec_prefix: ClassVar[str] = ""  # where the codec's tensors are in the state dict ("codec." in a content model)
 
     def config(self) -> dict[str, Any]:
         """The JSON-serialisable fields that rebuild this module (without weights)."""
@@ -53,6 +55,10 @@ class PretrainedModule(nn.Module):
         CheckpointError naming ``source`` when a field is missing or bad."""
         raise NotImplementedError
 
+    @classmethod
+    def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
+        """CheckpointError naming the field when ``cfg`` (valid JSON) is not of the shape this class saves."""
+
     def header(self) -> dict[str, Any]:
         return {"model_type": self.model_type, "emoembed_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT_VERSION}
 
@@ -61,8 +67,9 @@ class PretrainedModule(nn.Module):
         added to the config (e.g. the recipe a codec was trained with)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        cfg = self.header() | self.config() | dict(extra_config or {})
-        save_safetensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, directory / WEIGHTS_NAME)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        cfg = self.header() | self.config() | dict(extra_config or {}) | integrity_record(state, self.codec_prefix)
+        save_safetensors_atomic(state, directory / WEIGHTS_NAME)
         atomic_write_json(cfg, directory / CONFIG_NAME)
         return directory
 
@@ -73,8 +80,11 @@ class PretrainedModule(nn.Module):
         or weights that do not match the config."""
         directory = Path(directory)
         cfg = read_config(directory, cls.model_type)
+        cls.validate_saved_config(cfg, directory / CONFIG_NAME)
         model = cls.from_saved_config(cfg, directory / CONFIG_NAME)
-        load_state_strict(model, load_safetensors(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME)
+        state = load_safetensors(directory / WEIGHTS_NAME)
+        load_state_strict(model, state, directory / WEIGHTS_NAME)
+        verify_weights(cfg, state, directory, cls.codec_prefix)  # digests in config.json, no NaN/Inf
         if str(device) == "auto":
             from emoembed.inference import pick_device
 
@@ -90,6 +100,8 @@ def read_config(directory: Path, model_type: str) -> dict[str, Any]:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a model directory")
     cfg = read_json(path, missing=f"{directory}: no {CONFIG_NAME}; is this a model saved by emoembed?")
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object (model_type, formats…), got {type(cfg).__name__}")
     if cfg.get("model_type") != model_type:
         raise CheckpointError(f"{path}: model_type is {cfg.get('model_type')!r}, expected {model_type!r}")
     if cfg.get("checkpoint_format") != CHECKPOINT_FORMAT_VERSION:

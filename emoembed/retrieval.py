@@ -87,6 +87,7 @@ def load_codec(directory: str | Path) -> EmotionCodec:
     from safetensors import safe_open
 
     from emoembed.codec import EmotionCodec
+    from emoembed.integrity import validate_model_config, verify_weights
     from emoembed.pretrained import (
         CONFIG_NAME,
         WEIGHTS_NAME,
@@ -100,9 +101,10 @@ def load_codec(directory: str | Path) -> EmotionCodec:
     if saved_model_type(directory) == EmotionCodec.model_type:
         return EmotionCodec.from_pretrained(directory)
     cfg = read_config(directory, "emotion-model")
+    validate_model_config(cfg, path)
     try:
         codec = EmotionCodec.from_config(cfg["codec"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config: missing or bad field {exc}") from None
     weights = directory / WEIGHTS_NAME
     if not weights.exists():
@@ -114,6 +116,7 @@ def load_codec(directory: str | Path) -> EmotionCodec:
     except Exception as exc:  # noqa: BLE001 — any unreadable file is reported the same way
         raise CheckpointError(f"{weights}: cannot read safetensors weights: {exc}") from None
     load_state_strict(codec, state, weights)
+    verify_weights(cfg, state, directory, whole=False)
     codec.eval()
     return codec
 

@@ -93,8 +93,9 @@ def state_of(module) -> dict:
 def test_vectors_are_converted_once_and_memory_mapped(vectors_file, tmp_path):
     kv = load_vectors(str(vectors_file))
     assert isinstance(kv.vectors, np.memmap)
-    cached = list((tmp_path / "cache" / "vectors").glob("*.kv"))
-    assert len(cached) == 1 and cached[0].with_name(cached[0].name + ".vectors.npy").exists()
+    cached = [p for p in (tmp_path / "cache" / "vectors").iterdir() if p.is_dir()]
+    assert len(cached) == 1 and sorted(f.name for f in cached[0].iterdir()) == ["meta.json", "vectors.npy", "vocab.json"]
+    assert list((tmp_path / "cache").rglob("*.kv")) == []  # no pickle anywhere in the cache
     assert kv.vector_size == 12 and "grief" in kv.key_to_index
 
 

@@ -10,6 +10,7 @@ import sys
 
 from emoembed.cli.common import VERBS
 from emoembed.errors import EmoembedError
+from emoembed.threads import threads_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     _register_verbs()
     args = build_parser().parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
+        threads_for(args)  # verbs with --threads: torch's thread count (see emoembed.threads)
         return VERBS[args.verb][1](args)
     except EmoembedError as exc:
         print(f"emoembed {args.verb}: error: {exc}", file=sys.stderr)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from emoembed.cli.common import parse_scale, test_table, verb, with_codec_option
 from emoembed.errors import EmoembedError
+from emoembed.io import check_output_path
+from emoembed.runlock import run_folder_lock
+from emoembed.threads import add_threads_argument
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +30,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="csv/tsv to write (default: stdout)")
     p.add_argument("--codec", help="models: decode with this codec instead, one extended from the model's own by "
                    "`map --extend` (its new formats come zero-shot)")
+    add_threads_argument(p)
 
 
 def _predict_run(args: argparse.Namespace) -> int:
@@ -34,6 +38,8 @@ def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.model import load_model
     from emoembed.tables import content_column, read_input_table, write_table
 
+    if args.output:
+        check_output_path(args.output)  # before any work: a folder or an unwritable place fails at once
     model = load_model(args.model)
     if isinstance(model, EmotionCodec):
         if args.codec:
@@ -109,6 +115,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     suite.add_argument("--modalities", help="comma-separated sections to run (default: all the suite has), e.g. word,text")
     suite.add_argument("--seeds", help="comma-separated seeds (default: the suite's), e.g. 13,14,15")
     suite.add_argument("--quick", action="store_true", help="smoke-test size (the suite's `quick` block)")
+    add_threads_argument(p)
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
@@ -155,8 +162,9 @@ def _run_suite(args: argparse.Namespace) -> int:
         raise EmoembedError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     out = Path(args.out or f"runs/suite-{suite['name']}")
-    results = run_suite(suite, out, default_data_registry(), modalities, seeds, args.quick,
-                        log=lambda m: print(m, file=sys.stderr))
+    with run_folder_lock(out, "evaluate --suite", log=lambda m: print(m, file=sys.stderr)):
+        results = run_suite(suite, out, default_data_registry(), modalities, seeds, args.quick,
+                            log=lambda m: print(m, file=sys.stderr))
     print(results.markdown())
     print(f"wrote {out}/suite.md, suite.csv, suite.json")
     return 0

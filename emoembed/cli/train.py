@@ -6,6 +6,8 @@ from pathlib import Path
 
 from emoembed.cli.common import test_table, verb
 from emoembed.errors import EmoembedError
+from emoembed.runlock import run_folder_lock
+from emoembed.threads import add_threads_argument
 
 
 def _map_args(p: argparse.ArgumentParser) -> None:
@@ -18,6 +20,7 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     _recipe_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(p)
 
 
 def _recipe_options(p: argparse.ArgumentParser) -> None:
@@ -39,8 +42,9 @@ def _map_run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/map-{recipe['name']}")
     if args.extend and Path(args.extend).resolve() == out.resolve():
         raise EmoembedError(f"--out {out} is the codec being extended; write the extended codec to a new directory")
-    metrics = run_map(recipe, out, default_data_registry(), baseline=args.baseline, resume=args.resume,
-                      progress=not args.quiet, extend=args.extend)
+    with run_folder_lock(out, "map", log=print):
+        metrics = run_map(recipe, out, default_data_registry(), baseline=args.baseline, resume=args.resume,
+                          progress=not args.quiet, extend=args.extend)
     print(metrics["table"])
     print(f"\ncodec trained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}); "
           f"test mean {metrics['test_mean']:.3f}"
@@ -67,6 +71,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
     _recipe_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(p)
 
 
 def _fit_run(args: argparse.Namespace) -> int:
@@ -83,7 +88,8 @@ def _fit_run(args: argparse.Namespace) -> int:
         print(recipe_yaml(recipe), end="")
         return 0
     out = Path(args.out or f"runs/{recipe['name']}")
-    metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
+    with run_folder_lock(out, "fit-encoder", log=print):
+        metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
     print(test_table(metrics["test"]))
     print(f"\ntrained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}, dev {metrics['dev_score']:.3f}); "
           f"test mean {metrics['test_mean']:.3f}")

@@ -19,8 +19,10 @@ which is dropped from the saved model.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -75,6 +77,24 @@ def objective_class(name: str) -> type[AuxiliaryObjective]:
 
 class ContentEncoder(nn.Module):
     modality: ClassVar[str] = ""
+    # config fields naming files or folders → the prefix their value carries ("" = a plain path, "file:" …);
+    # relative paths in a saved model's config.json are taken relative to the model folder
+    path_fields: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def config_relative_to(cls, cfg: Mapping[str, Any], base_dir: str | Path) -> dict[str, Any]:
+        """``cfg`` with the relative paths of :attr:`path_fields` made absolute against ``base_dir`` (``packaged:``
+        specs, absolute paths and other values unchanged)."""
+        out = dict(cfg)
+        for name, prefix in cls.path_fields.items():
+            value = out.get(name)
+            if not isinstance(value, str) or not value.startswith(prefix) or value.startswith("packaged:"):
+                continue
+            raw = value[len(prefix):]
+            path = Path(raw).expanduser()
+            if raw and not path.is_absolute():
+                out[name] = prefix + os.path.abspath(Path(base_dir) / path)
+        return out
 
     def __init__(self, dim: int):
         super().__init__()

@@ -91,11 +91,9 @@ def file_state_dict(path: str) -> dict[str, torch.Tensor]:
         from emoembed.io import load_safetensors
 
         return load_safetensors(p)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — any unreadable file is reported the same way
-        raise ConfigError(f"{p}: cannot read backbone weights (safetensors, or a torch state dict loadable with "
-                          f"weights_only=True): {exc}") from None
+    from emoembed.integrity import safe_torch_load
+
+    state = safe_torch_load(p, "backbone weights (safetensors, or a torch state dict of tensors)", ConfigError)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
@@ -192,6 +190,7 @@ class ImageEncoder(ContentEncoder):
     """timm backbone (pooled features) → Dropout → Linear(dim)."""
 
     modality = "image"
+    path_fields = {"weights": "file:"}  # relative: to the model folder
 
     def __init__(self, dim: int, backbone: str = "tf_efficientnet_lite0", weights: str | None = "packaged:efficientnet-lite0",
                  dropout: float = 0.5, image_size: int = 224, train_transform: Sequence[Mapping[str, Any]] | None = None,

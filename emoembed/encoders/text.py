@@ -91,6 +91,15 @@ def _strip_pooler(model: nn.Module) -> nn.Module:
     return model
 
 
+def safe_weight_options(path: Path) -> dict[str, Any]:
+    """``from_pretrained`` options that keep pickles out: safetensors when the folder has them, otherwise
+    ``weights_only=True`` (a ``.bin`` holding anything but tensors is refused, not run); never remote code."""
+    opts: dict[str, Any] = {"weights_only": True, "trust_remote_code": False}
+    if any(path.glob("*.safetensors")):
+        opts["use_safetensors"] = True
+    return opts
+
+
 def build_backbone(hf_config: Mapping[str, Any] | None = None, pretrained: str | None = None) -> nn.Module:
     """From ``pretrained`` (a spec: weights loaded) or from ``hf_config`` alone (architecture, random init)."""
     from transformers import AutoConfig, AutoModel
@@ -99,9 +108,11 @@ def build_backbone(hf_config: Mapping[str, Any] | None = None, pretrained: str |
     if pretrained is not None:
         path = resolve_spec(pretrained)
         try:
-            model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"text encoder: cannot load a model from {path}: {exc}") from None
+            model = AutoModel.from_pretrained(str(path), dtype=torch.float32, **safe_weight_options(path))
+        except Exception as exc:  # noqa: BLE001 — OSError, ValueError, a refused pickle…: one line, no unsafe advice
+            from emoembed.integrity import _torch_load_reason
+
+            raise ConfigError(f"text encoder: cannot load a model from {path}: {_torch_load_reason(exc)}") from None
         return _strip_pooler(model.float())
     if not hf_config or "model_type" not in hf_config:
         raise ConfigError("text encoder: needs a backbone spec or an hf_config with model_type")
@@ -119,6 +130,7 @@ class TextEncoder(ContentEncoder):
     """Backbone → masked mean or CLS pooling → [Linear → GELU → Dropout]… → Dropout → Linear(dim)."""
 
     modality = "text"
+    path_fields: ClassVar[dict[str, str]] = {"backbone": "", "tokenizer": ""}  # relative: to the model folder
     _FIELDS: ClassVar[frozenset[str]] = frozenset({"dim", "backbone", "tokenizer", "hf_config", "pooling", "max_length",
                                                    "hidden", "dropout"})
 

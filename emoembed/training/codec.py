@@ -37,12 +37,14 @@ from emoembed.data.registry import DataRegistry
 from emoembed.errors import EmoembedError
 from emoembed.format_kinds import format_loss
 from emoembed.formats import FormatRegistry, LabelFormat
+from emoembed.integrity import codec_fingerprint, restoring
 from emoembed.io import atomic_write_json, atomic_write_text
 from emoembed.metrics import evaluate_format
 from emoembed.training.scaffold import (
     STATE_NAME,
     BestKeeper,
     load_training_state,
+    resume_fields,
     save_training_state,
     seed_everything,
     snapshot,
@@ -172,6 +174,7 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     train only its parameters that require gradients."""
     t0 = time.perf_counter()
     rng = seed_everything(int(recipe["seed"]))
+    base_fp = codec_fingerprint(codec.state_dict()) if codec is not None else None  # map --extend: the start codec
     if codec is None:
         c = recipe["codec"]
         codec = codec_for(recipe_formats(pairs), formats, c["dim"], c["hidden"], c["dropout"],
@@ -187,13 +190,14 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     history: list[dict] = []
     state_path = state_dir / STATE_NAME if state_dir else None
     if resume and state_path and state_path.exists():
-        st = load_training_state(state_path, keeper)
-        codec.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        start_epoch, history = st["epoch"] + 1, st["history"]
-        sampler._order = [o.numpy() for o in st["sampler"]["order"]]
-        sampler._pos = st["sampler"]["pos"].tolist()
-        sampler.rng.bit_generator.state = st["sampler"]["rng"]
+        st = load_training_state(state_path, keeper, recipe, base_fp, "base codec (--extend)", log)
+        with restoring(state_path):
+            codec.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            start_epoch, history = st["epoch"] + 1, st["history"]
+            sampler._order = [o.numpy() for o in st["sampler"]["order"]]
+            sampler._pos = st["sampler"]["pos"].tolist()
+            sampler.rng.bit_generator.state = st["sampler"]["rng"]
         log(f"resumed from {state_path} at epoch {start_epoch}")
     weights, fweights = recipe["loss_weights"], recipe["format_weights"]
     domain_dropout = float(tr["domain_dropout"])
@@ -218,7 +222,7 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
         keeper.update(dev, epoch + 1, lambda: snapshot(codec))
         if state_path:
             save_training_state(state_path, epoch, keeper, history, model=codec.state_dict(), optimizer=opt.state_dict(),
-                                sampler=sampler.state())
+                                sampler=sampler.state(), **resume_fields(recipe, base_fp))
         if keeper.should_stop:
             log(f"early stop after epoch {epoch + 1}: best dev {keeper.best_score:.4f} at epoch {keeper.best_epoch}")
             break

@@ -48,12 +48,14 @@ from emoembed.tasks import Task, build_tasks
 from emoembed.format_kinds import activate, format_loss, hard_targets
 from emoembed.formats import LabelFormat
 from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
+from emoembed.integrity import restoring
 from emoembed.io import atomic_write_json
 from emoembed.model import DirectHeads, EmotionModel
 from emoembed.training.scaffold import (
     STATE_NAME,
     BestKeeper,
     load_training_state,
+    resume_fields,
     save_training_state,
     seed_everything,
     snapshot,
@@ -223,16 +225,17 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     start_epoch, step = 0, 0
     history: list[dict] = []
     if resume and state_path is not None and state_path.exists():
-        st = load_training_state(state_path, keeper)
-        encoder.load_state_dict(st["encoder"])
-        if recipe["heads"] == "direct":
-            heads.load_state_dict(st["heads"])
-        if objective is not None and st.get("objective") is not None:
-            objective.load_state_dict(st["objective"])
-        opt.load_state_dict(st["optimizer"])
-        if sched is not None and st.get("scheduler"):
-            sched.load_state_dict(st["scheduler"])
-        start_epoch, step, history = st["epoch"] + 1, st["step"], st["history"]
+        st = load_training_state(state_path, keeper, recipe, fingerprint, "codec (--codec)", log_main)
+        with restoring(state_path):
+            encoder.load_state_dict(st["encoder"])
+            if recipe["heads"] == "direct":
+                heads.load_state_dict(st["heads"])
+            if objective is not None and st.get("objective") is not None:
+                objective.load_state_dict(st["objective"])
+            opt.load_state_dict(st["optimizer"])
+            if sched is not None and st.get("scheduler"):
+                sched.load_state_dict(st["scheduler"])
+            start_epoch, step, history = st["epoch"] + 1, st["step"], st["history"]
         log_main(f"resumed from {state_path} after epoch {start_epoch}")
     elif resume:
         log_main(f"nothing to resume in {state_dir}; starting fresh")
@@ -302,7 +305,8 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
             save_training_state(state_path, epoch, keeper, history, step=step, encoder=encoder.state_dict(),
                                 heads=heads.state_dict() if recipe["heads"] == "direct" else None,
                                 objective=objective.state_dict() if objective is not None else None,
-                                optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None)
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
+                                **resume_fields(recipe, fingerprint))
         if keeper.should_stop:
             log_main(f"early stop after epoch {epoch + 1}: best dev {keeper.best_score:.4f} at epoch {keeper.best_epoch}")
             break

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emoembed.integrity import check_resume, restoring, resume_record
 from emoembed.io import atomic_torch_save
 from emoembed.io import load_training_state as _read_state
 
@@ -82,16 +83,30 @@ def save_training_state(path: str | Path, epoch: int, keeper: BestKeeper, histor
                               "torch_rng": torch.get_rng_state(), "py_rng": _py_state_to(random.getstate())}, path)
 
 
-def load_training_state(path: str | Path, keeper: BestKeeper | None = None) -> dict[str, Any]:
+def load_training_state(path: str | Path, keeper: BestKeeper | None = None, recipe: Mapping[str, Any] | None = None,
+                        codec_fp: str | None = None, codec_what: str = "codec",
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Read a state written by :func:`save_training_state` (tensors only, ``weights_only``), restore the RNGs and
-    ``keeper``; returns the dict (``epoch`` is the last finished one, 0-based)."""
+    ``keeper``; returns the dict (``epoch`` is the last finished one, 0-based). With ``recipe``, first refuse
+    (CheckpointError) a state written for another recipe or another codec (``codec_fp``), see
+    :func:`emoembed.integrity.check_resume`; the state's own fields come from :func:`resume_fields`."""
+    path = Path(path)
     st = _read_state(path)
-    torch.set_rng_state(st["torch_rng"])
-    if st.get("py_rng") is not None:
-        random.setstate(_py_state_from(st["py_rng"]))
-    if keeper is not None:
-        keeper.load_state_dict(st)
+    if recipe is not None:
+        check_resume(st, path, recipe, codec_fp, codec_what, log)
+    with restoring(path):
+        torch.set_rng_state(st["torch_rng"])
+        if st.get("py_rng") is not None:
+            random.setstate(_py_state_from(st["py_rng"]))
+        if keeper is not None:
+            keeper.load_state_dict(st)
     return st
+
+
+def resume_fields(recipe: Mapping[str, Any], codec_fp: str | None) -> dict[str, Any]:
+    """What a training state records so that a resume can be verified: the resolved recipe and the fingerprint
+    of the codec the run trains against (None when there is none)."""
+    return resume_record(recipe, codec_fp)
 
 
 def _py_state_to(state: tuple) -> dict:
