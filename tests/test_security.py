@@ -33,6 +33,9 @@ def marker(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOEMBED_CACHE", str(tmp_path / "cache"))
+    from emoembed.data import registry
+
+    monkeypatch.setattr(registry, "_DEFAULT", None)  # the CLI's cached registry: built from this test's environment
 
 
 def _no_advice(message: str) -> None:
@@ -130,6 +133,25 @@ def test_relative_vectors_path_in_a_model_config_is_taken_from_the_model_folder(
     model = EmotionModel.from_pretrained(model_dir)
     assert model.encoder.vectors_spec == str(model_dir / "vecs.txt")
     assert model.encoder.known_mask(["sad", "calm"]).all()
+
+
+def test_models_saved_before_model_relative_paths_still_find_their_vectors(tmp_path, monkeypatch):
+    """A config without ``weights_sha256`` (an older emoembed) whose relative path is not in the model folder is
+    looked up in the working directory, as that version did, with a warning; newer models never are."""
+    from emoembed.model import EmotionModel
+
+    model_dir = _word_model(tmp_path, "vecs.txt")
+    cfg = json.loads((model_dir / "config.json").read_text())
+    (tmp_path / "vecs.txt").write_text(VECS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="word vector file not found"):  # new model: only the model folder counts
+        EmotionModel.from_pretrained(model_dir).predict(["sad"], "vad")
+    for key in ("weights_sha256", "codec_fingerprint"):
+        cfg.pop(key)
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.warns(UserWarning, match="saved by an older emoembed"):
+        model = EmotionModel.from_pretrained(model_dir)
+    assert model.encoder.vectors_spec == str(tmp_path / "vecs.txt") and model.encoder.known_mask(["sad"]).all()
 
 
 # ---------------------------------------------------------------------------------------------- torch files

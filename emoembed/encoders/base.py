@@ -82,9 +82,11 @@ class ContentEncoder(nn.Module):
     path_fields: ClassVar[dict[str, str]] = {}
 
     @classmethod
-    def config_relative_to(cls, cfg: Mapping[str, Any], base_dir: str | Path) -> dict[str, Any]:
+    def config_relative_to(cls, cfg: Mapping[str, Any], base_dir: str | Path,
+                           legacy_base: str | Path | None = None) -> dict[str, Any]:
         """``cfg`` with the relative paths of :attr:`path_fields` made absolute against ``base_dir`` (``packaged:``
-        specs, absolute paths and other values unchanged)."""
+        specs, absolute paths and other values unchanged). ``legacy_base``: for models saved before paths were
+        model-relative, where a path missing from ``base_dir`` is looked up instead (with a warning)."""
         out = dict(cfg)
         for name, prefix in cls.path_fields.items():
             value = out.get(name)
@@ -93,7 +95,15 @@ class ContentEncoder(nn.Module):
             raw = value[len(prefix):]
             path = Path(raw).expanduser()
             if raw and not path.is_absolute():
-                out[name] = prefix + os.path.abspath(Path(base_dir) / path)
+                resolved = Path(os.path.abspath(Path(base_dir) / path))
+                if not resolved.exists() and legacy_base is not None and (Path(legacy_base) / path).exists():
+                    import warnings
+
+                    resolved = Path(os.path.abspath(Path(legacy_base) / path))
+                    warnings.warn(f"{base_dir}: {name} {raw!r} is not in the model folder; using {resolved} (a model "
+                                  "saved by an older emoembed, whose paths were relative to the working directory)",
+                                  stacklevel=2)
+                out[name] = prefix + str(resolved)
         return out
 
     def __init__(self, dim: int):
