@@ -52,7 +52,7 @@ def _codec(seed: int = 0, dim: int = 6) -> EmotionCodec:
 
 
 def _task():
-    from emoembed.training import Task
+    from emoembed.tasks import Task
 
     words = list(VECS)
     y = np.asarray([VECS[w] for w in words], dtype=np.float32)
@@ -61,7 +61,7 @@ def _task():
 
 
 def _fit_recipe(vectors_file: Path, **over):
-    from emoembed.training import resolve_encoder_recipe
+    from emoembed.recipes import resolve_encoder_recipe
 
     raw = {"name": "t", "modality": "word", "seed": 5, "encoder": {"vectors": str(vectors_file), "hidden": [8]},
            "training": {"epochs": 2, "batch_size": 4, "lr": 0.01, "device": "cpu"}}
@@ -75,7 +75,8 @@ def _quiet(*_):
 
 # ---------------------------------------------------------------------------------------------- resume
 def test_fit_encoder_resume_refuses_another_seed_codec_heads_or_embedding_size(vectors_file, tmp_path):
-    from emoembed.training import STATE_NAME, fit
+    from emoembed.training.encoder import fit
+    from emoembed.training.scaffold import STATE_NAME
 
     codec = _codec()
     run = tmp_path / "run"
@@ -97,7 +98,8 @@ def test_fit_encoder_resume_refuses_another_seed_codec_heads_or_embedding_size(v
 
 
 def test_older_training_states_still_resume_and_shape_errors_are_one_line(vectors_file, tmp_path):
-    from emoembed.training import STATE_NAME, fit
+    from emoembed.training.encoder import fit
+    from emoembed.training.scaffold import STATE_NAME
 
     codec = _codec()
     run = tmp_path / "run"
@@ -124,7 +126,8 @@ MAP_RECIPE = "pairs: [warriner_emomap]\ncodec: {dim: 8, hidden: [8], dropout: 0.
 def test_map_resume_with_another_seed_is_refused(tmp_path, capsys, monkeypatch):
     """``map --resume --seed 14`` on a seed-13 run used to write the seed-13 codec labelled seed 14."""
     from emoembed.data.registry import default_data_registry
-    from emoembed.mapping import load_pairs, load_recipe, train_codec
+    from emoembed.recipes import load_codec_recipe as load_recipe
+    from emoembed.training.codec import load_pairs, train_codec
 
     monkeypatch.delenv("EMOEMBED_DATA", raising=False)
     path = tmp_path / "r.yaml"

@@ -223,8 +223,8 @@ def test_dataset_arrays_with_pickled_objects_are_refused(tmp_path, marker):
 
 
 def test_yaml_recipes_and_cards_use_the_safe_loader(tmp_path, marker, make_registry):
-    from emoembed.mapping import load_recipe
-    from emoembed.training import load_encoder_recipe
+    from emoembed.recipes import load_codec_recipe as load_recipe
+    from emoembed.recipes import load_encoder_recipe
 
     evil = f"!!python/object/apply:builtins.open ['{marker}', 'w']\n"
     path = tmp_path / "r.yaml"
