@@ -56,11 +56,13 @@ def weights_digest(state: Mapping[str, torch.Tensor]) -> str:
 
 
 def codec_fingerprint(state: Mapping[str, torch.Tensor], prefix: str = "") -> str:
-    """The fingerprint :func:`emoembed.codec.tensors_fingerprint` gives the codec whose tensors are the keys of
-    ``state`` starting with ``prefix`` (prefix removed)."""
-    from emoembed.codec import tensors_fingerprint
-
-    return tensors_fingerprint({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    """The fingerprint :func:`emoembed.codec.tensors_fingerprint` gives (SHA-256 over names and bytes, in name
+    order) the codec whose tensors are the keys of ``state`` starting with ``prefix`` (prefix removed)."""
+    h = hashlib.sha256()
+    for key, t in sorted((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix)):
+        h.update(key.encode())
+        h.update(_tensor_bytes(t))
+    return h.hexdigest()
 
 
 def integrity_record(state: Mapping[str, torch.Tensor], codec_prefix: str = "") -> dict[str, str]:
