@@ -146,6 +146,40 @@ def test_map_resume_with_another_seed_is_refused(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors", "recipe.json", "results.md"]
 
 
+def test_map_extend_resume_refuses_another_base_codec(small_trained_codec, tmp_path, capsys, monkeypatch):
+    """An interrupted ``map --extend BASE`` resumed with another BASE would mix two codecs' frozen formats."""
+    monkeypatch.delenv("EMOEMBED_DATA", raising=False)
+    base = small_trained_codec.save_pretrained(tmp_path / "base")
+    other = _perturbed(small_trained_codec).save_pretrained(tmp_path / "other")
+    recipe = tmp_path / "ext.yaml"
+    recipe.write_text("pairs: [vader_emolex]\ntraining: {epochs: 2, steps_per_epoch: 10, batch_size: 32}\n")
+    out = tmp_path / "ext"
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt  # the run dies after training, before it writes the codec
+
+    with monkeypatch.context() as mp:
+        mp.setattr(EmotionCodec, "save_pretrained", killed)
+        assert main(["map", "--extend", str(base), "--recipe", str(recipe), "--out", str(out), "--quiet"]) == 130
+    assert (out / "training_state.pt").exists() and not (out / "model.safetensors").exists()
+    assert not (out / ".emoembed.lock").exists()  # an interrupted run releases its folder
+    capsys.readouterr()
+    args = ["map", "--recipe", str(recipe), "--out", str(out), "--resume", "--quiet"]
+    assert main([*args, "--extend", str(other)]) == 2
+    assert "trains against another base codec (--extend)" in capsys.readouterr().err
+    assert main([*args, "--extend", str(base)]) == 0
+    assert "resumed from" in capsys.readouterr().out
+
+
+def _perturbed(codec: EmotionCodec) -> EmotionCodec:
+    import copy
+
+    out = copy.deepcopy(codec)
+    with torch.no_grad():
+        out.heads["vad"].weight.add_(0.01)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- model folders
 def _saved_model(vectors_file: Path, tmp_path: Path) -> Path:
     from emoembed.encoders.word import WordEncoder

@@ -69,7 +69,7 @@ def load_tokenizer(spec: str):
             _quiet_transformers()
             path = resolve_spec(spec, "tokenizer")
             try:
-                _TOKENIZERS[spec] = AutoTokenizer.from_pretrained(str(path))
+                _TOKENIZERS[spec] = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"text encoder: cannot load a tokenizer from {path}: {exc}") from None
         return _TOKENIZERS[spec]
