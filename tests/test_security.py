@@ -222,6 +222,17 @@ def test_dataset_arrays_with_pickled_objects_are_refused(tmp_path, marker):
     assert not marker.exists()
 
 
+def test_dataset_npz_reader_refuses_pickled_object_arrays(tmp_path, marker):
+    from emoembed.data.readers import read_npz
+
+    path = tmp_path / "d.npz"
+    np.savez(path, ids=np.arange(2), labels=np.array([Payload(marker), 1], dtype=object))
+    opts = {"file": "data", "arrays": ["ids", "labels"]}
+    with pytest.raises(DataError, match=r"d\.npz: cannot read array 'labels': Object arrays cannot be loaded"):
+        read_npz({"data": path}, opts, "card test")
+    assert not marker.exists()
+
+
 def test_yaml_recipes_and_cards_use_the_safe_loader(tmp_path, marker, make_registry):
     from emoembed.recipes import load_codec_recipe as load_recipe
     from emoembed.recipes import load_encoder_recipe

@@ -181,7 +181,10 @@ def read_npz(paths: Mapping[str, Path], opts: Mapping[str, Any], where: str) -> 
         for name in opts.get("arrays", []):
             if name not in npz.files:
                 raise DataError(f"{path}: array {name!r} not found; the file has {npz.files}")
-            arr = npz[name]
+            try:
+                arr = npz[name]
+            except ValueError as exc:  # e.g. an object array: it would need unpickling, which is never done
+                raise DataError(f"{path}: cannot read array {name!r}: {exc}") from None
             if arr.ndim == 1:
                 out[name] = arr
             elif arr.ndim == 2 and name in opts.get("columns", {}):

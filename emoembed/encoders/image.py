@@ -78,8 +78,10 @@ def remap_efficientnet_lite0(state: Mapping[str, torch.Tensor]) -> dict[str, tor
 
 def packaged_state_dict(name: str) -> dict[str, torch.Tensor]:
     """The remapped ImageNet state dict (classifier included) of a packaged backbone."""
+    from emoembed.integrity import safe_torch_load
+
     path = packaged_path(name, "image")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_torch_load(path, f"packaged {name} weights", ConfigError)
     return remap_efficientnet_lite0(state)
 
 
