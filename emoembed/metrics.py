@@ -1,11 +1,26 @@
 """Metrics per format kind. Regression: Pearson r and MAE per variable; multiclass: accuracy and macro-F1;
 multilabel: per-class F1 at p > 0.5 and macro-F1; distribution: accuracy of the argmax and Pearson r of the
-probabilities. ``primary`` is the format's declared metric, the number model selection uses."""
+probabilities. ``primary`` is the format's declared metric, the number model selection uses; where it is undefined
+(Pearson r on fewer than 2 items, or on gold values that do not vary) it is NaN and ``undefined`` says why."""
 from __future__ import annotations
 
 import numpy as np
 
 from emoembed.formats import LabelFormat
+
+MIN_ITEMS_FOR_R = 2
+
+
+def min_items(fmt: LabelFormat) -> int:
+    """The fewest items on which ``fmt``'s primary metric is defined: 2 for Pearson r, else 1."""
+    return MIN_ITEMS_FOR_R if fmt.metric == "pearson" else 1
+
+
+def mean_defined(values) -> float:
+    """Mean of the defined (non-NaN) values; NaN, without a numpy warning, when none is defined."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,7 +47,7 @@ def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dic
     if fmt.kind == "regression":
         for j, v in enumerate(fmt.variables):
             per_var[v] = {"pearson": pearson(pred[:, j], gold[:, j]), "mae": float(np.mean(np.abs(pred[:, j] - gold[:, j])))}
-        out["pearson"] = float(np.nanmean([m["pearson"] for m in per_var.values()]))
+        out["pearson"] = mean_defined(m["pearson"] for m in per_var.values())
         out["mae"] = float(np.mean([m["mae"] for m in per_var.values()]))
     elif fmt.kind == "multilabel":
         p, g = pred > 0.5, gold > 0.5
@@ -49,8 +64,12 @@ def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dic
         if fmt.kind == "distribution":
             for j, v in enumerate(fmt.variables):
                 per_var[v]["pearson"] = pearson(pred[:, j], gold[:, j])
-            out["pearson"] = float(np.nanmean([per_var[v]["pearson"] for v in fmt.variables]))
+            out["pearson"] = mean_defined(per_var[v]["pearson"] for v in fmt.variables)
     out["per_variable"] = per_var
     out["primary"] = out[fmt.metric]
+    if np.isnan(out["primary"]):
+        out["undefined"] = ((f"too few items: {fmt.metric} needs at least {min_items(fmt)}, the split has {len(gold)}"
+                             + (" (MAE is reported)" if fmt.kind == "regression" and len(gold) else ""))
+                            if len(gold) < min_items(fmt) else f"{fmt.metric} is undefined: the gold values do not vary")
     out["metric"] = fmt.metric
     return out

@@ -64,7 +64,15 @@ def test_table(rows: dict[str, dict]) -> str:
     """Markdown: one line per dataset of an evaluation (``EmotionModel.evaluate`` rows)."""
     lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        per = " ".join(f"{v[:4]} {m.get('pearson', m.get('f1', float('nan'))):.3f}" for v, m in r.get("per_variable", {}).items())
+        per = " ".join(_per_variable_cell(v, m) for v, m in r.get("per_variable", {}).items())
         zs = " (zero-shot)" if r.get("zero_shot") else ""
-        lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {r['primary']:.3f} | {per} |")
+        score = r["undefined"] if r.get("undefined") else f"{r['primary']:.3f}"
+        lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {score} | {per} |")
     return "\n".join(lines)
+
+
+def _per_variable_cell(name: str, m: dict) -> str:
+    value = m.get("pearson", m.get("f1", float("nan")))
+    if value != value and "mae" in m:  # Pearson r undefined (too few items): the mean absolute error still is
+        return f"{name[:4]} MAE {m['mae']:.3f}"
+    return f"{name[:4]} {value:.3f}"

@@ -28,6 +28,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                    "(default: the pooled mapping); an unknown name lists the codec's domains")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv to write (default: stdout)")
+    p.add_argument("--on-bad-image", choices=["skip", "error"], help="image models: an unreadable image file is "
+                   "reported and predicted as empty cells (skip) or stops with an error naming it (error); "
+                   "default: the model recipe's on_bad_image")
     p.add_argument("--codec", help="models: decode with this codec instead, one extended from the model's own by "
                    "`map --extend` (its new formats come zero-shot)")
     add_threads_argument(p)
@@ -58,10 +61,14 @@ def _predict_run(args: argparse.Namespace) -> int:
         items = list(args.items)
     else:
         raise EmoembedError("nothing to predict: give items (words, texts, image paths) or --input FILE")
+    if args.on_bad_image and model.modality != "image":
+        raise EmoembedError(f"--on-bad-image is for image models; this model's modality is {model.modality!r}")
     if model.modality == "image":  # folders and .txt lists of paths → image files
         from emoembed.data.images import expand_image_inputs
 
-        items = expand_image_inputs(items)
+        if args.on_bad_image:
+            model.encoder.on_bad_image = args.on_bad_image
+        items = expand_image_inputs(items, missing_ok=model.encoder.on_bad_image == "skip")
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size)
     out = out.reset_index()

@@ -92,7 +92,7 @@ def _fit_run(args: argparse.Namespace) -> int:
         metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
     print(test_table(metrics["test"]))
     print(f"\ntrained in {metrics['train_seconds']:.1f}s (best dev epoch {metrics['best_epoch']}, dev {metrics['dev_score']:.3f}); "
-          f"test mean {metrics['test_mean']:.3f}")
+          + (f"test mean {metrics['test_mean']:.3f}" if metrics["test_mean"] == metrics["test_mean"] else "test mean undefined"))
     print(f"wrote {out}/model.safetensors, config.json, recipe.json, metrics.json")
     return 0
 

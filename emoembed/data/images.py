@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emoembed.data.image_decode import array_to_image, viewer_rgb
 from emoembed.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -154,20 +155,13 @@ def clear_array_cache() -> None:
         _ARRAYS.clear()
 
 
-def _array_to_pil(arr: np.ndarray, ref: ImageRef):
-    from PIL import Image
-
-    a = np.asarray(arr)
-    if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating) and a.size and float(np.nanmax(a)) <= 1.0:
-            a = a * 255.0
-        a = np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
+def _array_to_pil(arr: np.ndarray, ref: ImageRef, rgb: bool = True):
+    """An array row → an RGB PIL image as a viewer shows it (uint16 scaled, not clipped; RGBA over white);
+    ``rgb=False``: its channels kept (L, RGB or RGBA)."""
     try:
-        return Image.fromarray(np.ascontiguousarray(a))
+        return array_to_image(arr, rgb)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{ref}: cannot make an image from an array of shape {a.shape}: {exc}") from None
+        raise DataError(f"{ref}: cannot make an image from an array of shape {np.shape(arr)}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -195,27 +189,28 @@ def _check_file(path: Path) -> None:
 
 
 def open_image(content: Any, mode: str | None = "RGB"):
-    """The image as a decoded PIL image (converted to ``mode`` unless None). Raises :class:`DataError` naming
-    the file for a missing, unreadable, truncated or non-image file."""
+    """The image as a decoded PIL image. ``mode="RGB"`` (the default, what encoders use) gives it as an image
+    viewer shows it (:func:`emoembed.data.image_decode.viewer_rgb`: EXIF orientation applied, 16-bit and float
+    pixels scaled rather than clipped, transparency composited over white, ICC profile applied); another mode
+    converts that RGB image further; ``None`` returns the file's pixels as stored. Raises :class:`DataError`
+    naming the file for a missing, unreadable, truncated or non-image file."""
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(content, Image.Image):
-        return content.convert(mode) if mode and content.mode != mode else content
+        return _as_mode(content, mode, exif=False)
     if isinstance(content, np.ndarray):
-        img = _array_to_pil(content, ImageRef(Path("<array>")))
-        return img.convert(mode) if mode else img
+        return _as_mode(_array_to_pil(content, ImageRef(Path("<array>")), rgb=mode is not None), mode, exif=False)
     ref = content if isinstance(content, ImageRef) else parse_ref(content)
     if ref.is_array:
         arr = load_array(ref.path, ref.array)
         if not 0 <= ref.row < len(arr):  # type: ignore[operator]
             raise DataError(f"{ref}: row {ref.row} is outside 0..{len(arr) - 1} of {ref.path}")
-        img = _array_to_pil(arr[ref.row], ref)
-        return img.convert(mode) if mode and img.mode != mode else img
+        return _as_mode(_array_to_pil(arr[ref.row], ref, rgb=mode is not None), mode, exif=False)
     _check_file(ref.path)
     try:
         with Image.open(ref.path) as im:
             im.load()
-            img = im.convert(mode) if mode and im.mode != mode else im.copy()
+            img = _as_mode(im, mode, exif=True) if mode else im.copy()
     except PermissionError:
         raise DataError(f"{ref.path}: cannot read the image file (permission denied)") from None
     except UnidentifiedImageError:
@@ -225,6 +220,15 @@ def open_image(content: Any, mode: str | None = "RGB"):
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
         raise DataError(f"{ref.path}: cannot decode the image (truncated or corrupt file): {exc}") from None
     return img
+
+
+def _as_mode(img, mode: str | None, exif: bool):
+    if mode is None:
+        return img
+    rgb = viewer_rgb(img, exif=exif)
+    if rgb is img:
+        rgb = img.copy() if exif else img
+    return rgb if mode == "RGB" else rgb.convert(mode)
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -241,9 +245,10 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(p for p in pattern if p.is_file() and is_image_file(p))
 
 
-def expand_image_inputs(inputs: Iterable[str | Path], recursive: bool = True) -> list[str]:
+def expand_image_inputs(inputs: Iterable[str | Path], recursive: bool = True, missing_ok: bool = False) -> list[str]:
     """Files, folders and ``.txt`` list files (one reference per line) → image references, in order.
-    Array references (``x.npz#3``) pass through. A folder without images or a missing path is an error."""
+    Array references (``x.npz#3``) pass through. A folder without images is an error, and so is a missing path
+    unless ``missing_ok`` (then it passes through, to be reported and skipped under ``on_bad_image: skip``)."""
     out: list[str] = []
     for raw in inputs:
         text = str(raw)
@@ -264,7 +269,7 @@ def expand_image_inputs(inputs: Iterable[str | Path], recursive: bool = True) ->
                 if line and not line.startswith("#"):
                     p = Path(line)
                     out.append(str(p if p.is_absolute() else base / p))
-        elif not path.exists():
+        elif not path.exists() and not missing_ok:
             raise DataError(f"{path}: no such image file or folder")
         else:
             out.append(text)

@@ -14,7 +14,7 @@ Backbone: any timm model name (``num_classes=0``, so it returns pooled features)
 loading anything (the owning model loads its own state dict), ``from_recipe`` loads the pretrained weights.
 
 Inputs are image references (see :mod:`emoembed.data.images`: files, ``x.npz#row``, ``x.csv#row``), PIL
-images or arrays; they are decoded with PIL and converted to RGB in ``collate``, then transformed with the
+images or arrays; they are decoded with PIL as a viewer shows them (:mod:`emoembed.data.image_decode`) in ``collate``, then transformed with the
 recipe's torchvision transforms (``train_transform`` with ``train=True``, ``eval_transform`` otherwise) and
 normalised with ``mean``/``std``.
 

@@ -49,6 +49,7 @@ from emoembed.format_kinds import activate, format_loss, hard_targets
 from emoembed.formats import LabelFormat
 from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
 from emoembed.integrity import restoring
+from emoembed.metrics import mean_defined, min_items
 from emoembed.io import atomic_write_json
 from emoembed.model import DirectHeads, EmotionModel
 from emoembed.training.scaffold import (
@@ -97,15 +98,22 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 # ---------------------------------------------------------------------------------------------- batching
+MIN_TRAIN_BATCH = 2  # BatchNorm (and any batch statistic) needs two items per training batch
+
+
 def epoch_batches(tasks: Sequence[Task], masks: Sequence[np.ndarray], batch_size: int, seed: int, epoch: int,
                   drop_last: bool, max_steps: int | None) -> list[tuple[int, np.ndarray]]:
-    """Global batches of every task's training items, shuffled together; deterministic in (seed, epoch)."""
+    """Global batches of every task's training items, shuffled together; deterministic in (seed, epoch). A last
+    batch smaller than ``MIN_TRAIN_BATCH`` joins the one before it (so a batch may hold ``batch_size`` + 1 items)."""
     rng = np.random.default_rng([seed, epoch])
     batches = []
     for t, mask in enumerate(masks):
         idx = rng.permutation(np.flatnonzero(mask))
         stop = len(idx) - (len(idx) % batch_size if drop_last else 0)
-        batches += [(t, idx[i:i + batch_size]) for i in range(0, stop, batch_size) if len(idx[i:i + batch_size])]
+        chunks = [idx[i:i + batch_size] for i in range(0, stop, batch_size) if len(idx[i:i + batch_size])]
+        if len(chunks) > 1 and len(chunks[-1]) < MIN_TRAIN_BATCH:  # a last batch of one breaks BatchNorm: merge it
+            chunks[-2:] = [np.concatenate(chunks[-2:])]
+        batches += [(t, c) for c in chunks]
     order = rng.permutation(len(batches))
     batches = [batches[i] for i in order]
     return batches[:max_steps] if max_steps else batches
@@ -157,6 +165,9 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                               f"(it knows {', '.join(codec.formats)})")
         if t.size("train") == 0 or t.size("dev") == 0:
             raise DataError(f"dataset {t.name!r} has no train or no dev items ({ {s: t.size(s) for s in ('train', 'dev', 'test')} })")
+        if t.size("dev") < min_items(t.fmt):
+            raise DataError(f"dataset {t.name!r}: too few dev items for model selection ({t.size('dev')}; "
+                            f"{t.fmt.metric} needs at least {min_items(t.fmt)})")
     augment = [f for f in recipe["augment"]]
     for f in augment:
         codec.format(f)  # clear error for an unknown format
@@ -181,6 +192,9 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
             log_main(f"{t.name}: " + ", ".join(f"{k} {_fmt_report(v)}" for k, v in rep.items()))
         mask_fn = getattr(encoder, "training_mask", None)
         masks.append(mask_fn(t.items["train"]) if mask_fn else np.ones(t.size("train"), dtype=bool))
+        if int(masks[-1].sum()) < MIN_TRAIN_BATCH:
+            raise DataError(f"dataset {t.name!r}: too few items to train on ({int(masks[-1].sum())} usable in the train "
+                            f"split; training needs at least {MIN_TRAIN_BATCH})")
 
     codec = _frozen_codec(codec, device)
     fingerprint = head_fingerprint(codec)
@@ -293,7 +307,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         if sched is not None:
             sched.step()
         dev_rows = {t.name: evaluate_task(encoder, heads, t, "dev", int(tr["eval_batch_size"]), device) for t in tasks}
-        dev = float(np.nanmean([r["primary"] for r in dev_rows.values()]))
+        dev = mean_defined(r["primary"] for r in dev_rows.values())
         entry = {"epoch": epoch + 1, "dev": dev, **{f"dev_{k}": r["primary"] for k, r in dev_rows.items()},
                  **{k: v / max(1, len(batches)) for k, v in sums.items()}}
         history.append(entry)
@@ -391,7 +405,7 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
             for t in tasks}
     metrics = {"recipe": recipe["name"], "modality": recipe["modality"], "best_epoch": result.best_epoch,
                "dev_score": result.dev_score, "train_seconds": round(result.seconds, 2), "inputs": result.reports,
-               "test": test, "test_mean": float(np.nanmean([r["primary"] for r in test.values()])), "history": result.history}
+               "test": test, "test_mean": mean_defined(r["primary"] for r in test.values()), "history": result.history}
     if dist_main:
         model.save_pretrained(out_dir)
         atomic_write_json(metrics, out_dir / "metrics.json")
