@@ -50,7 +50,7 @@ _STAGE0 = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_p
 _LATER = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
           "_project_conv": "conv_pwl", "_bn2": "bn3"}
 FIELDS = {"dim", "backbone", "weights", "dropout", "image_size", "train_transform", "eval_transform", "mean", "std",
-          "on_bad_image", "freeze_backbone", "backbone_kwargs", "check"}
+          "on_bad_image", "freeze_backbone", "backbone_kwargs", "check", "cache_features"}
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -198,7 +198,7 @@ class ImageEncoder(ContentEncoder):
                  dropout: float = 0.5, image_size: int = 224, train_transform: Sequence[Mapping[str, Any]] | None = None,
                  eval_transform: Sequence[Mapping[str, Any]] | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, on_bad_image: str = "error", freeze_backbone: bool = False,
-                 backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode"):
+                 backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode", cache_features: bool = True):
         super().__init__(dim)
         if on_bad_image not in BAD_IMAGE_POLICIES:
             raise ConfigError(f"image encoder: on_bad_image must be one of {list(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}")
@@ -228,6 +228,9 @@ class ImageEncoder(ContentEncoder):
         self.on_bad_image = on_bad_image
         self.check_mode = check
         self.freeze_backbone = bool(freeze_backbone)
+        self.cache_features = bool(cache_features)
+        self._feature_rows: dict[str, int] = {}  # item → row of _feature_table (frozen backbone, prepare_items)
+        self._feature_table: torch.Tensor | None = None
         self.num_features = int(self.backbone.num_features)
         self.dropout = nn.Dropout(self.dropout_p)
         self.proj = nn.Linear(self.num_features, self.dim)
@@ -305,7 +308,37 @@ class ImageEncoder(ContentEncoder):
         """The decoded RGB PIL image of one item."""
         return open_image(item, "RGB")
 
-    def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
+    def prepare_items(self, items: Sequence[Any], batch_size: int = 64, progress: bool = False,
+                      log: Any = None) -> bool:
+        """With a frozen backbone (and ``cache_features``), compute the backbone features of the image references
+        in ``items`` once — or read them from the on-disk cache (:mod:`emoembed.encoders.feature_cache`) — so that
+        ``collate`` hands the projection ready features: training and evaluation then skip decoding and the
+        backbone. Train-time augmentation is not applied to cached features (they are the eval transform's).
+        Returns whether features are in use."""
+        if not (self.freeze_backbone and self.cache_features):
+            return False
+        refs = list(dict.fromkeys(str(x) for x in items if isinstance(x, (str, Path))))
+        if not refs:
+            return False
+        from emoembed.encoders.feature_cache import cached_features
+
+        feats = cached_features(self, refs, batch_size, progress, log)
+        table = torch.from_numpy(np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0))
+        start = 0 if self._feature_table is None else len(self._feature_table)
+        self._feature_table = table if self._feature_table is None else torch.cat([self._feature_table, table])
+        self._feature_rows.update({r: start + i for i, r in enumerate(refs)})
+        return True
+
+    def forget_features(self) -> None:
+        """Drop the in-memory feature table (the on-disk cache stays)."""
+        self._feature_rows, self._feature_table = {}, None
+
+    def collate(self, items: Sequence[Any], train: bool = False, use_cache: bool = True) -> dict[str, torch.Tensor]:
+        if use_cache and self._feature_rows and self.freeze_backbone and items and all(
+                isinstance(x, str) and x in self._feature_rows for x in items):
+            rows = torch.as_tensor([self._feature_rows[x] for x in items])
+            ok = torch.tensor([x not in self.bad for x in items], dtype=torch.bool)
+            return {"features": self._feature_table[rows], "ok": ok}  # type: ignore[index]
         tf = self._train_tf if train else self._eval_tf
         tensors, ok = [], []
         shape = None
@@ -358,13 +391,15 @@ class ImageEncoder(ContentEncoder):
         return self.backbone(pixels)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.proj(self.dropout(self.features(batch["pixels"])))
+        feats = batch["features"] if "features" in batch else self.features(batch["pixels"])
+        return self.proj(self.dropout(feats))
 
     def config(self) -> dict[str, Any]:
         return {"dim": self.dim, "backbone": self.backbone_name, "weights": self.weights, "dropout": self.dropout_p,
                 "image_size": self.image_size, "train_transform": self.train_spec, "eval_transform": self.eval_spec,
                 "mean": self.mean, "std": self.std, "on_bad_image": self.on_bad_image,
-                "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode}
+                "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode,
+                "cache_features": self.cache_features}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImageEncoder:
