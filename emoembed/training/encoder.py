@@ -182,13 +182,13 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     for t in tasks:
         for split in ("train", "dev", "test"):
             t.items[split] = encoder.check_items(t.items[split], where=f"{t.name} ({split})")
-        prepare = getattr(encoder, "prepare_items", None)  # e.g. frozen image backbones: features computed once
-        if prepare is not None:
-            prepare(t.items["train"] + t.items["dev"] + t.items["test"], int(tr["eval_batch_size"]), progress, log_main)
         if tr["max_train_items"] and t.size("train") > int(tr["max_train_items"]):
             keep = np.sort(np.random.default_rng(seed).choice(t.size("train"), int(tr["max_train_items"]), replace=False))
             t.items["train"] = [t.items["train"][i] for i in keep]
             t.labels["train"] = t.labels["train"][keep]
+        prepare = getattr(encoder, "prepare_items", None)  # e.g. frozen image backbones: features computed once
+        if prepare is not None:
+            prepare(t.items["train"] + t.items["dev"] + t.items["test"], int(tr["eval_batch_size"]), progress, log_main)
         rep = encoder.input_report(t.items["train"] + t.items["dev"] + t.items["test"])
         reports[t.name] = rep
         if rep:
