@@ -170,17 +170,17 @@ def throughput(enc: ImageEncoder, items: list, batch: int, steps: int = 6) -> di
 
 # ---------------------------------------------------------------------------------------------- OASIS CV
 def oasis_features(args, codec, oasis, device) -> tuple[ImageEncoder, torch.Tensor, float]:
-    """The frozen backbone's pooled features of all OASIS images (eval transform), computed once."""
+    """The frozen backbone's pooled features of all OASIS images (eval transform), computed once and cached
+    (:mod:`emoembed.encoders.feature_cache`): a rerun reads them back."""
+    from emoembed.encoders.feature_cache import cached_features
+
     s = args.oasis_size
     enc = ImageEncoder.from_recipe({"image_size": s, "freeze_backbone": True, "dropout": 0.0, "check": "exists",
                                     "eval_transform": [{"type": "Resize", "size": round(s * 8 / 7)},
                                                        {"type": "CenterCrop", "size": s}]}, codec.dim).to(device).eval()
-    feats, t0 = [], time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, len(oasis.content), 64):
-            batch = enc.collate(oasis.content[i:i + 64], train=False)
-            feats.append(enc.features(batch["pixels"].to(device)).float().cpu())
-    return enc, torch.cat(feats), time.perf_counter() - t0
+    t0 = time.perf_counter()
+    feats = torch.from_numpy(np.array(cached_features(enc, list(oasis.content), 64, log=log), dtype=np.float32))
+    return enc, feats, time.perf_counter() - t0
 
 
 def ridge_projection(enc: ImageEncoder, codec, feats: torch.Tensor, y: np.ndarray, train: np.ndarray) -> dict:
