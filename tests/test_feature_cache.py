@@ -14,7 +14,10 @@ from emoembed.codec import codec_for
 from emoembed.encoders.feature_cache import cache_paths, cached_features, compute_features, feature_key, items_digest
 from emoembed.encoders.image import ImageEncoder
 from emoembed.formats import FormatRegistry
-from emoembed.training import Task, embed_items, fit, load_encoder_recipe
+from emoembed.inference import embed_items
+from emoembed.recipes import load_encoder_recipe
+from emoembed.tasks import Task
+from emoembed.training.encoder import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from emoembed.cli import main
 from emoembed.data import registry as registry_module
 from emoembed.errors import DataError
 from emoembed.metrics import evaluate_format
-from emoembed.training import MIN_TRAIN_BATCH, epoch_batches
+from emoembed.training.encoder import MIN_TRAIN_BATCH, epoch_batches
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +131,9 @@ def test_issue_case_trains_evaluates_and_predicts(tiny_home, capsys):
 
 def test_too_few_items_to_train_or_select_is_a_clear_error(tiny_home):
     from emoembed.codec import EmotionCodec
-    from emoembed.training import Task, fit, load_encoder_recipe
+    from emoembed.recipes import load_encoder_recipe
+    from emoembed.tasks import Task
+    from emoembed.training.encoder import fit
 
     codec = EmotionCodec.from_pretrained(tiny_home / "codec")
     paths = [str(p) for p in sorted((tiny_home / "data" / "my_images" / "images").glob("*.jpg"))]
