@@ -45,7 +45,8 @@ ZERO_SHOT = [  # (dataset card, format, pair card of the pipeline mapper, which 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--codec", help="codec directory (default: train mappings/full.yaml into OUT/codec)")
-    ap.add_argument("--recipe", default=None, help="word encoder recipe (default: encoders/word-glove50.yaml)")
+    ap.add_argument("--recipe", default="word-glove50", help="word encoder recipe: a file or a name in encoders/ "
+                    "(default: word-glove50, the reference FFN on GloVe 6B 50-d; the numbers in docs/encoders.md)")
     ap.add_argument("--out", default="runs/bench-words")
     ap.add_argument("--epochs", type=int, help="override the recipe's epochs (quick runs)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (tiny MLPs run fastest on one)")

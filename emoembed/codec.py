@@ -20,6 +20,7 @@ from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.format_kinds import activate, format_output
 from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
 from emoembed.pretrained import PretrainedModule
+from emoembed.scales import check_scale, to_normalised, warn_if_suspicious
 
 
 
@@ -60,6 +61,10 @@ class EmotionCodec(PretrainedModule):
         self.heads = nn.ModuleDict({n: nn.Linear(self.dim, f.size, bias=False) for n, f in self.formats.items()})
         self._tie_index = self._build_tie_index()
         self.frozen_formats: set[str] = set()
+        # multilabel decision rules fitted on paired dev data (emoembed.calibration); empty: plain p > 0.5
+        self.calibration: dict[str, dict[str, Any]] = {}
+        # [pair name, format a, format b] of the paired datasets the codec was trained on ([] when unknown)
+        self.trained_pairs: list[list[str]] = []
 
     # ------------------------------------------------------------------ structure
     def _build_tie_index(self) -> list[tuple[str, int, str, int]]:
@@ -197,35 +202,34 @@ class EmotionCodec(PretrainedModule):
         finally:
             self.train(was_training)
         out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
-        return format_output(out, tgt, output_scale, clip)
+        return format_output(out, tgt, output_scale, clip, self.calibration.get(target))
+
+    def paired_directly(self, a: str, b: str) -> bool | None:
+        """Whether a paired training dataset links formats ``a`` and ``b`` (None: the codec does not record it)."""
+        if not self.trained_pairs:
+            return None
+        return any({a, b} == {fa, fb} for _, fa, fb in self.trained_pairs)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
     @staticmethod
     def _input_matrix(values: Any, fmt: LabelFormat, input_scale: Sequence[float] | None) -> np.ndarray:
+        row_labels, row_word = None, "row"
+        if isinstance(values, pd.Series):
+            row_labels, row_word = list(values.index), values.index.name or "row"
         if isinstance(values, pd.DataFrame):
+            row_labels, row_word = list(values.index), values.index.name or "row"
             missing = [v for v in fmt.variables if v not in values.columns]
-            if fmt.kind == "multiclass" and missing and values.shape[1] == 1:
+            if fmt.is_class_format and missing and values.shape[1] == 1:
                 values = values.iloc[:, 0].tolist()
             elif missing:
                 raise EmoembedError(f"input for format {fmt.name!r} lacks column(s) {missing}; it has {list(values.columns)}")
             else:
                 values = values[list(fmt.variables)].to_numpy()
-        if fmt.kind == "multiclass" and _is_label_list(values):
+        if fmt.is_class_format and _is_label_list(values):
             labels = list(values) if not isinstance(values, (str, int, np.integer)) else [values]
-            x = np.zeros((len(labels), fmt.size), dtype=np.float32)
-            for i, lab in enumerate(labels):
-                if isinstance(lab, (int, np.integer)) or (isinstance(lab, str) and lab.isdigit()):
-                    j = int(lab)
-                    if not 0 <= j < fmt.size:
-                        raise EmoembedError(f"row {i}: class index {j} is outside 0..{fmt.size - 1} of {fmt.name}")
-                else:
-                    if lab not in fmt.variables:
-                        raise EmoembedError(f"row {i}: unknown class {lab!r} for {fmt.name}; classes: {list(fmt.variables)}")
-                    j = fmt.variables.index(lab)
-                x[i, j] = 1.0
-            return x
+            return class_indicators(labels, fmt, row_labels, row_word)
         try:
             x = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
@@ -237,14 +241,15 @@ class EmotionCodec(PretrainedModule):
         bad = ~np.isfinite(x)
         if bad.any():
             r, c = (int(v[0]) for v in np.nonzero(bad))
-            raise EmoembedError(f"row {r}, column {fmt.variables[c]!r}: value is missing or not finite")
-        if input_scale is not None and fmt.kind == "regression":
-            lo, hi = (float(v) for v in input_scale)
-            out_of = (x < lo) | (x > hi)
-            if out_of.any():
-                r, c = (int(v[0]) for v in np.nonzero(out_of))
-                raise EmoembedError(f"row {r}, column {fmt.variables[c]!r}: {x[r, c]:g} is outside the input scale [{lo:g}, {hi:g}]")
-            x = fmt.range[0] + (x - lo) * (fmt.range[1] - fmt.range[0]) / (hi - lo)
+            label = row_labels[r] if row_labels is not None else r
+            raise EmoembedError(f"{row_word} {label}, column {fmt.variables[c]!r}: value is missing or not finite")
+        given = input_scale is not None and fmt.kind == "regression"
+        scale = tuple(float(v) for v in input_scale) if given else fmt.range  # type: ignore[union-attr]
+        check_scale(x, fmt.variables, scale, fmt.name, given, row_labels, row_word)
+        if fmt.kind == "regression":
+            warn_if_suspicious(x, scale, fmt.name, given)
+        if given:
+            x = to_normalised(x, scale, fmt.range)
         return x.astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
@@ -257,13 +262,18 @@ class EmotionCodec(PretrainedModule):
             "domains": list(self.domains),
             "formats": {n: f.to_dict() for n, f in self.formats.items()},
             "equivalences": self.equivalences.to_dict(),
+            "calibration": self.calibration,
+            "trained_pairs": self.trained_pairs,
         }
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EmotionCodec:
         formats = {n: LabelFormat.from_dict(n, {k: v for k, v in f.items() if k != "name"}, "config.json") for n, f in cfg["formats"].items()}
-        return cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})),
-                   cfg.get("domains", []), cfg.get("domain_dim", 0))
+        codec = cls(formats, cfg["dim"], cfg["hidden"], cfg["dropout"], EquivalenceClasses.from_members(cfg.get("equivalences", {})),
+                    cfg.get("domains", []), cfg.get("domain_dim", 0))
+        codec.calibration = {k: v for k, v in (cfg.get("calibration") or {}).items() if k in formats}  # absent in older codecs
+        codec.trained_pairs = [list(p) for p in cfg.get("trained_pairs") or []]
+        return codec
 
     @classmethod
     def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
@@ -277,6 +287,38 @@ class EmotionCodec(PretrainedModule):
             return cls.from_config(cfg)
         except (KeyError, TypeError, AttributeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
+
+
+def class_indicators(labels: Sequence[Any], fmt: LabelFormat, row_labels: Sequence | None = None,
+                     row_word: str = "row") -> np.ndarray:
+    """(N, k) 0/1 indicators of class names or indices, one entry per row. Names match the format's classes
+    case-insensitively, then through the equivalence classes' aliases (``happiness`` → fer7's ``happy``); a
+    multilabel row may hold several comma-separated names (or none: an empty string).
+    A multiclass or distribution row needs exactly one class. Raises :class:`EmoembedError` naming the row."""
+    from emoembed.formats import default_registry
+
+    lookup = {v.lower(): j for j, v in enumerate(fmt.variables)}
+    equiv = default_registry().equivalences
+    by_class = {equiv.canonical(v).lower(): j for j, v in enumerate(fmt.variables)}  # happy → fer7's "happy" via joy
+    x = np.zeros((len(labels), fmt.size), dtype=np.float32)
+    for i, lab in enumerate(labels):
+        where = f"{row_word} {row_labels[i] if row_labels is not None else i}"
+        parts = [lab] if isinstance(lab, (int, np.integer)) else [p.strip() for p in str(lab).split(",") if p.strip()]
+        if fmt.kind != "multilabel" and len(parts) != 1:
+            raise EmoembedError(f"{where}: {fmt.name} is {fmt.kind}: give exactly one class name, got {lab!r}")
+        for part in parts:
+            if isinstance(part, (int, np.integer)) or part.isdigit():
+                j = int(part)
+                if not 0 <= j < fmt.size:
+                    raise EmoembedError(f"{where}: class index {j} is outside 0..{fmt.size - 1} of {fmt.name}")
+            elif part.lower() in lookup:
+                j = lookup[part.lower()]
+            elif equiv.canonical(part.lower()).lower() in by_class:
+                j = by_class[equiv.canonical(part.lower()).lower()]
+            else:
+                raise EmoembedError(f"{where}: unknown class {part!r} for {fmt.name}; classes: {', '.join(fmt.variables)}")
+            x[i, j] = 1.0
+    return x
 
 
 def tensors_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:

@@ -26,3 +26,8 @@ class CheckpointError(EmoembedError):
 class OutputError(EmoembedError):
     """An output file or run folder cannot be written (unwritable folder, a folder where a file is expected,
     a run folder another run holds)."""
+
+
+class EmoembedWarning(UserWarning):
+    """Something about the input the user should know (an assumed scale, unknown words…); the CLI prints each
+    as one ``warning:`` line on stderr."""

@@ -15,7 +15,8 @@ Kinds (see ``mappings/formats.yaml``):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,10 +66,12 @@ def clip_to_range(fmt: LabelFormat, values: np.ndarray) -> np.ndarray:
     return np.clip(values, fmt.range[0], fmt.range[1]) if fmt.kind == "regression" else values
 
 
-def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True) -> pd.DataFrame:
+def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True,
+                  rule: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Activated outputs ``(N, k)`` → a table, one column per variable. Regression: clipped to the format's range
     (unless ``clip=False``) and mapped linearly to ``output_scale=(low, high)`` if given. Class formats: the
-    probabilities plus a ``label`` column (the argmax class; for multilabel the classes above 0.5, comma-joined)."""
+    probabilities plus a ``label`` column (the argmax class; for multilabel the classes the codec's calibration
+    ``rule`` turns on, comma-joined — :func:`emoembed.calibration.decide`; without a rule those above 0.5)."""
     if fmt.kind == "regression":
         if clip:
             out = clip_to_range(fmt, out)
@@ -78,7 +81,9 @@ def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[floa
         return pd.DataFrame(out, columns=list(fmt.variables))
     df = pd.DataFrame(out, columns=list(fmt.variables))
     if fmt.kind == "multilabel":
-        df["label"] = [",".join(v for v, p in zip(fmt.variables, row) if p > 0.5) for row in out]
+        from emoembed.calibration import decide, label_strings
+
+        df["label"] = label_strings(decide(out, fmt, rule), fmt)
     else:
         df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
     return df

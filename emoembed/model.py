@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from emoembed.codec import EmotionCodec
+from emoembed.coverage import check_content
 from emoembed.encoders.base import ContentEncoder, encoder_class
 from emoembed.errors import CheckpointError, ConfigError, EmoembedError
 from emoembed.formats import LabelFormat
@@ -115,21 +116,34 @@ class EmotionModel(PretrainedModule):
 
     @torch.no_grad()
     def predict(self, items: Items, format: str, scale: str | Sequence[float] = "normalized", batch_size: int = 64,
-                clip: bool = True, show_progress: bool = False) -> pd.DataFrame:
+                clip: bool = True, show_progress: bool = False, oov: str = "vector",
+                coverage_column: bool = False) -> pd.DataFrame:
         """One row per item, one column per variable of ``format`` (class formats: probabilities + ``label``).
 
         ``scale``: ``"normalized"`` (the format's range, e.g. [-1, 1] for VAD), ``"source"`` (the rating scale of
-        the training dataset in that format, e.g. Warriner's 1–9) or ``(low, high)``."""
+        the training dataset in that format, e.g. Warriner's 1–9) or ``(low, high)``. Unknown items (words
+        without a vector, texts of unknown tokens only) are reported as an ``UnknownContentWarning`` and handled by
+        ``oov``: ``vector`` (scored with the learned unknown-word vector), ``nan`` (empty outputs) or ``error``
+        (DataError); ``coverage_column`` adds ``coverage``, the share of each item the encoder knows (see
+        :mod:`emoembed.coverage`)."""
         fmt = self.format(format)
         clean = self._items(items)
+        coverage = check_content(self.encoder, clean, oov)
         z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()
-        df = format_output(out, fmt, self._output_scale(fmt, scale), clip)
+        rule = self.codec.calibration.get(fmt.name) if self.direct_heads is None else None
+        df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule)
         if undefined is not None:
             df.loc[undefined.numpy(), [c for c in df.columns if c != "label"]] = np.nan
             if "label" in df:
                 df.loc[undefined.numpy(), "label"] = ""
+        if coverage is not None and oov == "nan" and (coverage <= 0).any():
+            df.loc[coverage <= 0, [c for c in df.columns if c != "label"]] = np.nan
+            if "label" in df:
+                df.loc[coverage <= 0, "label"] = ""
+        if coverage_column and coverage is not None:
+            df["coverage"] = coverage
         df.index = pd.Index([str(x) for x in clean], name=self.modality)
         return df
 

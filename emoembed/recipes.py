@@ -21,7 +21,7 @@ from emoembed.errors import ConfigError
 from emoembed.settings import resource_dir
 
 DEFAULT_CODEC_RECIPE = "default.yaml"
-DEFAULT_ENCODER_RECIPES = {"word": "word-glove50.yaml", "text": "text-minilm.yaml", "image": "image-effnet-lite0.yaml"}
+DEFAULT_ENCODER_RECIPES = {"word": "word-minilm.yaml", "text": "text-minilm.yaml", "image": "image-effnet-lite0.yaml"}
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
 SAMPLING = ("uniform", "proportional", "sqrt")
 
@@ -269,14 +269,16 @@ def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>",
 
 def load_encoder_recipe(path: str | Path | None = None, modality: str | None = None,
                         overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The encoder recipe at ``path`` (default: the bundled recipe of ``modality``), resolved; its modality must
-    agree with ``modality`` when both are given."""
+    """The encoder recipe at ``path`` — a file, or the name of a bundled recipe (``word-glove50``) — (default: the
+    bundled recipe of ``modality``), resolved; its modality must agree with ``modality`` when both are given."""
     if path is None:
         if modality not in DEFAULT_ENCODER_RECIPES:
             raise ConfigError(f"no recipe given and no default recipe for modality {modality!r}; "
                               f"defaults exist for {sorted(DEFAULT_ENCODER_RECIPES)}")
         path = resource_dir("encoders") / DEFAULT_ENCODER_RECIPES[modality]
     path = Path(path)
+    if not path.suffix and not path.exists():  # a bundled recipe's name: encoders/NAME.yaml
+        path = resource_dir("encoders") / f"{path}.yaml"
     recipe = resolve_encoder_recipe(read_recipe_file(path), str(path), overrides)
     if modality and recipe["modality"] and recipe["modality"] != modality:
         raise ConfigError(f"{path}: the recipe is for modality {recipe['modality']!r}, not {modality!r}")

@@ -500,9 +500,17 @@ def _label_vector(codec: EmotionCodec, fmt: LabelFormat, values: Sequence[float]
                   input_scale: Sequence[float] | None) -> np.ndarray:
     """One label row in ``fmt``, scaled like :meth:`EmotionCodec.convert` inputs (``input_scale`` for
     regression formats) and checked against the format's normalised range."""
-    x = codec._input_matrix(np.asarray([list(values)], dtype=np.float64), fmt, input_scale)[0]
+    from emoembed.scales import InputScaleError
+
     lo, hi = fmt.range
     eps = 1e-6 * (hi - lo)
+    raw = np.asarray(list(values), dtype=np.float64)
+    try:
+        x = codec._input_matrix(raw[None, :], fmt, input_scale)[0]
+    except InputScaleError as exc:
+        if input_scale is not None and fmt.kind == "regression":
+            raise RetrievalError(str(exc).replace("row 0, column ", f"{fmt.name}: ")) from None
+        x = raw  # outside the normalised range: reported below as before
     out_of = np.flatnonzero((x < lo - eps) | (x > hi + eps))
     if len(out_of):
         j = int(out_of[0])

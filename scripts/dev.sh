@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (once) and run emoembed from a source checkout.
 #   bash scripts/dev.sh demo        set up, check the data registry, train the default codec (runs/map-default),
-#                                   a GloVe word encoder on it (runs/words-default) and predict BE5 zero-shot
+#                                   a word encoder on it (packaged MiniLM on the bare word; Warriner VAD + the
+#                                   bundled EmoMap BE5 lexicon; codec-made NRC labels) and predict BE5
 #   bash scripts/dev.sh test [ARGS] set up if needed and run the test suite (ARGS go to pytest)
 # The virtual environment lives in .venv (override with EMOEMBED_VENV). torch is pinned to the CPU wheel
 # 2.13.0 in the same pip call, so no CUDA package is ever pulled.
@@ -25,8 +26,8 @@ case "$cmd" in
   demo)
     "$VENV/bin/emoembed" data check
     "$VENV/bin/emoembed" map --out runs/map-default --quiet "$@"
-    "$VENV/bin/emoembed" fit-encoder --modality word --codec runs/map-default --data warriner --augment be5,nrc10 \
-      --out runs/words-default --quiet
+    "$VENV/bin/emoembed" fit-encoder --modality word --codec runs/map-default --data warriner,emomap_warriner_be5 \
+      --augment nrc10 --out runs/words-default --quiet
     "$VENV/bin/emoembed" predict --model runs/words-default --format be5 happy grief furious spider vacation
     ;;
   test)

@@ -21,7 +21,8 @@ import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 need = ["emoembed/data/__init__.py", "emoembed/cli/__init__.py", "emoembed/training/encoder.py",
         "emoembed/resources/mappings/default.yaml", "emoembed/resources/mappings/formats.yaml",
-        "emoembed/resources/encoders/word-glove50.yaml", "emoembed/resources/suites/paper.yaml",
+        "emoembed/resources/encoders/word-glove50.yaml", "emoembed/resources/encoders/word-minilm.yaml",
+        "emoembed/resources/suites/paper.yaml",
         "emoembed/resources/data_registry/norare_warriner.yaml",
         "emoembed/resources/data_registry/bundled/warriner_xanew/Ratings_Warriner_et_al.csv"]
 missing = [n for n in need if n not in names]

@@ -118,7 +118,7 @@ def test_predict_cli_with_an_extended_codec(word_model, extended_dir, tmp_path, 
     model_dir = word_model.save_pretrained(tmp_path / "words")
     assert main(["predict", "--model", str(model_dir), "--codec", str(extended_dir), "--format", "valence", "happy", "grief"]) == 0
     out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
-    assert list(out.columns) == ["word", "valence"] and out.valence[0] > out.valence[1]
+    assert list(out.columns) == ["word", "valence", "coverage"] and out.valence[0] > out.valence[1]
     other = codec_for(["vad", "be5", "nrc10", "valence"], default_registry(), dim=16, hidden=[32]).save_pretrained(tmp_path / "other")
     assert main(["predict", "--model", str(model_dir), "--codec", str(other), "--format", "valence", "happy"]) == 2
     assert "differ from this model's codec" in capsys.readouterr().err

@@ -80,7 +80,7 @@ def test_map_and_fit_encoder_print_config_with_set(capsys, tmp_path):
                  "--set", "training.lr=0.01", "--augment", "be5", "--print-config"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["training"]["epochs"] == 2 and cfg["training"]["lr"] == 0.01 and cfg["augment"] == ["be5"]
-    assert cfg["modality"] == "word" and cfg["encoder"]["vectors"] == "packaged:glove-6b-50d"
+    assert cfg["modality"] == "word" and cfg["encoder"]["vectors"] == "packaged:all-MiniLM-L6-v2"  # the default word recipe
     assert not (tmp_path / "none").exists()
     assert main(["map", "--set", "training.epochz=4", "--print-config"]) == 2
     assert "training: unknown field(s) ['epochz']" in capsys.readouterr().err

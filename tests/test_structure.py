@@ -157,5 +157,5 @@ def test_predict_verb_runs_without_training_modules(tmp_path):
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "EMOEMBED_CACHE": str(tmp_path / "cache"),
                               "OMP_NUM_THREADS": "1"})
     lines = out.stdout.strip().splitlines()
-    assert lines[0] == "word,joy,anger,sadness,fear,disgust" and len(lines) == 4, out.stdout
+    assert lines[0] == "word,joy,anger,sadness,fear,disgust,coverage" and len(lines) == 4, out.stdout
     assert json.loads(lines[-1]) == [0, []]

@@ -184,10 +184,10 @@ def test_predict_reads_a_column_of_csv_or_jsonl_and_names_what_is_wrong(trained_
     assert "no column 'text'" in capsys.readouterr().err
     (tmp_path / "gap.csv").write_text("id,text\n1,fine\n2,\n", encoding="utf-8")
     assert main(["predict", "--model", str(trained_dir), "--format", "vad", "--input", str(tmp_path / "gap.csv")]) == 2
-    assert "row 1: missing text" in capsys.readouterr().err
+    assert "gap.csv, line 3, column 'text': empty cell" in capsys.readouterr().err  # the file's line number
     pd.DataFrame({"text": ["fine", "   "]}).to_json(tmp_path / "blank.jsonl", orient="records", lines=True)
     assert main(["predict", "--model", str(trained_dir), "--format", "vad", "--input", str(tmp_path / "blank.jsonl")]) == 2
-    assert "row 1: empty text" in capsys.readouterr().err
+    assert "blank.jsonl, line 2, column 'text': empty cell" in capsys.readouterr().err
 
 
 def test_packaged_minilm_loads_offline_and_saves_portably():

@@ -343,9 +343,9 @@ def test_cli_fit_predict_evaluate_on_bundled_warriner(tmp_path, monkeypatch, cap
     assert metrics["inputs"]["warriner"]["oov_rate"] < 0.05
     assert main(["predict", "--model", str(out), "--format", "be5", "happy", "murder"]) == 0
     table = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
-    assert list(table.columns) == ["word", "joy", "anger", "sadness", "fear", "disgust"]
+    assert list(table.columns) == ["word", "joy", "anger", "sadness", "fear", "disgust", "coverage"]
     csv = tmp_path / "in.csv"
-    csv.write_text("id,term\n1,happy\n2,murder\n")
+    csv.write_text("id,entry\n1,happy\n2,murder\n")
     assert main(["predict", "--model", str(out), "--format", "vad", "--input", str(csv)]) == 2
     assert "pass --column" in capsys.readouterr().err
     assert main(["predict", "--model", str(out), "--format", "vad", "--input", str(csv), "--column", "word"]) == 2
@@ -354,7 +354,7 @@ def test_cli_fit_predict_evaluate_on_bundled_warriner(tmp_path, monkeypatch, cap
     bad.write_bytes(b"word\n\xff\xfehappy\n")
     assert main(["predict", "--model", str(out), "--format", "vad", "--input", str(bad)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
-    assert main(["predict", "--model", str(out), "--format", "vad", "--input", str(csv), "--column", "term",
+    assert main(["predict", "--model", str(out), "--format", "vad", "--input", str(csv), "--column", "Entry",
                  "--scale", "source", "--output", str(tmp_path / "o.csv")]) == 0
     o = pd.read_csv(tmp_path / "o.csv")
     assert list(o["word"]) == ["happy", "murder"] and o["valence"].between(1, 9).all() and o["valence"][0] > o["valence"][1]

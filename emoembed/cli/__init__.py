@@ -11,6 +11,7 @@ import sys
 from emoembed.cli.common import VERBS
 from emoembed.errors import EmoembedError
 from emoembed.threads import threads_for
+from emoembed.notices import user_warnings_on_stderr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
         threads_for(args)  # verbs with --threads: torch's thread count (see emoembed.threads)
-        return VERBS[args.verb][1](args)
+        with user_warnings_on_stderr(args.verb):
+            return VERBS[args.verb][1](args)
     except EmoembedError as exc:
         print(f"emoembed {args.verb}: error: {exc}", file=sys.stderr)
         return 2

@@ -14,18 +14,31 @@ from emoembed.threads import add_threads_argument
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
+    from emoembed.formats import default_registry
+    from emoembed.scales import formats_range_help
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = formats_range_help(default_registry())
     p.add_argument("--model", required=True, help="a model directory (fit-encoder) or a codec directory (map)")
     p.add_argument("--format", required=True, help="target label format (any format the codec knows)")
     p.add_argument("items", nargs="*", help="words / texts / image paths to predict (or use --input)")
     p.add_argument("--input", help="csv/tsv/jsonl file: content column (models) or the source format's columns (codecs)")
-    p.add_argument("--column", help="column of --input holding the content (default: the only column, or "
-                                    "word/text/image/content/path)")
+    p.add_argument("--column", help="models: column of --input holding the content (default: the only column, or "
+                                    "word/text/image/content/path); codecs: the column of class names (comma-separated "
+                                    "for multilabel) of a class --source-format. Matched case-insensitively")
+    p.add_argument("--columns", help="codecs: which --input columns hold the source format's variables, e.g. "
+                   "valence=V.Mean.Sum,arousal=A.Mean.Sum,dominance=D.Mean.Sum (default: columns named like the "
+                   "variables, case-insensitively)")
     p.add_argument("--scale", default="normalized", help="models: normalized (default), source, or low,high")
     p.add_argument("--source-format", help="codecs: format of the input ratings")
     p.add_argument("--input-scale", help="codecs: rating scale of the input, e.g. 1,9 (default: the format's normalised range)")
     p.add_argument("--output-scale", help="codecs: scale for regression outputs, e.g. 1,5")
     p.add_argument("--domain", help="codecs trained with domains: convert as the raters of this paired dataset would "
                    "(default: the pooled mapping); an unknown name lists the codec's domains")
+    p.add_argument("--oov", choices=["vector", "nan", "error"],
+                   help="models: unknown words/texts are scored with the learned unknown-word vector and reported "
+                        "(vector, default), get empty outputs (nan), or stop the run (error); the output's coverage "
+                        "column gives the share of each item the encoder knows")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv to write (default: stdout)")
     p.add_argument("--on-bad-image", choices=["skip", "error"], help="image models: an unreadable image file is "
@@ -38,8 +51,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.codec import EmotionCodec
+    from emoembed.inputs import read_user_table
     from emoembed.model import load_model
-    from emoembed.tables import content_column, read_input_table, write_table
+    from emoembed.tables import content_column, write_table
 
     if args.output:
         check_output_path(args.output)  # before any work: a folder or an unwritable place fails at once
@@ -49,14 +63,21 @@ def _predict_run(args: argparse.Namespace) -> int:
             raise EmoembedError("--codec is for content models; --model is already a codec")
         return _convert_labels(model, args)
     model = with_codec_option(model, args.codec)
-    if args.source_format or args.domain:
-        raise EmoembedError("--source-format and --domain are for codec directories; this is a content model (give items or --input)")
+    if args.source_format or args.domain or args.columns or args.input_scale or args.output_scale:
+        raise EmoembedError("--source-format, --input-scale, --output-scale, --columns and --domain are for codec "
+                            "directories; this is a content model (give items or --input, and --scale for outputs)")
     model.format(args.format)
+    from emoembed.conversion import model_zero_shot_note
+    from emoembed.notices import note
+
+    if (text := model_zero_shot_note(model, args.format)):
+        note("predict", text)
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
     if args.input:
-        frame = read_input_table(Path(args.input))
-        items = content_column(frame, args.column, args.input)
+        items = content_column(read_user_table(args.input), args.column, args.input)
+    elif args.column:
+        raise EmoembedError("--column picks a column of --input FILE; there is no --input")
     elif args.items:
         items = list(args.items)
     else:
@@ -70,7 +91,8 @@ def _predict_run(args: argparse.Namespace) -> int:
             model.encoder.on_bad_image = args.on_bad_image
         items = expand_image_inputs(items, missing_ok=model.encoder.on_bad_image == "skip")
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
-    out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size)
+    out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size, oov=args.oov or "vector",
+                        coverage_column=True)
     out = out.reset_index()
     write_table(out, Path(args.output) if args.output else None)
     if args.output:
@@ -79,26 +101,19 @@ def _predict_run(args: argparse.Namespace) -> int:
 
 
 def _convert_labels(codec, args: argparse.Namespace) -> int:
-    from emoembed.tables import read_input_table, write_table
+    from emoembed.conversion import convert_user_table
+    from emoembed.inputs import parse_columns_option
+    from emoembed.tables import write_table
 
     if not args.source_format or not args.input:
         raise EmoembedError("a codec converts ratings: give --source-format FORMAT and --input FILE")
-    src = codec.format(args.source_format)
-    codec.format(args.format)
-    frame = read_input_table(Path(args.input))
-    if src.kind == "multiclass" and not set(src.variables) <= set(frame.columns):
-        if frame.shape[1] != 1:
-            raise EmoembedError(f"{args.input}: for the class format {src.name!r} give one column of class names "
-                                f"or one column per class {list(src.variables)}")
-    else:
-        missing = [v for v in src.variables if v not in frame.columns]
-        if missing:
-            raise EmoembedError(f"{args.input}: missing column(s) {missing} for format {src.name!r}; columns: {list(frame.columns)}")
-    out = codec.convert(frame, args.source_format, args.format, parse_scale(args.input_scale, "input-scale"),
-                        parse_scale(args.output_scale, "output-scale"), domain=args.domain)
-    extra = [c for c in frame.columns if c not in src.variables]
-    for c in reversed(extra):  # keep identifying columns (word, id…) in front
-        out.insert(0, c, frame[c].to_numpy())
+    if args.items:
+        raise EmoembedError("a codec converts the ratings in --input FILE; items on the command line are for content models")
+    if args.oov or args.scale not in ("normalized", "normalised"):
+        raise EmoembedError("--oov and --scale are for content models; a codec takes --input-scale and --output-scale")
+    out = convert_user_table(codec, args.input, args.source_format, args.format, parse_columns_option(args.columns),
+                             args.column, parse_scale(args.input_scale, "input-scale"),
+                             parse_scale(args.output_scale, "output-scale"), domain=args.domain)
     write_table(out, Path(args.output) if args.output else None)
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)

@@ -61,6 +61,7 @@ class DatasetCard:
     notes: str = ""
     left: dict[str, Any] | None = None
     right: dict[str, Any] | None = None
+    home: Path | None = None  # a user's card (a file path or EMOEMBED_CARDS): its files are found relative to it
 
     @property
     def format_names(self) -> list[str]:

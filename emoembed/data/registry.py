@@ -24,6 +24,7 @@ from emoembed.data.dataset import Dataset, PairedDataset
 from emoembed.data.labels import class_targets, label_columns, regression_targets
 from emoembed.data.readers import read_table
 from emoembed.data.splits import assign_splits
+from emoembed.data.user_cards import is_card_path, read_user_card, user_card_files
 from emoembed.errors import ConfigError, DataError, MissingDataError
 from emoembed.formats import FormatRegistry, default_registry
 from emoembed.settings import DATA_ENV, data_roots, resource_dir
@@ -65,15 +66,21 @@ class DataRegistry:
 
     # ------------------------------------------------------------------ loading cards
     @classmethod
-    def load(cls, cards_dir: Path | None = None, formats: FormatRegistry | None = None, roots: list[Path] | None = None) -> "DataRegistry":
+    def load(cls, cards_dir: Path | None = None, formats: FormatRegistry | None = None, roots: list[Path] | None = None,
+             user_dirs: list[Path] | None = None) -> "DataRegistry":
+        """The cards of ``cards_dir`` (the project's ``data_registry/``) plus those of ``user_dirs`` (default: the
+        folders in ``EMOEMBED_CARDS``), whose files are found next to them."""
         cards_dir = Path(cards_dir or resource_dir("data_registry"))
         cards: dict[str, DatasetCard] = {}
-        for path in sorted(cards_dir.glob("*.yaml")):
+        user = user_card_files(user_dirs)
+        for path in sorted(cards_dir.glob("*.yaml")) + user:
             try:
                 raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: invalid YAML: {exc}") from None
             card = parse_card(raw, path)
+            if path in user:
+                card.home = path.parent
             if card.name in cards:
                 raise ConfigError(f"{path}: card name {card.name!r} is already used by {cards[card.name].source}")
             cards[card.name] = card
@@ -97,9 +104,23 @@ class DataRegistry:
                                       f"(it has {list(other.formats)})")
 
     def get(self, name: str) -> DatasetCard:
+        if name not in self.cards and is_card_path(name):
+            return self.add_card_file(name)
         if name not in self.cards:
             raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(self.cards))}")
         return self.cards[name]
+
+    def add_card_file(self, path: str | Path) -> DatasetCard:
+        """Register the card in the YAML file ``path`` (a user's own dataset; its files are found relative to the
+        card's folder) under its name and under ``path`` as given, so either names it afterwards."""
+        card = read_user_card(Path(path))
+        known = self.cards.get(card.name)
+        if known is not None and Path(known.source).resolve() != Path(card.source).resolve():
+            raise ConfigError(f"{path}: card name {card.name!r} is already used by {known.source}; rename it")
+        self.cards[card.name] = card
+        self._validate(card)
+        self.cards[str(path)] = card
+        return card
 
     def names(self, type: str | None = None) -> list[str]:
         return [n for n, c in self.cards.items() if type is None or c.type == type]
@@ -107,6 +128,10 @@ class DataRegistry:
     # ------------------------------------------------------------------ files
     def locate(self, card: DatasetCard, spec: FileSpec) -> Path | None:
         folder = card_file_dir(card, spec)
+        if card.home is not None:
+            for p in (card.home / spec.path, card.home / folder / spec.path):
+                if p.is_file():
+                    return p
         for root in self.roots:
             p = root / folder / spec.path
             if p.is_file():

@@ -210,6 +210,14 @@ class TextEncoder(ContentEncoder):
     def sort_key(self, item: Any) -> float:
         return float(len(str(item)))
 
+    def coverage(self, items: Sequence[Any]) -> np.ndarray:
+        """Per text the share of its word pieces that are not the tokenizer's unknown token (1 = all known)."""
+        if not len(items):
+            return np.zeros(0)
+        unk = self.tokenizer.unk_token_id
+        enc = self.tokenizer([str(t) for t in items], add_special_tokens=False, truncation=False, verbose=False)
+        return np.array([float(np.mean([i != unk for i in ids])) if ids else 0.0 for ids in enc["input_ids"]])
+
     def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
         enc = self.tokenizer([str(t) for t in items], padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True, verbose=False)

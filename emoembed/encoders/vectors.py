@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from emoembed.encoders.sentence_vectors import SentenceEncoderVectors, is_sentence_vectors
 from emoembed.errors import ConfigError
 from emoembed.io import pid_alive
 from emoembed.settings import cache_dir
@@ -214,6 +215,11 @@ def load_vectors(spec: str, fasttext: bool = False, base_dir: str | Path | None 
     """Word vectors for ``spec`` (gensim ``KeyedVectors``: ``key_to_index``, ``vectors``, ``kv[word]``), memory-mapped
     from the cache (converted on first use); one copy per process. A relative path is taken relative to
     ``base_dir`` (the folder of the model that names it), else the working directory."""
+    if is_sentence_vectors(spec):  # a frozen sentence encoder applied to the word (emoembed.encoders.sentence_vectors)
+        with _LOCK:
+            if spec.lower() not in _LOADED:
+                _LOADED[spec.lower()] = SentenceEncoderVectors(spec)
+            return _LOADED[spec.lower()]
     spec = canonical_spec(spec, base_dir)
     key = f"{spec}|{bool(fasttext)}"
     with _LOCK:

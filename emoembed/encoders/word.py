@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from emoembed.encoders.base import ContentEncoder, register_encoder
+from emoembed.encoders.sentence_vectors import SENTENCE_VECTOR_SPECS, SentenceEncoderVectors
 from emoembed.encoders.vectors import PACKAGED_VECTORS, canonical_spec, is_packaged, load_vectors, refuse_pickled
 from emoembed.errors import ConfigError, DataError
+from emoembed.lexical import lookup_candidates
 
 OOV_POLICIES = ("learned", "zero", "skip")
 __all__ = ["PACKAGED_VECTORS", "WordEncoder", "load_vectors"]
@@ -52,7 +54,8 @@ class WordEncoder(ContentEncoder):
             refuse_pickled(Path(self.vectors_spec))
         self.fasttext = bool(fasttext)
         if vector_dim is None:
-            vector_dim = PACKAGED_VECTORS.get(self.vectors_spec.split(":", 1)[-1]) or self.keyed_vectors.vector_size
+            vector_dim = (PACKAGED_VECTORS.get(self.vectors_spec.split(":", 1)[-1])
+                          or SENTENCE_VECTOR_SPECS.get(self.vectors_spec.lower()) or self.keyed_vectors.vector_size)
         self.vector_dim = int(vector_dim)
         self.hidden = [int(h) for h in hidden]
         self.input_dropout, self.dropout_p = float(input_dropout), float(dropout)
@@ -92,22 +95,75 @@ class WordEncoder(ContentEncoder):
             cache[word] = self._lookup(word)
         return cache[word]
 
+    def _candidates(self, word: str) -> list[str]:
+        cands = lookup_candidates(word, phrases=self.reads_phrases)
+        if self.lowercase == "always":
+            cands = list(dict.fromkeys(c.lower() for c in cands))
+        elif self.lowercase == "never":
+            cands = [c for i, c in enumerate(cands) if not any(c == p.lower() != p for p in cands[:i])]
+        return cands
+
+    @property
+    def reads_phrases(self) -> bool:
+        """True when the vectors come from a sentence encoder (it embeds any string itself)."""
+        return isinstance(self.keyed_vectors, SentenceEncoderVectors)
+
     def _lookup(self, word: str) -> np.ndarray | None:
         kv = self.keyed_vectors
-        candidates = [word] if self.lowercase == "never" else [word.lower()] if self.lowercase == "always" else [word, word.lower()]
+        candidates = self._candidates(word)
+        if isinstance(kv, SentenceEncoderVectors):
+            found = next((c for c in candidates if kv.known(c)), None)
+            return None if found is None else kv.embed([found])[0]
         for c in candidates:
             if c in kv.key_to_index:
                 return np.asarray(kv[c], dtype=np.float32)
         if hasattr(kv, "buckets_word") and getattr(kv, "bucket", 0):  # fastText: subword vectors for any word
             return np.asarray(kv[candidates[-1]], dtype=np.float32)
-        parts = [p for p in word.replace("-", " ").replace("_", " ").split() if p]
-        if len(parts) > 1:
-            found = [v for v in (self._lookup(p) for p in parts) if v is not None]
-            if found:
-                return np.mean(found, axis=0).astype(np.float32)
+        for c in candidates:  # multi-word entries ("a lot", an emoji's name): the mean of their known parts
+            parts = [p for p in c.replace("-", " ").replace("_", " ").split() if p]
+            if len(parts) > 1:
+                found = [v for v in (self._lookup(p) for p in parts) if v is not None]
+                if found:
+                    return np.mean(found, axis=0).astype(np.float32)
         return None
 
+    def prefetch(self, items: Sequence[Any]) -> None:
+        """Compute the vectors of ``items`` not yet cached in batches (sentence-encoder vectors; a no-op for files)."""
+        kv = self.keyed_vectors
+        if not isinstance(kv, SentenceEncoderVectors):
+            return
+        cache = self.__dict__.setdefault("_lookup_cache", {})
+        todo: dict[str, str] = {}
+        for w in items:
+            w = str(w)
+            if w in cache or w in todo:
+                continue
+            found = next((c for c in self._candidates(w) if kv.known(c)), None)
+            if found is None:
+                cache[w] = None
+            else:
+                todo[w] = found
+        if todo:
+            if len(cache) + len(todo) > 200_000:
+                cache.clear()
+            vecs = kv.embed(list(todo.values()))
+            for w, v in zip(todo, vecs):
+                cache[w] = v
+
+    def coverage(self, items: Sequence[str]) -> np.ndarray:
+        """Per item the share of its words that have a vector: 1 known, 0 unknown (it gets the OOV vector), in
+        between for multi-word input some of whose words are unknown."""
+        self.prefetch(items)
+        out = np.zeros(len(items), dtype=np.float64)
+        for i, w in enumerate(items):
+            if self.lookup(str(w)) is None:
+                continue
+            parts = str(w).split()
+            out[i] = 1.0 if len(parts) < 2 else float(np.mean([self.lookup(p) is not None for p in parts]))
+        return out
+
     def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
+        self.prefetch(items)
         vecs = np.zeros((len(items), self.vector_dim), dtype=np.float32)
         known = np.zeros(len(items), dtype=bool)
         for i, w in enumerate(items):
@@ -117,6 +173,7 @@ class WordEncoder(ContentEncoder):
         return {"vectors": torch.from_numpy(vecs), "known": torch.from_numpy(known)}
 
     def known_mask(self, items: Sequence[str]) -> np.ndarray:
+        self.prefetch(items)
         return np.array([self.lookup(str(w)) is not None for w in items], dtype=bool)
 
     def training_mask(self, items: Sequence[str]) -> np.ndarray:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emoembed.calibration import calibrate_codec, report_table
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import DataRegistry
@@ -310,10 +311,13 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     if base_rows is not None:
         metrics["baseline_test"] = base_rows
         metrics["baseline_test_mean"] = mean_primary(base_rows)
+    calibrate_codec(result.codec, pairs, metrics, log)
     extra = {"recipe": dict(recipe)} | ({"extended_from": extension} if extension else {})
     result.codec.save_pretrained(out_dir, extra_config=extra)
     atomic_write_json(metrics, out_dir / "metrics.json")
     table = results_table(test_rows, base_rows, pooled_rows)
+    if metrics.get("calibration_test"):
+        table += "\n\nMultilabel decisions (test; thresholds fitted on dev, see docs/codec.md):\n" + report_table(metrics["calibration_test"])
     atomic_write_text(table + "\n", out_dir / "results.md")
     (out_dir / STATE_NAME).unlink(missing_ok=True)
     metrics["table"] = table

@@ -1,0 +1,108 @@
+"""Benchmark: word recipes side by side — trained word models (``emoembed fit-encoder --modality word``) compared
+on what a user of ``predict`` sees.
+
+    EMOEMBED_DATA=../shared/data python benchmarks/word_recipes.py runs/words-glove runs/words-minilm [--out runs/bench-word-recipes]
+
+Per model:
+  * Warriner test r (valence/arousal/dominance), ``model.evaluate`` on the warriner test split;
+  * compression: per variable the slope of the gold rating on the prediction (least squares, Warriner test, both
+    on the normalised scale). 1 = calibrated spread; > 1 = predictions squeezed toward the middle (a slope of 1.5
+    means the gold ratings spread 1.5× as far as the predictions);
+  * OOV rate on the word cases in tests/cases (items none of whose forms has a vector; the multi-word phrases of
+    negation_phrases.csv are left out — they are the text models' job);
+  * time per 10,000 words: ``predict`` on 10,000 distinct Warriner words with empty caches (vectors looked up or
+    computed, MLP, heads), one torch thread: wall-clock and this process's CPU time (the CPU time is the number to
+    compare on a shared machine, where wall-clock grows with the other jobs' load);
+  * the demo's words (happy grief furious spider vacation) in BE5: the top basic emotion of each.
+Prints a Markdown table; writes it and every number to OUT/results.md and OUT/metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emoembed.coverage import item_coverage
+from emoembed.data.registry import default_data_registry
+from emoembed.inputs import content_items, read_user_table
+from emoembed.lexical import is_multiword
+from emoembed.model import EmotionModel
+from emoembed.tasks import task_from_dataset
+
+CASES = Path(__file__).resolve().parents[1] / "tests" / "cases"
+CASE_FILES = ("oov_punct_words.csv", "emoji_words.csv", "words_na_tokens.csv", "negation_phrases.csv")
+DEMO_WORDS = ["happy", "grief", "furious", "spider", "vacation"]
+
+
+def slope(gold: np.ndarray, pred: np.ndarray) -> float:
+    """Least-squares slope of ``gold`` on ``pred``."""
+    p = pred - pred.mean()
+    return float((p * (gold - gold.mean())).sum() / (p * p).sum())
+
+
+def case_words() -> list[str]:
+    words = []
+    for name in CASE_FILES:
+        words += [w for w in content_items(read_user_table(CASES / name), None, name) if not is_multiword(w)]
+    return words
+
+
+def measure(model_dir: Path, words_10k: list[str]) -> dict:
+    model = EmotionModel.from_pretrained(model_dir)
+    task = task_from_dataset(default_data_registry().dataset("warriner"), "vad", list(model.formats))
+    res = model.evaluate(task, "test")
+    pred = model.predict(task.items["test"], "vad").to_numpy()
+    gold = task.labels["test"]
+    slopes = {v: slope(gold[:, j], pred[:, j]) for j, v in enumerate(task.fmt.variables)}
+    cases = case_words()
+    cov = item_coverage(model.encoder, cases)
+    oov = [w for w, c in zip(cases, cov) if c <= 0]
+    fresh = EmotionModel.from_pretrained(model_dir)  # empty lookup caches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh.predict(["warm-up"], "vad")
+        t0, c0 = time.perf_counter(), time.process_time()
+        fresh.predict(words_10k, "vad", batch_size=256)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        demo = model.predict(DEMO_WORDS, "be5")
+    return {"model": str(model_dir), "vectors": model.encoder.config().get("vectors"),
+            "warriner_test_r": {v: m["pearson"] for v, m in res["per_variable"].items()},
+            "compression_slope": slopes, "case_words": len(cases), "case_oov": oov, "case_oov_rate": len(oov) / len(cases),
+            "seconds_per_10k_words": seconds * 10_000 / len(words_10k),
+            "cpu_seconds_per_10k_words": cpu * 10_000 / len(words_10k),
+            "demo_be5_top": {w: demo.loc[w].idxmax() for w in DEMO_WORDS},
+            "demo_be5": demo.round(3).to_dict(orient="index")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", help="word model directories")
+    ap.add_argument("--out", default="runs/bench-word-recipes")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    words = default_data_registry().dataset("warriner").content
+    words_10k = list(dict.fromkeys(str(w) for w in words))[:10_000]
+    rows = [measure(Path(m), words_10k) for m in args.models]
+    lines = ["| model | vectors | Warriner test r V/A/D | slope gold~pred V/A/D | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rr, sl = r["warriner_test_r"], r["compression_slope"]
+        lines.append(f"| {r['model']} | {r['vectors']} | {rr['valence']:.3f}/{rr['arousal']:.3f}/{rr['dominance']:.3f} | "
+                     f"{sl['valence']:.2f}/{sl['arousal']:.2f}/{sl['dominance']:.2f} | "
+                     f"{len(r['case_oov'])}/{r['case_words']} ({', '.join(r['case_oov']) or '-'}) | "
+                     f"{r['seconds_per_10k_words']:.1f} / {r['cpu_seconds_per_10k_words']:.1f} | {', '.join(f'{w} {t}' for w, t in r['demo_be5_top'].items())} |")
+    table = "\n".join(lines)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(table + "\n")
+    (out / "metrics.json").write_text(json.dumps(rows, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

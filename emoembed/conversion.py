@@ -1,0 +1,66 @@
+"""Label conversion of a user's table with a codec (``emoembed predict --model CODEC --source-format F``):
+read the table (:mod:`emoembed.inputs`), find the source format's columns or class names, say on stderr which
+scale the values are read on, convert, and keep the table's identifying columns in front of the output."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from emoembed.errors import EmoembedError
+from emoembed.inputs import label_table, read_user_table
+from emoembed.notices import note
+
+
+def convert_user_table(codec, path: str | Path, source: str, target: str, columns: Mapping[str, str] | None = None,
+                       name_column: str | None = None, input_scale: Sequence[float] | None = None,
+                       output_scale: Sequence[float] | None = None, domain: str | None = None,
+                       verb: str = "predict") -> pd.DataFrame:
+    """The converted table: the input's other columns (word, id…) first, then ``target``'s columns.
+
+    Raises :class:`~emoembed.errors.EmoembedError` (naming file, line, column, value) for unreadable tables, missing
+    columns, non-numbers and values outside the scale they are read on."""
+    src = codec.format(source)
+    tgt = codec.format(target)
+    if input_scale is not None and src.kind != "regression":
+        raise EmoembedError(f"--input-scale is for rating formats; {source} is {src.kind} (0/1 or probabilities per "
+                            "class, or class names)")
+    if output_scale is not None and tgt.kind != "regression":
+        raise EmoembedError(f"--output-scale is for rating formats; {target} is {tgt.kind} (its outputs are probabilities)")
+    frame = read_user_table(path)
+    values, used = label_table(frame, src, str(path), columns, name_column)
+    if isinstance(values, pd.DataFrame) and src.kind == "regression":
+        if input_scale is None:
+            note(verb, f"no --input-scale given: reading {source} values on its normalised range "
+                       f"[{src.range[0]:g}, {src.range[1]:g}]; pass --input-scale LOW,HIGH if they are ratings on another scale")
+        else:
+            note(verb, f"reading {source} values on the scale [{input_scale[0]:g}, {input_scale[1]:g}] "
+                       f"(mapped to its normalised range [{src.range[0]:g}, {src.range[1]:g}])")
+    text = conversion_zero_shot_note(codec, source, target)
+    if text:
+        note(verb, text)
+    out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
+    extra = [c for c in frame.columns if c not in used]
+    for c in reversed(extra):  # keep identifying columns (word, id…) in front
+        out.insert(0, c, frame[c].to_numpy())
+    return out
+
+
+def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
+    """A note when no paired dataset the codec was trained on links ``source`` and ``target``."""
+    if source == target or codec.paired_directly(source, target) is not False:
+        return None
+    how = ("its labels use decision thresholds fitted on the other directions into it" if target in codec.calibration
+           else "")
+    return (f"{source} → {target} is zero-shot for this codec: no paired dataset it was trained on links the two "
+            f"formats, so the conversion goes through the shared space only" + (f"; {how}" if how else ""))
+
+
+def model_zero_shot_note(model, fmt: str) -> str | None:
+    """A note when ``model`` had no training data in ``fmt`` (its predictions are zero-shot, through the codec)."""
+    trained = list(getattr(model, "trained_formats", []) or [])
+    if not trained or fmt in trained:
+        return None
+    return (f"{fmt} is zero-shot for this model: it was trained on {', '.join(trained)} data and predicts {fmt} "
+            f"through the codec's shared space, with no {fmt} training labels")

@@ -1,0 +1,76 @@
+"""Unknown content is reported, never silently scored.
+
+Before a content model predicts, :func:`check_content` measures per item the share of it the encoder knows
+(``coverage``: word models — the item has a word vector after normalisation (see :mod:`emoembed.lexical`), or the
+share of its words that do; text models — the share of word pieces that are not the unknown token; image models
+have no notion of it) and
+
+* warns (:class:`UnknownContentWarning`) with the count and examples of unknown and partly known items;
+* warns when a word model is given several words (``not happy``): it averages their vectors and cannot read
+  negation or context, so a text model is the right tool;
+* applies the policy ``oov``: ``vector`` (default: unknown items are scored with the encoder's unknown-word
+  vector, and reported), ``nan`` (their outputs are left empty) or ``error`` (refuse, listing them).
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from emoembed.errors import DataError, EmoembedWarning
+from emoembed.lexical import is_multiword
+
+OOV_MODES = ("vector", "nan", "error")
+
+
+class UnknownContentWarning(EmoembedWarning):
+    """Some input items are unknown to the encoder, or are the wrong kind for it (phrases for a word model)."""
+
+
+def _examples(items: Sequence[str], mask: np.ndarray, n: int = 5) -> str:
+    shown = [repr(str(w)) for w, m in zip(items, mask) if m][:n]
+    more = int(mask.sum()) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def item_coverage(encoder, items: Sequence[str]) -> np.ndarray | None:
+    """Per item the share the encoder knows (1 = all, 0 = nothing), or None for encoders without the notion."""
+    fn = getattr(encoder, "coverage", None)
+    return None if fn is None else np.asarray(fn(items), dtype=np.float64)
+
+
+def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndarray | None:
+    """Warn about unknown and multi-word items and apply ``oov`` (see the module docstring); returns the
+    coverage per item (None when the encoder has none). Raises :class:`DataError` under ``oov="error"``."""
+    if oov not in OOV_MODES:
+        raise DataError(f"oov must be one of {list(OOV_MODES)}, got {oov!r}")
+    modality = getattr(encoder, "modality", "")
+    if modality == "word":
+        multi = np.array([is_multiword(w) for w in items], dtype=bool)
+        if multi.any():
+            warnings.warn(f"{int(multi.sum())} of {len(items)} items are several words ({_examples(items, multi)}): a word "
+                          "model averages their words' vectors, so it cannot read negation ('not happy') or context; "
+                          "for phrases and sentences use a text model (emoembed fit-encoder --modality text, see "
+                          "docs/text.md)", UnknownContentWarning, stacklevel=3)
+    cov = item_coverage(encoder, items)
+    if cov is None:
+        return None
+    unknown = cov <= 0.0
+    partial = (cov > 0.0) & (cov < 1.0)
+    what = "words" if modality == "word" else "items"
+    if unknown.any():
+        listed = _examples(items, unknown, 10 if oov == "error" else 5)
+        if oov == "error":
+            raise DataError(f"{int(unknown.sum())} of {len(items)} {what} are unknown to the {modality} encoder "
+                            f"(none of their forms has a vector): {listed}; --oov vector scores them with the learned "
+                            "unknown-word vector, --oov nan leaves their outputs empty")
+        fate = ("their outputs are left empty (--oov nan)" if oov == "nan" else
+                "they are scored with the learned unknown-word vector, which says nothing about them (--oov nan "
+                "leaves them empty, --oov error refuses them)")
+        warnings.warn(f"{int(unknown.sum())} of {len(items)} {what} are unknown to the {modality} encoder "
+                      f"({listed}); {fate}", UnknownContentWarning, stacklevel=3)
+    if partial.any():
+        warnings.warn(f"{int(partial.sum())} of {len(items)} {what} are partly unknown ({_examples(items, partial)}): "
+                      "only their known parts are read (see the coverage column)", UnknownContentWarning, stacklevel=3)
+    return cov

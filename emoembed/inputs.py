@@ -1,0 +1,339 @@
+"""Reading the user's own tables: content lists for ``predict``/``search``/``plot`` and label tables for codec
+conversion.
+
+What a user can rely on (see ``docs/formats.md``, "Your own tables"):
+
+* **Cells stay text.** Every cell is read as the string in the file; no token (``NA``, ``None``, ``null``,
+  ``nan``, ``n/a``…) is ever turned into a missing value. Label columns are converted to numbers afterwards, and a
+  cell that is not a number is an error naming its line, column and text.
+* **Rows are named by the file's line numbers** (the header is line 1): the frame's index is named ``line`` and
+  holds them, so every error message can say ``line 7, column 'valence'``. JSON Lines files are numbered the same
+  way; a JSON array is numbered by ``row`` (1 = its first record).
+* **Delimiters are sniffed.** ``.tsv``/``.tab`` are tab-separated; ``.csv`` and ``.txt`` (and anything else) are
+  split at whichever of tab, comma, semicolon and ``|`` gives every line the same number (≥ 2) of fields (tab
+  first, e.g. NRC's tab-separated ``.txt`` lexicons); a file where none does is one column, one item per line.
+* **Headers.** A ``.csv``/``.tsv`` file has a header line (the CSV convention). A ``.txt`` (or other) file with one
+  column has one only when its first line is a usual content-column name (``word``, ``text``, ``content`` …), so
+  a plain word list keeps its first word. A file with several columns has a
+  header unless its first line holds numbers where the rest of the file does (then columns are named ``1``, ``2``
+  … by position).
+* **Columns match case-insensitively** (``Word``, ``VALENCE``); ``--columns valence=V.Mean.Sum,arousal=…`` names
+  them for any layout, and an unknown name there is an error.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emoembed.errors import DataError, EmoembedError
+
+CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence", "words", "texts", "term", "lemma",
+                   "token", "item", "items", "emoji", "file", "filename", "image_path", "headline", "tweet")
+NAME_COLUMNS = ("label", "labels", "emotion", "emotions", "class", "classes", "category", "categories")
+DELIMITERS = ("\t", ",", ";", "|")
+SAMPLE_LINES = 500
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+
+
+class InputError(DataError):
+    """The user's input table cannot be read as asked."""
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def read_user_table(path: str | Path) -> pd.DataFrame:
+    """The table at ``path`` as a DataFrame of strings (object dtype), index = the file's line numbers (``line``).
+
+    Raises :class:`InputError` naming the file (and line) for a missing, empty, undecodable or ragged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix in SPREADSHEETS:
+        raise InputError(f"{path}: spreadsheet files are not read; save the sheet as CSV (or tab-separated text) "
+                         "and pass that")
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _read_json(path, lines=suffix != ".json")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    lines = text.splitlines()
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    if not numbered:
+        raise InputError(f"{path}: file is empty")
+    delimiter = sniff_delimiter([ln for _, ln in numbered[:SAMPLE_LINES]], suffix)
+    if delimiter is None:
+        return _one_column(path, numbered)
+    rows = _split_rows(text, delimiter)
+    if not rows:
+        raise InputError(f"{path}: file is empty")
+    if all(len(cells) == 1 for _, cells in rows):
+        return _one_column(path, [(line, cells[0]) for line, cells in rows])
+    first_line, first = rows[0]
+    if _looks_headerless(rows):
+        header = [str(i + 1) for i in range(len(first))]
+        body = rows
+    else:
+        header = [h.strip() or f"unnamed_{j + 1}" for j, h in enumerate(first)]  # e.g. pandas' index column
+        body = rows[1:]
+        _check_header(path, header)
+    width = len(header)
+    for line, cells in body:
+        if len(cells) != width:
+            raise InputError(f"{path}, line {line}: {len(cells)} field(s) where the header has {width} "
+                             f"(delimiter {_delim_name(delimiter)})")
+    if not body:
+        raise InputError(f"{path}: no rows below the header")
+    frame = pd.DataFrame([cells for _, cells in body], columns=header, dtype=object,
+                         index=pd.Index([line for line, _ in body], name="line"))
+    return frame
+
+
+def _read_json(path: Path, lines: bool) -> pd.DataFrame:
+    try:
+        frame = pd.read_json(path, lines=lines, dtype=False)
+    except ValueError as exc:
+        raise InputError(f"{path}: cannot parse: {exc}") from None
+    if frame.empty:
+        raise InputError(f"{path}: no rows")
+    if lines:
+        numbers = [i + 1 for i, ln in enumerate(path.read_text(encoding="utf-8-sig").splitlines()) if ln.strip()]
+        frame.index = pd.Index(numbers[: len(frame)], name="line")
+    else:
+        frame.index = pd.Index(range(1, len(frame) + 1), name="row")
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def sniff_delimiter(sample: Sequence[str], suffix: str = "") -> str | None:
+    """The delimiter of a file whose first non-blank lines are ``sample``, or None (one column).
+
+    ``.tsv``/``.tab``: tab. Otherwise the first of tab, comma, semicolon, ``|`` that splits every sample line
+    (quotes respected) into the same number ≥ 2 of fields; for ``.csv`` a comma when none does (ragged rows are
+    then reported by line, and a one-column file is still unquoted as CSV)."""
+    if suffix in (".tsv", ".tab"):
+        return "\t"
+    for d in DELIMITERS:
+        if not any(d in ln for ln in sample):
+            continue
+        counts = {len(r) for r in csv.reader(sample, delimiter=d)}
+        if len(counts) == 1 and counts.pop() >= 2:
+            return d
+    if suffix == ".csv":  # a one-column .csv is still CSV: quotes are unquoted
+        return ","
+    return None
+
+
+def _split_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows, prev = [], 0
+    for cells in reader:
+        start = prev + 1
+        prev = reader.line_num
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        rows.append((start, cells))
+    return rows
+
+
+def _one_column(path: Path, numbered: list[tuple[int, str]]) -> pd.DataFrame:
+    first_line, first = numbered[0]
+    name = first.strip()
+    csv_like = path.suffix.lower() in (".csv", ".tsv", ".tab")  # CSV files carry a header by convention
+    if csv_like or name.lower() in CONTENT_COLUMNS or name.lower() in NAME_COLUMNS:
+        body = numbered[1:]
+    else:
+        name, body = "content", numbered  # a plain list: its first line is an item, not a header
+    if not body:
+        raise InputError(f"{path}: no rows below the header {name!r}")
+    return pd.DataFrame({name: [ln.strip() for _, ln in body]}, dtype=object,
+                        index=pd.Index([n for n, _ in body], name="line"))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_headerless(rows: list[tuple[int, list[str]]]) -> bool:
+    """True when the first row holds numbers in every column that is numeric in the rest of the file."""
+    first = rows[0][1]
+    rest = [cells for _, cells in rows[1:SAMPLE_LINES]]
+    if not rest:
+        return False
+    numeric_cols = [j for j in range(len(first)) if all(j < len(r) and _is_number(r[j]) for r in rest)]
+    return bool(numeric_cols) and all(_is_number(first[j]) for j in numeric_cols)
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for h in header:
+        key = h.casefold()
+        if key in seen:
+            raise InputError(f"{path}, line 1: columns {seen[key]!r} and {h!r} have the same name (names are matched "
+                             f"case-insensitively)")
+        seen[key] = h
+
+
+def _delim_name(d: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'"}.get(d, repr(d))
+
+
+# ---------------------------------------------------------------------------------------------- columns
+def parse_columns_option(text: str | None) -> dict[str, str]:
+    """``valence=V.Mean.Sum,arousal=A.Mean.Sum`` → {variable: file column}. Raises EmoembedError on bad syntax."""
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        var, sep, col = part.partition("=")
+        if not sep or not var.strip() or not col.strip():
+            raise EmoembedError(f"--columns: expected VARIABLE=COLUMN pairs separated by commas, got {part.strip()!r}")
+        if var.strip() in out:
+            raise EmoembedError(f"--columns: {var.strip()!r} is given twice")
+        out[var.strip()] = col.strip()
+    return out
+
+
+def find_column(frame: pd.DataFrame, name: str) -> str | None:
+    """The frame's column called ``name``, matched exactly, then case-insensitively; None if there is none."""
+    if name in frame.columns:
+        return name
+    folded = {str(c).strip().casefold(): c for c in frame.columns}
+    return folded.get(name.strip().casefold())
+
+
+def require_column(frame: pd.DataFrame, name: str, source: str, option: str) -> str:
+    col = find_column(frame, name)
+    if col is None:
+        raise InputError(f"{source}: no column {name!r} (named by {option}; matched case-insensitively); columns: "
+                         f"{list(frame.columns)}")
+    return col
+
+
+def content_items(frame: pd.DataFrame, column: str | None, source: str) -> list[str]:
+    """The content column's cells as strings: ``column`` (matched case-insensitively), the only column, or the
+    first usual content-column name. An empty cell is an error naming its line."""
+    if column:
+        col = require_column(frame, column, source, "--column")
+    elif frame.shape[1] == 1:
+        col = frame.columns[0]
+    else:
+        col = next((c for name in CONTENT_COLUMNS if (c := find_column(frame, name)) is not None), None)
+        if col is None:
+            raise InputError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
+    items = []
+    for line, v in frame[col].items():
+        if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():
+            raise InputError(f"{source}, {frame.index.name or 'row'} {line}, column {col!r}: empty cell")
+        items.append(str(v) if not isinstance(v, str) else v)
+    return items
+
+
+def _to_float(v) -> float:
+    if not isinstance(v, str):
+        return float(v)
+    t = v.strip()
+    if DECIMAL_COMMA.fullmatch(t):  # 4,2 in a semicolon- or tab-separated European table
+        t = t.replace(",", ".")
+    return float(t)
+
+
+def numeric_column(frame: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    """Column ``col`` as float64 (a decimal comma, ``4,2``, is read as 4.2); a cell that is not a number (empty,
+    ``NA``, text) is an error naming it."""
+    out = np.empty(len(frame), dtype=np.float64)
+    for i, (line, v) in enumerate(frame[col].items()):
+        try:
+            out[i] = _to_float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{source}, {frame.index.name or 'row'} {line}, column {col!r}: {v!r} is not a number") from None
+        if not math.isfinite(out[i]):
+            raise InputError(f"{source}, {frame.index.name or 'row'} {line}, column {col!r}: {v!r} is not a finite number")
+    return out
+
+
+def label_table(frame: pd.DataFrame, fmt, source: str, columns: Mapping[str, str] | None = None,
+                name_column: str | None = None) -> tuple[pd.DataFrame | pd.Series, list[str]]:
+    """The labels of ``fmt`` in the user's table, ready for ``EmotionCodec.convert``, and the file columns used.
+
+    * Value columns, one per variable of ``fmt``: named by ``columns`` (``--columns``), else matched by name
+      (case-insensitively). Returned as a float DataFrame indexed like ``frame``.
+    * For class formats, instead, one column of class names (comma-separated for multilabel): ``name_column``
+      (``--column``), else a column called label/emotion/class…, else the one column whose every cell is made of
+      the format's class names. Returned as a Series of strings indexed like ``frame``.
+
+    Raises :class:`InputError` saying exactly what is needed when neither is there."""
+    columns = dict(columns or {})
+    unknown = [v for v in columns if v not in fmt.variables]
+    if unknown:
+        raise InputError(f"--columns names {unknown}, which format {fmt.name!r} does not have; its variables: "
+                         f"{', '.join(fmt.variables)}")
+    if name_column and not fmt.is_class_format:
+        raise InputError(f"--column names a column of class names, for class formats; {fmt.name!r} is {fmt.kind}: "
+                         f"map its columns with --columns {','.join(f'{v}=COLUMN' for v in fmt.variables)}")
+    if name_column and columns:
+        raise InputError("give either --column (one column of class names) or --columns (one column per class), not both")
+    if name_column:
+        col = require_column(frame, name_column, source, "--column")
+        return _names(frame, col, source), [col]
+    found: dict[str, str] = {}
+    for v in fmt.variables:
+        if v in columns:
+            found[v] = require_column(frame, columns[v], source, f"--columns {v}=…")
+        elif (c := find_column(frame, v)) is not None:
+            found[v] = c
+    if len(found) == fmt.size:
+        data = {v: numeric_column(frame, found[v], source) for v in fmt.variables}
+        return pd.DataFrame(data, index=frame.index), list(found.values())
+    if fmt.is_class_format and not columns:
+        col = _name_column(frame, fmt)
+        if col is not None:
+            return _names(frame, col, source), [col]
+    missing = [v for v in fmt.variables if v not in found]
+    need = (f"one column per class ({', '.join(fmt.variables)}) holding 0/1 or probabilities, or one column of class "
+            f"names{' (several comma-separated per row)' if fmt.kind == 'multilabel' else ''} named with --column"
+            if fmt.is_class_format else f"one column per variable ({', '.join(fmt.variables)})")
+    raise InputError(f"{source}: missing column(s) {missing} for format {fmt.name!r}; columns: {list(frame.columns)}. "
+                     f"Format {fmt.name!r} needs {need}; name other columns with --columns "
+                     f"{','.join(f'{v}=COLUMN' for v in missing[:3])}{',…' if len(missing) > 3 else ''} "
+                     f"(matching is case-insensitive)")
+
+
+def _split_names(cell) -> list[str]:
+    return [p.strip() for p in str(cell).split(",") if p.strip()] if cell is not None else []
+
+
+def _name_column(frame: pd.DataFrame, fmt) -> str | None:
+    classes = {v.casefold() for v in fmt.variables}
+
+    def all_names(col) -> bool:
+        cells = [_split_names(v) for v in frame[col].tolist()]
+        return any(cells) and all(p.casefold() in classes for c in cells for p in c)
+
+    named = [c for c in frame.columns if str(c).strip().casefold() in NAME_COLUMNS and all_names(c)]
+    if named:
+        return named[0]
+    fitting = [c for c in frame.columns if all_names(c)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _names(frame: pd.DataFrame, col: str, source: str) -> pd.Series:
+    out = []
+    for line, v in frame[col].items():
+        if v is None:
+            raise InputError(f"{source}, {frame.index.name or 'row'} {line}, column {col!r}: empty cell")
+        out.append(",".join(_split_names(v)))
+    return pd.Series(out, index=frame.index, dtype=object)

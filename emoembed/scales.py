@@ -1,0 +1,133 @@
+"""Rating scales of label inputs: a scale is never assumed silently.
+
+Label values given to the codec (``EmotionCodec.convert``, ``emoembed predict --source-format``) are read on the
+source format's *normalised* range (``[-1, 1]`` for bipolar dimensions such as VAD, ``[0, 1]`` for intensities and
+class indicators) unless ``input_scale=(low, high)`` names the scale they were rated on. This module
+
+* rescales values from a rating scale to the normalised range (:func:`to_normalised`),
+* refuses values outside the scale in use with an :class:`InputScaleError` naming the row, the column and the
+  value, and — when the values fit a common rating scale — the ``--input-scale`` that would read them
+  (:func:`check_scale`),
+* warns (:class:`ScaleWarning`, via :mod:`warnings`) when every value sits inside a smaller common scale that lies
+  within the one in use, e.g. NRC-VAD's 0–1 values read as the [−1, 1] VAD range, or a 1–5 table given
+  ``--input-scale 1,9`` (:func:`suspicious_scale`).
+
+The common scales are those of the affective norms and annotation schemes emoembed reads (:data:`COMMON_SCALES`):
+−1..1, 0..1, 1–5, 0–4, 1–7, −3..3, 1–9, 0–10, 1–10, 0–100 and −100..100.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from emoembed.errors import DataError, EmoembedWarning
+
+COMMON_SCALES: tuple[tuple[float, float], ...] = (
+    (-1.0, 1.0), (0.0, 1.0), (1.0, 5.0), (0.0, 4.0), (1.0, 7.0), (-3.0, 3.0), (1.0, 9.0), (0.0, 10.0), (1.0, 10.0),
+    (0.0, 100.0), (-100.0, 100.0),
+)
+
+
+class InputScaleError(DataError):
+    """A label value lies outside the rating scale it is read on."""
+
+
+class ScaleWarning(EmoembedWarning):
+    """Label values sit suspiciously inside another common rating scale."""
+
+
+def scale_text(scale: Sequence[float]) -> str:
+    lo, hi = (float(v) for v in scale)
+    return f"{lo:g},{hi:g}"
+
+
+def fitting_scale(values: np.ndarray, exclude: Sequence[float] | None = None) -> tuple[float, float] | None:
+    """The narrowest common scale holding every finite value of ``values`` (ties: the one listed first), other
+    than ``exclude``; None when none does."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    best = None
+    for s in COMMON_SCALES:
+        if exclude is not None and tuple(map(float, exclude)) == s:
+            continue
+        if s[0] <= lo and hi <= s[1] and (best is None or s[1] - s[0] < best[1] - best[0]):
+            best = s
+    return best
+
+
+def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float], fmt_name: str,
+                given: bool, row_labels: Sequence | None = None, row_word: str = "row") -> None:
+    """Raise :class:`InputScaleError` for the first value of ``x`` (N, k) outside ``scale``.
+
+    ``given``: whether the user named the scale (``--input-scale``) or it is the format's normalised range; the
+    message then suggests a scale that holds all values. ``row_labels`` name the rows (e.g. the file's line
+    numbers), ``row_word`` what they are (``row``/``line``)."""
+    lo, hi = (float(v) for v in scale)
+    outside = (x < lo) | (x > hi)
+    if not outside.any():
+        return
+    r, c = (int(v[0]) for v in np.nonzero(outside))
+    label = row_labels[r] if row_labels is not None else r
+    where = f"{row_word} {label}, column {variables[c]!r}: {x[r, c]:g}"
+    fit = fitting_scale(x)
+    lo_all, hi_all = float(np.nanmin(x)), float(np.nanmax(x))
+    hint = (f"the values ({lo_all:g} to {hi_all:g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: if that is the scale, "
+            f"pass --input-scale {scale_text(fit)} (input_scale=({fit[0]:g}, {fit[1]:g}))" if fit else
+            f"pass the scale the values were rated on as --input-scale LOW,HIGH")
+    if given:
+        raise InputScaleError(f"{where} is outside the input scale [{lo:g}, {hi:g}]; {hint}")
+    raise InputScaleError(f"{where} is outside {fmt_name}'s normalised range [{lo:g}, {hi:g}], which is what values "
+                          f"are read on when no --input-scale is given; {hint}")
+
+
+def suspicious_scale(x: np.ndarray, scale: Sequence[float]) -> tuple[float, float] | None:
+    """A smaller common scale lying inside ``scale`` that holds every value of ``x`` — a sign that the values
+    were rated on it — or None. Needs at least 2 rows (one rated item proves nothing); the scale in use must be at
+    least twice as wide."""
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim < 2 or v.shape[0] < 2:
+        return None
+    v = v[np.isfinite(v)]
+    lo, hi = (float(s) for s in scale)
+    inner = [s for s in COMMON_SCALES if lo <= s[0] and s[1] <= hi and (s[1] - s[0]) * 2 <= (hi - lo)
+             and s[0] <= v.min() and v.max() <= s[1]]
+    if not inner:
+        return None
+    return min(inner, key=lambda s: s[1] - s[0])
+
+
+def warn_if_suspicious(x: np.ndarray, scale: Sequence[float], fmt_name: str, given: bool) -> str | None:
+    """Issue a :class:`ScaleWarning` (and return its text) when :func:`suspicious_scale` finds one."""
+    inner = suspicious_scale(x, scale)
+    if inner is None:
+        return None
+    lo, hi = (float(s) for s in scale)
+    what = f"the input scale [{lo:g}, {hi:g}]" if given else f"{fmt_name}'s normalised range [{lo:g}, {hi:g}]"
+    msg = (f"every {fmt_name} value lies within {inner[0]:g}–{inner[1]:g}, a smaller common rating scale inside "
+           f"{what}; if the values were rated on {inner[0]:g}–{inner[1]:g}, pass --input-scale {scale_text(inner)} "
+           f"(input_scale=({inner[0]:g}, {inner[1]:g})), otherwise ignore this warning")
+    warnings.warn(msg, ScaleWarning, stacklevel=3)
+    return msg
+
+
+def to_normalised(x: np.ndarray, scale: Sequence[float], target: Sequence[float]) -> np.ndarray:
+    """Map ``x`` linearly from ``scale`` (low, high) onto ``target`` (the format's normalised range)."""
+    lo, hi = (float(v) for v in scale)
+    t0, t1 = (float(v) for v in target)
+    return t0 + (x - lo) * (t1 - t0) / (hi - lo)
+
+
+def formats_range_help(formats) -> str:
+    """One line per format: kind and the normalised range its values are read and written on (for ``--help``)."""
+    lines = ["label formats and their normalised ranges (inputs are read on these unless --input-scale is given;",
+             "class formats take 0/1 indicators or probabilities per class, or class names):"]
+    for f in formats:
+        rng = f"[{f.range[0]:g}, {f.range[1]:g}]" if f.kind == "regression" else "probabilities in [0, 1]"
+        shown = ", ".join(f.variables) if len(f.variables) <= 8 else ", ".join(f.variables[:7]) + f", … ({f.size})"
+        lines.append(f"  {f.name:<13} {f.kind:<12} {rng:<24} {shown}")
+    return "\n".join(lines)

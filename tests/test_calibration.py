@@ -1,0 +1,117 @@
+"""Issue 14, kind 4: multilabel outputs come with decision rules fitted on the codec's paired dev data, saved with
+the codec; `predict` says when a conversion or a format is zero-shot. Bundled data only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoembed.calibration import FALLBACK, decide, fit_rule
+from emoembed.cli import main
+from emoembed.codec import EmotionCodec
+from emoembed.formats import default_registry
+
+CASES = Path(__file__).parent / "cases"
+
+
+def test_decide_applies_thresholds_and_label_count_bounds():
+    fmt = default_registry().get("sentiment4")  # positive, negative, ambiguous, neutral
+    probs = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.05, 0.3], [0.45, 0.1, 0.1, 0.1]])
+    assert decide(probs, fmt, None).sum(1).tolist() == [4, 0, 0]  # plain p > 0.5
+    rule = {"thresholds": {"positive": 0.4, "negative": 0.5, "ambiguous": 0.5, "neutral": 0.5}, "max_labels": 2, "min_labels": 1}
+    on = decide(probs, fmt, rule)
+    assert on[0].tolist() == [True, True, False, False]  # capped at the 2 most probable
+    assert on[1].tolist() == [False, False, False, True]  # at least one: the most probable
+    assert on[2].tolist() == [True, False, False, False]  # 0.45 passes its own threshold of 0.4
+    assert decide(probs, fmt, FALLBACK).sum(1).max() <= 3
+
+
+def test_fit_rule_finds_thresholds_and_cardinality():
+    rng = np.random.default_rng(0)
+    fmt = default_registry().get("sentiment4")
+    gold = np.zeros((2000, 4), dtype=bool)
+    gold[np.arange(2000), rng.integers(0, 4, 2000)] = True  # exactly one label per item
+    probs = np.clip(0.3 * gold + rng.uniform(0, 0.35, gold.shape), 0, 1)  # positives ~0.3–0.65, negatives 0–0.35
+    rule = fit_rule(probs, gold, fmt, "synthetic")
+    assert rule["max_labels"] == 1 and rule["min_labels"] == 1
+    assert all(0.25 <= t <= 0.4 for t in rule["thresholds"].values()), rule["thresholds"]
+    on = decide(probs, fmt, rule)
+    assert (on.sum(1) == 1).all() and (on == gold).mean() > 0.95
+    assert (decide(probs, fmt, None).sum(1) == 0).mean() > 0.5  # the plain 0.5 rule leaves most items unlabelled
+
+
+@pytest.fixture(scope="module")
+def calibrated_codec_dir(tmp_path_factory, one_torch_thread):
+    """`emoembed map` on the bundled Warriner × EmoLex and GoEmotions × Ekman pairs (a few seconds)."""
+    import emoembed.data.registry as reg_mod
+
+    d = tmp_path_factory.mktemp("map")
+    rec = d / "r.yaml"
+    rec.write_text("name: cal\nseed: 3\npairs: [warriner_emolex, goemotions_ekman]\ncodec: {dim: 32, hidden: [64], dropout: 0.0}\n"
+                   "training: {epochs: 3, steps_per_epoch: 80, batch_size: 128, lr: 0.005}\n")
+    old = reg_mod._DEFAULT
+    reg_mod._DEFAULT = None
+    try:
+        from emoembed.settings import DATA_ENV
+        import os
+
+        saved = os.environ.pop(DATA_ENV, None)
+        assert main(["map", "--recipe", str(rec), "--out", str(d / "codec"), "--quiet"]) == 0
+    finally:
+        if saved is not None:
+            os.environ[DATA_ENV] = saved
+        reg_mod._DEFAULT = old
+    return d / "codec"
+
+
+def test_map_fits_saves_and_reports_the_calibration(calibrated_codec_dir):
+    cfg = json.loads((calibrated_codec_dir / "config.json").read_text())
+    assert set(cfg["calibration"]) == {"nrc10", "goemotions28", "ekman7"}
+    go = cfg["calibration"]["goemotions28"]
+    assert set(go["thresholds"]) == set(default_registry().get("goemotions28").variables)
+    assert 1 <= go["max_labels"] <= 4 and go["min_labels"] == 1 and "goemotions_ekman (ekman7→goemotions28)" in go["fitted_on"]
+    assert cfg["calibration"]["nrc10"]["max_labels"] >= 4  # EmoLex words carry several labels (mean 2.2)
+    assert ["goemotions_ekman", "goemotions28", "ekman7"] in cfg["trained_pairs"]
+    metrics = json.loads((calibrated_codec_dir / "metrics.json").read_text())
+    rows = {r["direction"]: r for r in metrics["calibration_test"]}
+    assert set(rows) == {"vad→nrc10", "ekman7→goemotions28", "goemotions28→ekman7"}
+    r = rows["ekman7→goemotions28"]
+    assert abs(r["labels_after"] - r["gold_labels"]) <= abs(r["labels_before"] - r["gold_labels"])
+    assert r["macro_f1_after"] >= r["macro_f1_before"]
+    assert "labels/item 0.5 → calibrated" in (calibrated_codec_dir / "results.md").read_text()
+
+
+def test_converted_labels_stay_within_the_fitted_cardinality(calibrated_codec_dir, capsys, tmp_path):
+    codec = EmotionCodec.from_pretrained(calibrated_codec_dir)
+    k = codec.calibration["goemotions28"]["max_labels"]
+    rc = main(["predict", "--model", str(calibrated_codec_dir), "--source-format", "vad", "--format", "goemotions28",
+               "--input", str(CASES / "vad4.csv"), "--input-scale", "1,9", "--output", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "vad → goemotions28 is zero-shot for this codec" in err
+    df = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    counts = [len([x for x in lab.split(",") if x]) for lab in df["label"]]
+    assert all(1 <= c <= k for c in counts), counts  # not 12–22 of 28
+    rc = main(["predict", "--model", str(calibrated_codec_dir), "--source-format", "goemotions28", "--format", "ekman7",
+               "--input", str(CASES / "goemo_names.csv")])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "zero-shot" not in err
+    assert pd.read_csv(__import__("io").StringIO(out))["label"].tolist()[:2] == ["joy", "sadness"]
+
+
+def test_codecs_without_calibration_still_load(calibrated_codec_dir, tmp_path):
+    cfg = json.loads((calibrated_codec_dir / "config.json").read_text())
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.safetensors").write_bytes((calibrated_codec_dir / "model.safetensors").read_bytes())
+    (old / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k not in ("calibration", "trained_pairs")}))
+    codec = EmotionCodec.from_pretrained(old)
+    assert codec.calibration == {} and codec.paired_directly("vad", "goemotions28") is None
+    x = np.array([[0.8, 0.3, 0.5]])
+    plain = codec.convert(x, "vad", "nrc10")
+    assert plain["label"].iloc[0] == ",".join(v for v in codec.format("nrc10").variables if plain[v].iloc[0] > 0.5)
+    calibrated = EmotionCodec.from_pretrained(calibrated_codec_dir)
+    np.testing.assert_allclose(plain.drop(columns="label").to_numpy(),
+                               calibrated.convert(x, "vad", "nrc10").drop(columns="label").to_numpy(), atol=1e-6)

@@ -1,0 +1,347 @@
+"""Issue 14, kinds 1 and 3: a rating scale is never assumed silently, and the user's own tables are read as they
+are (column names in any case, sniffed delimiters, no token turned into a missing value, file line numbers in
+errors). The cases are copies of ../shared/cases (tests/cases) with their right outcomes."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoembed.cli import main
+from emoembed.errors import EmoembedError
+from emoembed.formats import default_registry
+from emoembed.inputs import InputError, content_items, label_table, parse_columns_option, read_user_table, sniff_delimiter
+from emoembed.scales import InputScaleError, ScaleWarning, fitting_scale, suspicious_scale
+
+CASES = Path(__file__).parent / "cases"
+
+
+@pytest.fixture(scope="module")
+def codec_dir(tmp_path_factory, _small_codec_master):
+    d = tmp_path_factory.mktemp("codec")
+    _small_codec_master.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def goemo_codec_dir(tmp_path_factory):
+    """vad, be5, goemotions28, ekman7 (dim 16), trained for a few seconds on bundled pairs."""
+    from emoembed.data.registry import DataRegistry
+    from emoembed.recipes import resolve_codec_recipe as resolve_recipe
+    from emoembed.training.codec import load_pairs, train_codec
+    from emoembed.settings import bundled_data_dir
+
+    reg = DataRegistry.load(roots=[bundled_data_dir()])
+    r = resolve_recipe({"pairs": ["warriner_emomap", "goemotions_ekman"], "codec": {"dim": 16, "hidden": [32], "dropout": 0.0},
+                        "training": {"epochs": 2, "steps_per_epoch": 60, "batch_size": 64, "lr": 0.005}})
+    codec = train_codec(r, load_pairs(r, reg, log=lambda *_: None), reg.formats, progress=False, log=lambda *_: None).codec
+    d = tmp_path_factory.mktemp("goemo")
+    codec.save_pretrained(d)
+    return d
+
+
+def predict(args, capsys):
+    rc = main(["predict", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+# ---------------------------------------------------------------------------------------------- 1. scales
+def test_scale_helpers():
+    assert fitting_scale(np.array([1.8, 4.2, 3.0])) == (1.0, 5.0)
+    assert fitting_scale(np.array([1.6, 8.53])) == (1.0, 9.0)
+    assert fitting_scale(np.array([12.0, 87.0])) == (0.0, 100.0)
+    assert fitting_scale(np.array([-250.0])) is None
+    assert suspicious_scale(np.array([[0.91, 0.52, 0.7], [0.12, 0.46, 0.25]]), (-1, 1)) == (0.0, 1.0)
+    assert suspicious_scale(np.array([[0.5, -0.2, 0.1]]), (-1, 1)) is None  # a negative value: really [-1, 1]
+    assert suspicious_scale(np.array([[2.0], [4.5], [3.0]]), (1, 9)) == (1.0, 5.0)
+    assert suspicious_scale(np.array([[2.0], [8.0]]), (1, 9)) is None
+    assert suspicious_scale(np.array([[0.87, 0.26, 0.55]]), (-1, 1)) is None  # one item: no evidence
+
+
+def test_1to5_ratings_without_a_scale_are_an_error_naming_line_column_value(codec_dir, capsys):
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "emobank_1to5.csv"], capsys)
+    assert rc == 2 and out == ""
+    assert "line 2, column 'valence': 4.2 is outside vad's normalised range [-1, 1]" in err
+    assert "--input-scale 1,5" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "be5", "--format", "vad", "--input",
+                            CASES / "be5_1to5.csv", "--output-scale", "1,9"], capsys)
+    assert rc == 2 and "line 2, column 'joy': 4.6 is outside be5's normalised range [0, 1]" in err and "--input-scale 1,5" in err
+
+
+def test_1to5_ratings_with_their_scale_convert_sensibly(codec_dir, capsys, tmp_path):
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "emobank_1to5.csv", "--input-scale", "1,5", "--output", tmp_path / "o.csv"], capsys)
+    assert rc == 0 and "reading vad values on the scale [1, 5]" in err
+    df = pd.read_csv(tmp_path / "o.csv").set_index("text")
+    assert df.loc["S1", "joy"] > df.loc["S1", "sadness"] and df.loc["S2", "joy"] < df.loc["S1", "joy"]
+    assert not ((df[["joy", "anger", "fear"]] > 0.99).all(axis=1)).any()  # never joy 1 and anger 1 and fear 1
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "be5", "--format", "vad", "--input",
+                            CASES / "be5_1to5.csv", "--input-scale", "1,5", "--output-scale", "1,9",
+                            "--output", tmp_path / "v.csv"], capsys)
+    v = pd.read_csv(tmp_path / "v.csv").set_index("word")
+    assert rc == 0 and v.loc["vacation", "valence"] > 5 > v.loc["funeral", "valence"]
+    assert v.to_numpy().max() < 9  # not 9/9/9
+
+
+def test_the_assumed_scale_is_printed_and_0to1_values_warned(codec_dir, capsys):
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "nrc_vad_style.tsv"], capsys)
+    assert rc == 0
+    assert "no --input-scale given: reading vad values on its normalised range [-1, 1]" in err
+    assert "warning: every vad value lies within 0–1" in err and "--input-scale 0,1" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "nrc_vad_style.tsv", "--input-scale", "0,1"], capsys)
+    assert rc == 0 and "warning" not in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,5"], capsys)
+    assert rc == 2 and "line 2, column 'valence': 8.53 is outside the input scale [1, 5]" in err and "--input-scale 1,9" in err
+
+
+def test_convert_api_checks_the_scale_too(small_trained_codec):
+    codec = small_trained_codec
+    with pytest.raises(InputScaleError, match=r"row 0, column 'valence': 4.2 is outside vad's normalised range.*input_scale=\(1, 5\)"):
+        codec.convert([[4.2, 3.4, 3.1], [1.8, 3.6, 2.6]], "vad", "be5")
+    with pytest.warns(ScaleWarning, match="within 0–1"):
+        codec.convert([[0.91, 0.52, 0.70], [0.12, 0.46, 0.25]], "vad", "be5")
+    with pytest.warns(ScaleWarning, match="within 1–5"):
+        codec.convert([[4.2, 3.4, 3.1], [1.8, 3.6, 2.6]], "vad", "be5", input_scale=(1, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codec.convert([[0.9, -0.2, 0.4], [-0.8, 0.5, -0.3]], "vad", "be5")  # genuinely on [-1, 1]: silent
+    frame = pd.DataFrame({"valence": [0.1, 7.0], "arousal": [0.0, 0.0], "dominance": [0.0, 0.0]},
+                         index=pd.Index([2, 3], name="line"))
+    with pytest.raises(InputScaleError, match="line 3, column 'valence': 7"):
+        codec.convert(frame, "vad", "be5")
+    with pytest.raises(InputScaleError, match="column 'joy'"):
+        codec.convert([[2.0, 0, 0, 0, 0]], "be5", "vad")
+
+
+def test_help_lists_each_formats_normalised_range(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    assert "normalised ranges" in out
+    for name, rng in (("vad", "[-1, 1]"), ("be5", "[0, 1]"), ("goemotions28", "probabilities in [0, 1]")):
+        assert any(line.split()[:1] == [name] and rng in line for line in out.splitlines()), name
+
+
+# ---------------------------------------------------------------------------------------------- 3. tables
+def test_nrc_style_headers_and_tabs_are_read(codec_dir, capsys, tmp_path):
+    frame = read_user_table(CASES / "nrc_vad_style.tsv")
+    assert list(frame.columns) == ["Word", "Valence", "Arousal", "Dominance"] and list(frame.index) == [2, 3]
+    txt = tmp_path / "NRC-VAD-Lexicon.txt"  # NRC's own files are tab-separated .txt
+    txt.write_text((CASES / "nrc_vad_style.tsv").read_text())
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", txt,
+                            "--input-scale", "0,1"], capsys)
+    assert rc == 0 and out.splitlines()[0].startswith("Word,joy") and len(out.splitlines()) == 3
+
+
+def test_columns_option_maps_any_layout(codec_dir, capsys, tmp_path):
+    f = tmp_path / "warriner_style.csv"
+    f.write_text("Word,V.Mean.Sum,A.Mean.Sum,D.Mean.Sum\nvacation,8.53,5.67,7.23\nfuneral,1.6,6.1,3.0\n")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f,
+                            "--input-scale", "1,9"], capsys)
+    assert rc == 2 and "missing column(s) ['valence', 'arousal', 'dominance']" in err and "--columns valence=COLUMN" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f, "--input-scale",
+                            "1,9", "--columns", "valence=v.mean.sum,arousal=A.Mean.Sum,dominance=D.Mean.Sum"], capsys)
+    assert rc == 0 and out.splitlines()[0] == "Word,joy,anger,sadness,fear,disgust"
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f, "--input-scale",
+                            "1,9", "--columns", "valence=Nope,arousal=A.Mean.Sum,dominance=D.Mean.Sum"], capsys)
+    assert rc == 2 and "no column 'Nope' (named by --columns valence=…" in err
+    assert parse_columns_option("valence=V, arousal=A") == {"valence": "V", "arousal": "A"}
+    with pytest.raises(EmoembedError, match="VARIABLE=COLUMN"):
+        parse_columns_option("valence")
+
+
+def test_headerless_numeric_tables_get_positional_columns(tmp_path):
+    f = tmp_path / "lex.txt"
+    f.write_text("aback\t0.385\t0.407\t0.288\nabacus\t0.51\t0.276\t0.485\n")
+    frame = read_user_table(f)
+    assert list(frame.columns) == ["1", "2", "3", "4"] and frame.loc[1, "1"] == "aback"
+    values, used = label_table(frame, default_registry().get("vad"), str(f),
+                               parse_columns_option("valence=2,arousal=3,dominance=4"))
+    assert values.loc[2, "arousal"] == pytest.approx(0.276) and used == ["2", "3", "4"]
+
+
+def test_a_name_column_for_a_multilabel_source(goemo_codec_dir, capsys, tmp_path):
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            CASES / "goemo_names.csv", "--output", tmp_path / "o.csv"], capsys)
+    assert rc == 0, err
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert list(df.columns) == ["id", "valence", "arousal", "dominance"] and list(df["id"]) == ["t1", "t2", "t3"]
+    many = tmp_path / "many.csv"
+    many.write_text('id,labels\nt1,"joy,love"\nt2,Grief\nt3,\n')
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            many, "--column", "labels"], capsys)
+    assert rc == 0, err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,emotion\nt1,joy\nt2,glee\n")
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            bad, "--column", "emotion"], capsys)
+    assert rc == 2 and "line 3: unknown class 'glee' for goemotions28" in err
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            bad], capsys)
+    assert rc == 2 and "one column of class names" in err and "--column" in err
+
+
+def test_multilabel_names_equal_indicator_columns(goemo_codec_dir):
+    from emoembed.codec import EmotionCodec
+
+    codec = EmotionCodec.from_pretrained(goemo_codec_dir)
+    fmt = codec.format("goemotions28")
+    ind = np.zeros((2, fmt.size))
+    ind[0, fmt.index("joy")] = ind[0, fmt.index("love")] = ind[1, fmt.index("grief")] = 1
+    a = codec.convert(pd.Series(["joy,love", "grief"]), "goemotions28", "vad")
+    b = codec.convert(pd.DataFrame(ind, columns=fmt.variables), "goemotions28", "vad")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_na_and_none_words_are_words(tmp_path):
+    frame = read_user_table(CASES / "words_na_tokens.csv")
+    assert content_items(frame, None, "f") == ["happy", "NA", "None", "sad"]
+    assert list(frame.index) == [2, 3, 4, 5]
+    f = tmp_path / "r.csv"
+    f.write_text("word,valence,arousal,dominance\nNA,0.1,0.2,0.3\nnull,NA,0.1,0.1\n")
+    with pytest.raises(InputError, match=r"line 3, column 'valence': 'NA' is not a number"):
+        label_table(read_user_table(f), default_registry().get("vad"), str(f))
+    empty = tmp_path / "e.csv"
+    empty.write_text("word,x\nhappy,1\n,2\n")
+    with pytest.raises(InputError, match="line 3, column 'word': empty cell"):
+        content_items(read_user_table(empty), "word", str(empty))
+
+
+def test_headerless_word_lists_keep_their_first_line(tmp_path):
+    f = tmp_path / "words.txt"
+    f.write_text("happy\nsad\n\nNA\n")
+    frame = read_user_table(f)
+    assert content_items(frame, None, "f") == ["happy", "sad", "NA"] and list(frame.index) == [1, 2, 4]
+    g = tmp_path / "words2.txt"
+    g.write_text("Word\nhappy\n")
+    assert content_items(read_user_table(g), None, "g") == ["happy"]
+    s = tmp_path / "sentences.txt"  # commas inside sentences are not a delimiter
+    s.write_text("I am happy, really\nnot sad at all\nwell, well, well\n")
+    assert content_items(read_user_table(s), None, "s") == ["I am happy, really", "not sad at all", "well, well, well"]
+
+
+def test_delimiters_are_sniffed_and_ragged_rows_named(tmp_path):
+    assert sniff_delimiter(["a;b;c", "1;2;3"], ".csv") == ";"
+    assert sniff_delimiter(["a\tb", "1\t2"], ".txt") == "\t"
+    assert sniff_delimiter(["happy", "sad"], ".txt") is None
+    f = tmp_path / "r.csv"
+    f.write_text("word,valence\nhappy,0.5\nsad,0.1,9\n")
+    with pytest.raises(InputError, match="line 3: 3 field"):
+        read_user_table(f)
+    q = tmp_path / "q.csv"  # a quoted field over two lines: line numbers still count file lines
+    q.write_text('text,valence\n"a long\ntext",0.5\nshort,x\n')
+    with pytest.raises(InputError, match="line 4, column 'valence': 'x'"):
+        label_table(read_user_table(q), default_registry().get("valence"), str(q))
+
+
+def test_column_that_does_nothing_is_an_error(codec_dir, capsys):
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,9", "--column", "word"], capsys)
+    assert rc == 2 and "--column names a column of class names" in err and "--columns valence=COLUMN" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,9", "--oov", "nan"], capsys)
+    assert rc == 2 and "--oov and --scale are for content models" in err
+
+
+# ---------------------------------------------------------------------------------------------- user cards
+MY_CARD = """name: my_norms
+title: my own valence norms
+modality: word
+language: en
+files:
+  lexicon: {path: norms.csv}
+reader: {type: delimited, file: lexicon, sep: ","}
+item: {column: word, normalize: lower}
+formats:
+  valence:
+    valence: {column: val, scale: [1, 7]}
+splits: {type: random}
+licence: mine
+citation: none
+obtain: my lab
+"""
+
+
+def _write_card(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["happy", "sad", "joy", "grief", "calm", "rage", "table", "chair", "love", "fear", "sunny", "gloom"]
+    (folder / "norms.csv").write_text("word,val\n" + "\n".join(f"{w},{1 + (i % 7)}" for i, w in enumerate(words)) + "\n")
+    card = folder / "my_norms.yaml"
+    card.write_text(MY_CARD)
+    return card
+
+
+def test_a_card_file_path_is_accepted_where_a_card_name_is(tmp_path, capsys, monkeypatch):
+    import emoembed.data.registry as reg_mod
+    from emoembed.data.registry import DataRegistry
+
+    card = _write_card(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)  # a relative path, resolved against the working directory; files next to the card
+    reg = DataRegistry.load()
+    ds = reg.dataset("mine/my_norms.yaml")
+    assert len(ds) == 12 and reg.get("my_norms") is reg.get("mine/my_norms.yaml")
+    assert ds.labels("valence")[0][0] == pytest.approx(-1.0)  # 1 on 1–7
+    monkeypatch.setattr(reg_mod, "_DEFAULT", None)
+    assert main(["data", "info", str(card)]) == 0
+    assert "items: 12" in capsys.readouterr().out
+    clash = tmp_path / "clash.yaml"
+    clash.write_text(MY_CARD.replace("name: my_norms", "name: warriner"))
+    with pytest.raises(EmoembedError, match="already used by"):
+        reg.get(str(clash))
+
+
+def test_a_card_search_path(tmp_path, monkeypatch):
+    from emoembed.data.registry import DataRegistry
+
+    _write_card(tmp_path / "cards")
+    monkeypatch.setenv("EMOEMBED_CARDS", str(tmp_path / "cards"))
+    reg = DataRegistry.load()
+    assert "my_norms" in reg.names("dataset") and reg.is_present("my_norms") and len(reg.dataset("my_norms")) == 12
+    monkeypatch.setenv("EMOEMBED_CARDS", str(tmp_path / "nope"))
+    with pytest.raises(EmoembedError, match="EMOEMBED_CARDS"):
+        DataRegistry.load()
+
+
+def test_european_tables_spreadsheets_and_scales_for_classes(tmp_path, codec_dir, capsys):
+    f = tmp_path / "eu.csv"
+    f.write_text("Wort;Valence;Arousal;Dominance\nurlaub;8,5;5,7;7,2\nbeerdigung;1,6;6,1;3\n")
+    values, used = label_table(read_user_table(f), default_registry().get("vad"), str(f))
+    assert values.loc[2].tolist() == [8.5, 5.7, 7.2] and used == ["Valence", "Arousal", "Dominance"]
+    x = tmp_path / "ratings.xlsx"
+    x.write_bytes(b"PK\x03\x04")
+    with pytest.raises(InputError, match="save the sheet as CSV"):
+        read_user_table(x)
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "nrc10", "--format", "vad", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,9"], capsys)
+    assert rc == 2 and "--input-scale is for rating formats; nrc10 is multilabel" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "nrc10", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,9", "--output-scale", "1,5"], capsys)
+    assert rc == 2 and "--output-scale is for rating formats" in err
+
+
+def test_class_names_match_through_aliases():
+    from emoembed.codec import class_indicators
+
+    fer7 = default_registry().get("fer7")
+    x = class_indicators(["happiness", "Angry", "sadness"], fer7)
+    assert [fer7.variables[j] for j in x.argmax(1)] == ["happy", "angry", "sad"]
+    with pytest.raises(EmoembedError, match="row 1: unknown class 'glee'"):
+        class_indicators(["happy", "glee"], fer7)
+    with pytest.raises(EmoembedError, match="give exactly one class name"):
+        class_indicators(["happy,sad"], fer7)
+
+
+def test_a_pandas_index_column_does_not_break_the_header(tmp_path):
+    f = tmp_path / "saved_by_pandas.csv"
+    f.write_text(",word,valence\n0,happy,0.8\n1,sad,-0.7\n")
+    frame = read_user_table(f)
+    assert list(frame.columns) == ["unnamed_1", "word", "valence"]
+    assert content_items(frame, None, "f") == ["happy", "sad"]
