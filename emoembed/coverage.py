@@ -49,10 +49,12 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
     if modality == "word":
         multi = np.array([is_multiword(w) for w in items], dtype=bool)
         if multi.any():
+            how = ("reads a phrase as if it were one word, which it was never trained or tested on"
+                   if getattr(encoder, "reads_phrases", False) else "averages their words' vectors")
             warnings.warn(f"{int(multi.sum())} of {len(items)} items are several words ({_examples(items, multi)}): a word "
-                          "model averages their words' vectors, so it cannot read negation ('not happy') or context; "
-                          "for phrases and sentences use a text model (emoembed fit-encoder --modality text, see "
-                          "docs/text.md)", UnknownContentWarning, stacklevel=3)
+                          f"model is trained on single words and {how}, so negation ('not happy') and context are not "
+                          "read reliably; for phrases and sentences use a text model (emoembed fit-encoder --modality "
+                          "text, see docs/text.md)", UnknownContentWarning, stacklevel=3)
     cov = item_coverage(encoder, items)
     if cov is None:
         return None
