@@ -248,7 +248,10 @@ def test_column_that_does_nothing_is_an_error(codec_dir, capsys):
     assert rc == 2 and "--column names a column of class names" in err and "--columns valence=COLUMN" in err
     rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
                             CASES / "vad4.csv", "--input-scale", "1,9", "--oov", "nan"], capsys)
-    assert rc == 2 and "--oov and --scale are for content models" in err
+    assert rc == 2 and "--oov, --on-bad-image and --scale are for content models" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input",
+                            CASES / "vad4.csv", "--input-scale", "1,9", "--on-bad-image", "skip"], capsys)
+    assert rc == 2 and "are for content models" in err
 
 
 # ---------------------------------------------------------------------------------------------- user cards

@@ -109,8 +109,9 @@ def _convert_labels(codec, args: argparse.Namespace) -> int:
         raise EmoembedError("a codec converts ratings: give --source-format FORMAT and --input FILE")
     if args.items:
         raise EmoembedError("a codec converts the ratings in --input FILE; items on the command line are for content models")
-    if args.oov or args.scale not in ("normalized", "normalised"):
-        raise EmoembedError("--oov and --scale are for content models; a codec takes --input-scale and --output-scale")
+    if args.oov or args.on_bad_image or args.scale not in ("normalized", "normalised"):
+        raise EmoembedError("--oov, --on-bad-image and --scale are for content models; a codec takes --input-scale "
+                            "and --output-scale")
     out = convert_user_table(codec, args.input, args.source_format, args.format, parse_columns_option(args.columns),
                              args.column, parse_scale(args.input_scale, "input-scale"),
                              parse_scale(args.output_scale, "output-scale"), domain=args.domain)
