@@ -77,8 +77,11 @@ class PretrainedModule(nn.Module):
     def from_pretrained(cls: type[T], directory: str | Path, device: str | torch.device = "cpu") -> T:
         """The module saved in ``directory``, on ``device`` (``auto``: CUDA, else MPS, else CPU), in eval mode.
         CheckpointError (naming the file) for a missing/invalid config, another model type or checkpoint format,
-        or weights that do not match the config."""
-        directory = Path(directory)
+        or weights that do not match the config. ``emoembed/<name>`` loads a model shipped with the package
+        (:mod:`emoembed.model_zoo`; `emoembed list pretrained`)."""
+        from emoembed.model_zoo import resolve_model_dir
+
+        directory = resolve_model_dir(directory)
         cfg = read_config(directory, cls.model_type)
         cls.validate_saved_config(cfg, directory / CONFIG_NAME)
         model = cls.from_saved_config(cfg, directory / CONFIG_NAME)
@@ -111,7 +114,11 @@ def read_config(directory: Path, model_type: str) -> dict[str, Any]:
 
 
 def saved_model_type(directory: str | Path) -> str | None:
-    """``model_type`` of a saved codec or model directory (``emotion-codec`` / ``emotion-model``)."""
+    """``model_type`` of a saved codec or model directory (``emotion-codec`` / ``emotion-model``), or of a packaged
+    model ``emoembed/<name>``."""
+    from emoembed.model_zoo import resolve_model_dir
+
+    directory = resolve_model_dir(directory)
     cfg = read_json(Path(directory) / CONFIG_NAME,
                     missing=f"{directory}: no {CONFIG_NAME}; is this a model or codec saved by emoembed?")
     return cfg.get("model_type") if isinstance(cfg, dict) else None

@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_ENV = "EMOEMBED_DATA"
 HOME_ENV = "EMOEMBED_HOME"  # optional override of the folder that holds mappings/, encoders/, data_registry/
-RESOURCE_DIRS = ("mappings", "encoders", "suites", "data_registry")
+RESOURCE_DIRS = ("mappings", "encoders", "suites", "data_registry", "pretrained")
 INSTALLED_RESOURCES = PACKAGE_DIR / "resources"  # where a wheel / `pip install .` puts them (package data)
 
 

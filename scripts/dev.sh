@@ -2,7 +2,9 @@
 # Set up (once) and run emoembed from a source checkout.
 #   bash scripts/dev.sh demo        set up, check the data registry, train the default codec (runs/map-default),
 #                                   a word encoder on it (packaged MiniLM on the bare word; Warriner VAD + the
-#                                   bundled EmoMap BE5 lexicon; codec-made NRC labels) and predict BE5
+#                                   bundled EmoMap BE5 lexicon; codec-made NRC labels) and predict BE5; then the
+#                                   same words with the pretrained word model and VAD → BE5 with the pretrained
+#                                   codec (both shipped with the package: `emoembed list pretrained`)
 #   bash scripts/dev.sh test [ARGS] set up if needed and run the test suite (ARGS go to pytest)
 # The virtual environment lives in .venv (override with EMOEMBED_VENV). torch is pinned to the CPU wheel
 # 2.13.0 in the same pip call, so no CUDA package is ever pulled.
@@ -21,6 +23,7 @@ if [ ! -x "$VENV/bin/emoembed" ] || [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp
   touch "$stamp"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+DEMO_WORD_MODEL=words-glove50
 cmd="${1:-demo}"; shift || true
 case "$cmd" in
   demo)
@@ -29,6 +32,14 @@ case "$cmd" in
     "$VENV/bin/emoembed" fit-encoder --modality word --codec runs/map-default --data warriner,emomap_warriner_be5 \
       --augment nrc10 --out runs/words-default --quiet
     "$VENV/bin/emoembed" predict --model runs/words-default --format be5 happy grief furious spider vacation
+    # beside what it trained: the pretrained models shipped with the package (no training, offline)
+    "$VENV/bin/emoembed" list pretrained
+    echo "pretrained word model (emoembed list pretrained), the same words:"
+    "$VENV/bin/emoembed" predict --model "emoembed/$DEMO_WORD_MODEL" --format be5 happy grief furious spider vacation
+    echo "pretrained codec: VAD ratings converted to BE5 (cheerful, scared, furious):"
+    printf 'item,valence,arousal,dominance\ncheerful,0.8,0.5,0.3\nscared,-0.6,0.7,-0.5\nfurious,-0.7,0.8,0.2\n' \
+      > runs/demo-vad.csv
+    "$VENV/bin/emoembed" predict --model emoembed/codec-full --source-format vad --input runs/demo-vad.csv --format be5
     ;;
   test)
     "$VENV/bin/python" -m pytest -q "$@"

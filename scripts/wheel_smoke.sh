@@ -24,7 +24,11 @@ need = ["emoembed/data/__init__.py", "emoembed/cli/__init__.py", "emoembed/train
         "emoembed/resources/encoders/word-glove50.yaml", "emoembed/resources/encoders/word-minilm.yaml",
         "emoembed/resources/suites/paper.yaml",
         "emoembed/resources/data_registry/norare_warriner.yaml",
-        "emoembed/resources/data_registry/bundled/warriner_xanew/Ratings_Warriner_et_al.csv"]
+        "emoembed/resources/data_registry/bundled/warriner_xanew/Ratings_Warriner_et_al.csv",
+        "emoembed/resources/pretrained/models.yaml"]
+from pathlib import Path
+for model in sorted(p.parent.name for p in Path("pretrained").glob("*/model.safetensors")):  # each packaged model
+    need += [f"emoembed/resources/pretrained/{model}/{f}" for f in ("config.json", "model.safetensors", "card.json", "README.md")]
 missing = [n for n in need if n not in names]
 assert not missing, f"the wheel lacks {missing}"
 print(f"wheel: {len(names)} files, resources included")
@@ -49,4 +53,12 @@ print('installed at', emoembed.__file__)"
 "$E" fit-encoder --modality word --codec codec --data warriner --augment be5 --out words --quiet --epochs 2 | tail -2
 "$E" predict --model words --format be5 happy grief furious | tee pred.csv
 test "$(wc -l < pred.csv)" -eq 4
+# the pretrained models shipped in the wheel: listed, loaded by name, predicting without training
+"$E" list pretrained
+printf 'valence,arousal,dominance\n0.8,0.5,0.3\n' > vad.csv
+"$E" predict --model emoembed/codec-full --source-format vad --input vad.csv --format be5
+for m in $("$WORK/venv/bin/python" -c "from emoembed.model_zoo import catalogue; print(' '.join(n for n, s in catalogue().items() if s['kind'] == 'model'))"); do
+  "$E" predict --model "emoembed/$m" --format be5 happy grief | tee pre.csv
+  test "$(wc -l < pre.csv)" -eq 3
+done
 echo "wheel smoke passed: build+install $((t1 - t0)) s, jobs $(( $(date +%s) - t1 )) s"

@@ -1,4 +1,4 @@
-"""``emoembed list formats | recipes | datasets | encoders``: what exists, one line each (like timm's
+"""``emoembed list formats | recipes | datasets | encoders | pretrained``: what exists, one line each (like timm's
 ``list_models``)."""
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 
 from emoembed.cli.common import print_table, short, verb
 
-WHAT = ("formats", "recipes", "datasets", "encoders")
+WHAT = ("formats", "recipes", "datasets", "encoders", "pretrained")
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=WHAT, help="formats: label formats; recipes: bundled codec and encoder recipes; "
-                   "datasets: dataset and pair cards; encoders: content encoders, objectives and packaged weights")
+                   "datasets: dataset and pair cards; encoders: content encoders, objectives and packaged weights; "
+                   "pretrained: models shipped with the package (emoembed/NAME)")
     p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
 
 
@@ -41,6 +42,10 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
             rows.append({"name": name, "type": card.type, "formats": fmts or "-",
                          "present": "present" if reg.is_present(name) else "missing", "title": short(card.title or "", 60)})
         return rows, ["name", "type", "formats", "present", "title"]
+    if what == "pretrained":
+        from emoembed.model_zoo import list_rows as pretrained_rows
+
+        return pretrained_rows(), ["name", "modality", "formats", "data", "licences", "size", "test"]
     from emoembed.encoders.base import known_encoders, known_objectives
     from emoembed.packaged import PACKAGED
 
@@ -56,8 +61,10 @@ def _list_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
     else:
+        if args.what == "pretrained":  # whole lists in --json; one screen line per model here
+            rows = [{k: short(str(v), 48) for k, v in r.items()} for r in rows]
         print_table(rows, cols)
     return 0
 
 
-verb("list", "what exists, one line each: formats | recipes | datasets | encoders")((_list_args, _list_run))
+verb("list", "what exists, one line each: formats | recipes | datasets | encoders | pretrained")((_list_args, _list_run))

@@ -19,7 +19,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = formats_range_help(default_registry())
-    p.add_argument("--model", required=True, help="a model directory (fit-encoder) or a codec directory (map)")
+    p.add_argument("--model", required=True, help="a model directory (fit-encoder), a codec directory (map) or a "
+                   "packaged model emoembed/NAME (`emoembed list pretrained`)")
     p.add_argument("--format", required=True, help="target label format (any format the codec knows)")
     p.add_argument("items", nargs="*", help="words / texts / image paths to predict (or use --input)")
     p.add_argument("--input", help="csv/tsv/jsonl file: content column (models) or the source format's columns (codecs)")
@@ -125,8 +126,9 @@ verb("predict", "predict any label format for words/texts/images with a trained 
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="a model directory written by fit-encoder")
-    p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…]")
+    p.add_argument("--model", help="a model directory written by fit-encoder, a codec directory written by map, or a "
+                   "packaged model emoembed/NAME (`emoembed list pretrained`)")
+    p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…]; for a codec: pair card(s), NAME[,NAME…]")
     p.add_argument("--format", help="format to evaluate in (default: the dataset's first format the model knows)")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
@@ -141,30 +143,42 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     add_threads_argument(p)
 
 
+def evaluate_rows(model, data_spec: str, fmt: str | None = None, split: str = "test") -> dict[str, dict]:
+    """``emoembed evaluate``'s metrics of a content model: dataset name → ``EmotionModel.evaluate`` row."""
+    from emoembed.data.registry import default_data_registry
+    from emoembed.tasks import parse_data_spec, task_from_dataset
+
+    if fmt:
+        model.format(fmt)
+    reg = default_data_registry()
+    rows = {}
+    for name, name_fmt in parse_data_spec(data_spec):
+        card = reg.get(name)
+        if card.type != "dataset":
+            raise EmoembedError(f"{name!r} is a {card.type} card; evaluate needs a dataset card (pair cards: give a codec)")
+        if card.modality and card.modality != model.modality and not (model.modality == "text" and card.modality == "word"):
+            raise EmoembedError(f"dataset {name!r} holds {card.modality}s; this model encodes {model.modality}s")
+        task = task_from_dataset(reg.dataset(name), name_fmt or fmt, list(model.formats))
+        rows[name] = model.evaluate(task, split, batch_size=256)
+    return rows
+
+
 def _evaluate_run(args: argparse.Namespace) -> int:
     import json
 
-    from emoembed.data.registry import default_data_registry
     from emoembed.model import EmotionModel
-    from emoembed.tasks import parse_data_spec, task_from_dataset
+    from emoembed.pretrained import saved_model_type
 
     if args.suite:
         return _run_suite(args)
     if not args.model or not args.data:
         raise EmoembedError("give --model DIR and --data NAME (or --suite paper for the paper tables)")
+    if saved_model_type(args.model) == "emotion-codec":
+        from emoembed.cli.codec_eval import run_codec_evaluation
+
+        return run_codec_evaluation(args)
     model = with_codec_option(EmotionModel.from_pretrained(args.model), args.codec)
-    if args.format:
-        model.format(args.format)
-    reg = default_data_registry()
-    rows = {}
-    for name, fmt in parse_data_spec(args.data):
-        card = reg.get(name)
-        if card.type != "dataset":
-            raise EmoembedError(f"{name!r} is a {card.type} card; evaluate needs a dataset card")
-        if card.modality and card.modality != model.modality and not (model.modality == "text" and card.modality == "word"):
-            raise EmoembedError(f"dataset {name!r} holds {card.modality}s; this model encodes {model.modality}s")
-        task = task_from_dataset(reg.dataset(name), fmt or args.format, list(model.formats))
-        rows[name] = model.evaluate(task, args.split, batch_size=256)
+    rows = evaluate_rows(model, args.data, args.format, args.split)
     if args.json:
         print(json.dumps({"model": args.model, "split": args.split, "results": rows}, indent=1, default=float))
     else:

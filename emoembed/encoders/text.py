@@ -10,6 +10,9 @@ tokenizer files). Nothing is ever downloaded.
   its ``model.safetensors``). A saved model stays portable because the packaged backbone is stored as its spec.
 * Attention masks and truncation (``max_length``, capped by the tokenizer's and the model's limit) are always
   applied; ``input_report`` counts truncated texts, ``check_items`` rejects missing and empty texts by row.
+* ``lora: {rank, alpha, dropout, target_modules}`` trains a LoRA adapter (:mod:`emoembed.adapters`, ``peft``)
+  instead of the whole backbone: the backbone is frozen, its weights are left out of the state dict (a saved
+  model holds the adapter and the projection only) and come back from the backbone spec on loading.
 * ``forward_tokens`` exposes token states, the special-token mask and the input embeddings (and accepts
   perturbed ``inputs_embeds``) for token-level objectives such as CARL's perturbed-token detection. With
   ``keep_last_forward(True)`` the training forward keeps its outputs (graph attached) so an objective can reuse
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emoembed import adapters
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
 from emoembed.packaged import is_packaged, packaged_path
@@ -132,11 +136,20 @@ class TextEncoder(ContentEncoder):
     modality = "text"
     path_fields: ClassVar[dict[str, str]] = {"backbone": "", "tokenizer": ""}  # relative: to the model folder
     _FIELDS: ClassVar[frozenset[str]] = frozenset({"dim", "backbone", "tokenizer", "hf_config", "pooling", "max_length",
-                                                   "hidden", "dropout"})
+                                                   "hidden", "dropout", "lora", "backbone_sha256"})
 
     def __init__(self, dim: int, backbone: nn.Module, backbone_spec: str | None, tokenizer: str,
-                 pooling: str = "mean", max_length: int = 128, hidden: Sequence[int] = (), dropout: float = 0.1):
+                 pooling: str = "mean", max_length: int = 128, hidden: Sequence[int] = (), dropout: float = 0.1,
+                 lora: Mapping[str, Any] | None = None):
         super().__init__(dim)
+        self.lora = adapters.lora_settings(lora)
+        if self.lora is not None:
+            if backbone_spec is None:
+                raise ConfigError("text encoder: a LoRA adapter needs a backbone spec (packaged:all-MiniLM-L6-v2 or a "
+                                  "folder) to rebuild the frozen weights from; a randomly initialised backbone cannot be one")
+            adapters.add_lora(backbone, self.lora)
+            self.register_state_dict_post_hook(_drop_frozen_backbone)
+            self.register_load_state_dict_post_hook(_frozen_backbone_not_missing)
         if pooling not in POOLINGS:
             raise ConfigError(f"text encoder: pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         if int(max_length) < 2:
@@ -295,9 +308,12 @@ class TextEncoder(ContentEncoder):
 
     # -- persistence -----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "backbone": self.backbone_spec, "tokenizer": self.tokenizer_spec,
-                "hf_config": clean_hf_config(self.backbone.config.to_dict()), "pooling": self.pooling,
-                "max_length": self.requested_max_length, "hidden": self.hidden, "dropout": self.dropout_p}
+        cfg = {"dim": self.dim, "backbone": self.backbone_spec, "tokenizer": self.tokenizer_spec,
+               "hf_config": clean_hf_config(self.backbone.config.to_dict()), "pooling": self.pooling,
+               "max_length": self.requested_max_length, "hidden": self.hidden, "dropout": self.dropout_p}
+        if self.lora is not None:
+            cfg |= {"lora": dict(self.lora), "backbone_sha256": adapters.backbone_fingerprint(self.backbone)}
+        return cfg
 
     @classmethod
     def _check_fields(cls, cfg: Mapping[str, Any]) -> None:
@@ -322,15 +338,18 @@ class TextEncoder(ContentEncoder):
         tokenizer = cfg.get("tokenizer") or spec
         if tokenizer is None:
             raise ConfigError("text encoder: a backbone built from hf_config alone needs a tokenizer spec")
+        if cfg.get("lora") is not None and pretrained:
+            adapters.check_fingerprint(cfg.get("backbone_sha256"), backbone, str(spec))
         return cls(int(cfg["dim"]), backbone, spec, str(tokenizer), pooling=cfg.get("pooling", "mean"),
                    max_length=int(cfg.get("max_length", 128)), hidden=cfg.get("hidden", ()) or (),
-                   dropout=float(cfg.get("dropout", 0.1)))
+                   dropout=float(cfg.get("dropout", 0.1)), lora=cfg.get("lora"))
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TextEncoder":
         """Architecture from ``hf_config`` when present (weights come from the owning model's checkpoint);
-        otherwise the pretrained backbone named by ``backbone``."""
-        return cls._build(cfg, pretrained=not cfg.get("hf_config"))
+        otherwise — and always for a LoRA adapter, whose checkpoint leaves the frozen backbone out — the
+        pretrained backbone named by ``backbone``."""
+        return cls._build(cfg, pretrained=cfg.get("lora") is not None or not cfg.get("hf_config"))
 
     @classmethod
     def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "TextEncoder":
@@ -341,3 +360,15 @@ class TextEncoder(ContentEncoder):
             return cls._build(cfg, pretrained=False)
         cfg.setdefault("backbone", PACKAGED_MINILM)
         return cls._build(cfg, pretrained=True)
+
+
+def _drop_frozen_backbone(module: TextEncoder, state: dict, prefix: str, local_metadata: Any) -> None:
+    """State-dict hook of a LoRA encoder: leave the frozen backbone weights out (they come from the spec)."""
+    for key in [k for k in state if k.startswith(prefix + "backbone.") and not adapters.is_adapter_key(k)]:
+        del state[key]
+
+
+def _frozen_backbone_not_missing(module: TextEncoder, incompatible: Any) -> None:
+    """Load hook of a LoRA encoder: the frozen backbone weights are absent from a checkpoint by design."""
+    keep = [k for k in incompatible.missing_keys if ".backbone." not in f".{k}" or adapters.is_adapter_key(k)]
+    incompatible.missing_keys[:] = keep

@@ -1,0 +1,82 @@
+"""``emoembed pretrained build NAME``: retrain a packaged model (``emoembed list pretrained``) from its entry in
+``pretrained/models.yaml`` on the data catalogue (``EMOEMBED_DATA``), score it with ``emoembed evaluate``'s code on
+the test splits its card reports, write its model card, and say whether the weights are bit-identical to the
+shipped ones."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from emoembed.cli.common import verb
+
+
+def _pretrained_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["build", "card"], help="build: retrain NAME from its recipe and write its card; "
+                   "card: only re-score the built weights and rewrite the card")
+    p.add_argument("name", help="a name of `emoembed list pretrained` (with or without emoembed/)")
+    p.add_argument("--out", help="folder to write (default: the packaged model's own folder, pretrained/NAME)")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def build_and_card(name: str, out: Path, progress: bool = False, log=print, train: bool = True) -> dict:
+    """Build ``name`` into ``out`` (``train=False``: use the weights already there), evaluate it on its card's test
+    splits and write ``README.md`` + ``card.json``."""
+    from emoembed.codec import EmotionCodec
+    from emoembed.cli.codec_eval import codec_evaluation
+    from emoembed.cli.predict import evaluate_rows
+    from emoembed.data.registry import default_data_registry
+    from emoembed.model import EmotionModel
+    from emoembed.model_cards import training_sources, write_card
+    from emoembed.training.pretrained_build import build_pretrained, build_spec, recipe_for
+
+    spec = build_spec(name)
+    reg = default_data_registry()
+    if train:
+        build = build_pretrained(name, out, reg, progress=progress, log=log)
+    else:
+        from emoembed.training.pretrained_build import file_sha256
+
+        old = json.loads((out / "card.json").read_text(encoding="utf-8")) if (out / "card.json").is_file() else {}
+        build = {"recipe": recipe_for(spec), "train_seconds": old.get("train_seconds"),
+                 "sha256": file_sha256(out / "model.safetensors")}
+    data = ",".join(spec.get("evaluate", []))
+    codec_sources: list[str] = []
+    if spec["kind"] == "codec":
+        obj = EmotionCodec.from_pretrained(out)
+        scores = codec_evaluation(obj, data, "test")
+    else:
+        obj = EmotionModel.from_pretrained(out)
+        scores = evaluate_rows(obj, data, None, "test")
+        codec_sources = training_sources(reg, "codec", recipe_for(build_spec(spec["codec"])))
+    return write_card(out, name, spec, obj, reg, scores, build, codec_sources)
+
+
+def _pretrained_run(args: argparse.Namespace) -> int:
+    from emoembed.model_zoo import PREFIX, zoo_dir
+    from emoembed.training.pretrained_build import same_weights
+
+    name = args.name[len(PREFIX):] if args.name.startswith(PREFIX) else args.name
+    shipped = zoo_dir() / name / "model.safetensors"
+    before = None
+    if shipped.is_file() and args.action == "build":  # keep the shipped weights to compare against, also when --out is the packaged folder
+        import tempfile
+
+        before = Path(tempfile.mkdtemp(prefix="emoembed-shipped-")) / "model.safetensors"
+        before.write_bytes(shipped.read_bytes())
+    out = Path(args.out) if args.out else zoo_dir() / name
+    card = build_and_card(name, out, args.progress, log=lambda m: print(m, file=sys.stderr), train=args.action == "build")
+    print(f"wrote {out}/model.safetensors, config.json, card.json, README.md ({card['size_bytes'] / 1e6:.2f} MB)")
+    for key, r in card["scores"].items():
+        print(f"  test {key}: {r['primary']:.3f}")
+    if before is not None and args.action == "build":
+        same, how = same_weights(before, out / "model.safetensors")
+        print(("bit-identical to" if same else "DIFFERENT from") + f" the shipped weights: {how}")
+        before.unlink()
+        before.parent.rmdir()
+    return 0
+
+
+verb("pretrained", "retrain a packaged pretrained model from its recipe (bit-identical on CPU) and write its model card")(
+    (_pretrained_args, _pretrained_run))

@@ -1,0 +1,111 @@
+"""Rebuild a packaged pretrained model from its entry in ``pretrained/models.yaml``: the same recipe, overrides and
+data through the ordinary trainers (``run_map`` for a codec, ``run_fit_encoder`` for a content model on the
+packaged codec it names), on CPU with one thread, so the weights come out bit for bit as shipped.
+
+Only ``config.json`` and ``model.safetensors`` are copied out of the (temporary) run directory; the model card is
+written afterwards from ``emoembed evaluate`` scores (:mod:`emoembed.model_cards`). The recipe's ``source`` is
+recorded relative to the resource folder, so the config does not name the machine it was built on.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emoembed.data.registry import DataRegistry
+from emoembed.errors import ConfigError
+from emoembed.model_zoo import catalogue, pretrained_dir
+from emoembed.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from emoembed.recipes import load_codec_recipe, load_encoder_recipe
+from emoembed.settings import resource_dir
+
+KINDS = ("codec", "model")
+
+
+def build_spec(name: str) -> dict[str, Any]:
+    """The catalogue entry of ``name``, checked: ``kind`` codec|model, a ``recipe``; a model also ``modality``,
+    ``codec`` (a packaged codec's name) and ``data``."""
+    entries = catalogue()
+    if name not in entries:
+        raise ConfigError(f"unknown pretrained model {name!r}; known: {', '.join(entries)}")
+    spec = dict(entries[name])
+    kind = spec.get("kind")
+    need = ["recipe"] + (["modality", "codec", "data"] if kind == "model" else [])
+    if kind not in KINDS or any(k not in spec for k in need):
+        raise ConfigError(f"pretrained/models.yaml: {name}: needs kind ({'|'.join(KINDS)}) and {', '.join(need)}")
+    return spec
+
+
+def recipe_for(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved recipe of a catalogue entry (its ``set`` overrides, data, augmentation; CPU, one device)."""
+    folder = "mappings" if spec["kind"] == "codec" else "encoders"
+    rel = f"{folder}/{spec['recipe']}.yaml"
+    overrides = dict(spec.get("set") or {})
+    if spec["kind"] == "codec":
+        recipe = load_codec_recipe(resource_dir(folder) / f"{spec['recipe']}.yaml", overrides)
+    else:
+        overrides = {"data": list(spec["data"]), "augment": list(spec.get("augment") or []),
+                     "training.device": "cpu"} | overrides
+        recipe = load_encoder_recipe(resource_dir(folder) / f"{spec['recipe']}.yaml", spec["modality"], overrides)
+    recipe["source"] = rel
+    return recipe
+
+
+def build_pretrained(name: str, out_dir: Path, data: DataRegistry, progress: bool = False,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``name`` from its recipe into ``out_dir`` (``config.json`` + ``model.safetensors``, each replaced
+    atomically). Returns ``{"recipe", "train_seconds", "test_mean", "sha256"}``. Runs with one torch thread (and
+    restores the previous count) so that reductions happen in one order: the weights are bit-identical run to run."""
+    spec = build_spec(name)
+    recipe = recipe_for(spec)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"emoembed-build-{name}-") as tmp:
+            run_dir = Path(tmp) / "run"
+            if spec["kind"] == "codec":
+                from emoembed.training.codec import run_map
+
+                metrics = run_map(recipe, run_dir, data, progress=progress, log=log)
+            else:
+                from emoembed.training.encoder import run_fit_encoder
+
+                metrics = run_fit_encoder(recipe, pretrained_dir(spec["codec"]), data, run_dir, progress=progress, log=log)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for fname in (WEIGHTS_NAME, CONFIG_NAME):
+                part = out_dir / f".{fname}.part"
+                shutil.copyfile(run_dir / fname, part)
+                os.replace(part, out_dir / fname)
+    finally:
+        torch.set_num_threads(threads)
+    return {"recipe": recipe, "train_seconds": metrics.get("train_seconds"), "test_mean": metrics.get("test_mean"),
+            "sha256": file_sha256(out_dir / WEIGHTS_NAME)}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_weights(a: Path, b: Path) -> tuple[bool, str]:
+    """Whether two ``model.safetensors`` hold the same tensors bit for bit: (equal, what differs)."""
+    from emoembed.io import load_safetensors
+
+    sa, sb = load_safetensors(a), load_safetensors(b)
+    if set(sa) != set(sb):
+        return False, f"different tensors: {sorted(set(sa) ^ set(sb))[:5]}"
+    diff = [k for k in sa if sa[k].shape != sb[k].shape or sa[k].dtype != sb[k].dtype or not torch.equal(sa[k], sb[k])]
+    if diff:
+        worst = max((float((sa[k].float() - sb[k].float()).abs().max()) for k in diff if sa[k].shape == sb[k].shape),
+                    default=float("nan"))
+        return False, f"{len(diff)} of {len(sa)} tensors differ (e.g. {diff[:3]}; largest difference {worst:.3g})"
+    return True, f"all {len(sa)} tensors bit-identical"

@@ -1,0 +1,188 @@
+"""LoRA adapters on the text encoder: only the adapter and the projection are saved, the frozen backbone comes back
+from its spec, predictions survive the round trip exactly, training moves only the adapter, a different backbone
+is refused, bad recipe keys are named."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_text import (
+    one_thread,  # noqa: F401  (autouse fixture)
+    tiny_bert_config,
+    tiny_codec,
+    tiny_tokenizer_dir,
+)
+
+from emoembed import adapters
+from emoembed.encoders.text import TextEncoder
+from emoembed.errors import CheckpointError, ConfigError
+from emoembed.model import EmotionModel
+
+LORA = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
+TEXTS = ["i am so happy today", "sad", "the dog was very angry"]
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    """A tiny random BERT saved as a Hugging Face folder (weights + tokenizer): stands in for the packaged MiniLM."""
+    from transformers import AutoModel, BertConfig, BertTokenizer
+
+    root = tmp_path_factory.mktemp("bb")
+    tok = tiny_tokenizer_dir(root)
+    torch.manual_seed(0)
+    cfg = tiny_bert_config()
+    cfg.pop("model_type", None)
+    model = AutoModel.from_config(BertConfig(**cfg))
+    model.save_pretrained(str(root / "bert"))
+    BertTokenizer.from_pretrained(str(tok)).save_pretrained(str(root / "bert"))
+    return root / "bert"
+
+
+def lora_model(backbone_dir, format_registry, seed: int = 1) -> EmotionModel:
+    torch.manual_seed(seed)
+    enc = TextEncoder.from_recipe({"backbone": str(backbone_dir), "max_length": 16, "lora": LORA}, 16)
+    with torch.no_grad():  # a trained adapter: B is non-zero (peft starts it at zero)
+        for name, p in enc.backbone.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.5)
+    return EmotionModel(enc, tiny_codec(format_registry), meta={"trained_formats": ["vad"]}).eval()
+
+
+def test_only_the_adapter_and_projection_are_trainable_and_saved(backbone_dir, format_registry, tmp_path):
+    model = lora_model(backbone_dir, format_registry)
+    trainable = [n for n, p in model.encoder.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in n or n.startswith("projection.") for n in trainable)
+    assert sum(".lora_A." in n for n in trainable) == 4  # 2 layers × (query, value)
+    saved = model.encoder.state_dict()
+    assert all(not k.startswith("backbone.") or ".lora_" in k for k in saved)
+    n_saved = sum(v.numel() for v in saved.values())
+    n_backbone = sum(p.numel() for p in model.encoder.backbone.parameters())
+    assert n_saved < 0.2 * n_backbone
+    model.save_pretrained(tmp_path / "m")
+    full = EmotionModel(TextEncoder.from_recipe({"backbone": str(backbone_dir), "max_length": 16}, 16),
+                        tiny_codec(format_registry)).save_pretrained(tmp_path / "full")
+    small, big = ((d / "model.safetensors").stat().st_size for d in (tmp_path / "m", full))
+    assert small < big / 3, (small, big)
+
+
+def test_round_trip_predicts_the_same(backbone_dir, format_registry, tmp_path):
+    model = lora_model(backbone_dir, format_registry)
+    before, emb = model.predict(TEXTS, "be6"), model.encode(TEXTS)
+    plain = EmotionModel(TextEncoder.from_recipe({"backbone": str(backbone_dir), "max_length": 16}, 16),
+                         model.codec).eval()
+    plain.encoder.projection.load_state_dict(model.encoder.projection.state_dict())
+    assert not np.allclose(plain.encode(TEXTS), emb, atol=1e-4)  # the adapter changes the embeddings
+    model.save_pretrained(tmp_path / "m")
+    loaded = EmotionModel.from_pretrained(tmp_path / "m")
+    assert loaded.encoder.lora == model.encoder.lora
+    pd.testing.assert_frame_equal(loaded.predict(TEXTS, "be6"), before)
+    np.testing.assert_array_equal(loaded.encode(TEXTS), emb)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_training_moves_only_the_adapter(backbone_dir, format_registry):
+    model = lora_model(backbone_dir, format_registry)
+    enc = model.encoder.train()
+    frozen = {k: v.clone() for k, v in enc.backbone.state_dict().items() if not adapters.is_adapter_key(k)}
+    lora_before = {k: v.clone() for k, v in enc.backbone.state_dict().items() if adapters.is_adapter_key(k)}
+    opt = torch.optim.Adam([p for p in enc.parameters() if p.requires_grad], lr=1e-2)
+    batch = enc.collate(TEXTS)
+    for _ in range(3):
+        loss = enc(batch).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = enc.backbone.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in frozen.items())
+    assert any(not torch.equal(after[k], v) for k, v in lora_before.items())
+
+
+def test_an_adapter_on_another_backbone_is_refused(backbone_dir, format_registry, tmp_path):
+    from transformers import AutoModel
+
+    lora_model(backbone_dir, format_registry).save_pretrained(tmp_path / "m")
+    other = AutoModel.from_pretrained(str(backbone_dir))
+    with torch.no_grad():
+        other.embeddings.word_embeddings.weight.add_(0.01)
+    other.save_pretrained(str(backbone_dir))  # the "installed backbone" changed under the adapter
+    try:
+        with pytest.raises(CheckpointError, match="trained on a backbone with weights"):
+            EmotionModel.from_pretrained(tmp_path / "m")
+    finally:
+        with torch.no_grad():
+            other.embeddings.word_embeddings.weight.sub_(0.01)
+        other.save_pretrained(str(backbone_dir))
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ({"rank": 0}, "lora.rank must be a positive integer"),
+    ({"rank": 4, "alpha": -1}, "lora.alpha must be a positive number"),
+    ({"rank": 4, "dropout": 1.0}, r"lora.dropout must be in \[0, 1\)"),
+    ({"rank": 4, "targets": ["query"]}, r"unknown key\(s\) \['targets'\]"),
+    ({"rank": 4, "target_modules": ["qkv"]}, r"\['qkv'\] match no linear layer"),
+])
+def test_bad_lora_settings_are_named(backbone_dir, bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        TextEncoder.from_recipe({"backbone": str(backbone_dir), "lora": bad}, 8)
+
+
+def test_a_random_init_backbone_cannot_carry_an_adapter(tmp_path):
+    tok = tiny_tokenizer_dir(tmp_path)
+    with pytest.raises(ConfigError, match="needs a backbone spec"):
+        TextEncoder.from_recipe({"backbone": None, "hf_config": tiny_bert_config(), "tokenizer": str(tok), "lora": LORA}, 8)
+
+
+@pytest.mark.slow
+def test_an_adapter_over_the_packaged_minilm_is_small_and_reloads(format_registry, tmp_path):
+    """The real all-MiniLM-L6-v2 (90 MB): a rank-16 adapter on every attention and feed-forward layer plus the
+    projection and a codec is saved in about 2 MB and loads offline to the same predictions."""
+    from emoembed.encoders.text import PACKAGED_MINILM
+
+    torch.manual_seed(0)
+    lora = {"rank": 16, "alpha": 32, "target_modules": ["query", "key", "value", "dense"]}
+    enc = TextEncoder.from_recipe({"lora": lora}, 16)
+    with torch.no_grad():
+        for name, p in enc.backbone.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.02)
+    model = EmotionModel(enc, tiny_codec(format_registry)).eval()
+    before = model.predict(TEXTS, "vad")
+    model.save_pretrained(tmp_path / "m")
+    size = (tmp_path / "m" / "model.safetensors").stat().st_size
+    assert size < 4_000_000, size  # the backbone alone is ~90 MB
+    loaded = EmotionModel.from_pretrained(tmp_path / "m")
+    assert loaded.encoder.backbone_spec == PACKAGED_MINILM
+    pd.testing.assert_frame_equal(loaded.predict(TEXTS, "vad"), before)
+
+
+def test_fit_encoder_trains_an_adapter_from_the_recipe_key(backbone_dir, format_registry, tmp_path, capsys):
+    """`fit-encoder` with `encoder.lora` (bundled EmoBank, a few steps): the frozen backbone weights are unchanged,
+    the run folder holds only the adapter, and predict/evaluate load it back."""
+    import yaml
+
+    from emoembed.cli import main
+
+    tiny_codec(format_registry).save_pretrained(tmp_path / "codec")
+    recipe = {"name": "text-tiny-lora", "modality": "text",
+              "encoder": {"backbone": str(backbone_dir), "max_length": 16, "lora": LORA},
+              "training": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "max_steps_per_epoch": 3, "max_train_items": 64,
+                           "bf16": False}, "data": ["emobank"]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["fit-encoder", "--modality", "text", "--codec", str(tmp_path / "codec"), "--recipe",
+                 str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu"]) == 0
+    from emoembed.io import load_safetensors
+
+    saved = load_safetensors(tmp_path / "run" / "model.safetensors")
+    assert any(".lora_B." in k for k in saved)
+    assert not [k for k in saved if k.startswith("encoder.backbone.") and ".lora_" not in k]
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if ".lora_B." in k)  # B started at zero and moved
+    model = EmotionModel.from_pretrained(tmp_path / "run")
+    base = TextEncoder.from_recipe({"backbone": str(backbone_dir)}, 16).backbone.state_dict()
+    for k, v in model.encoder.backbone.state_dict().items():
+        if not adapters.is_adapter_key(k):
+            assert torch.equal(v, base[k.replace(".base_layer.", ".")]), k
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "run"), "--format", "be6", "what a lovely day"]) == 0
+    assert capsys.readouterr().out.startswith("text,joy")

@@ -1,0 +1,180 @@
+"""The pretrained models shipped with the package: `emoembed/NAME` loads through the ordinary from_pretrained,
+predicts sensibly offline, is listed with its card's numbers, stays inside the size budget; the cards' test
+scores are what `emoembed evaluate` measures; `emoembed pretrained build` rebuilds weights bit for bit."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from emoembed.cli import main
+from emoembed.codec import EmotionCodec
+from emoembed.errors import ConfigError
+from emoembed.model import EmotionModel, load_model
+from emoembed.model_zoo import catalogue, card, folder_size, pretrained_dir, pretrained_names, zoo_dir
+
+REPO = Path(__file__).resolve().parent.parent
+BUDGET_BYTES = 25_000_000
+
+
+def word_model_name() -> str:
+    names = [n for n in pretrained_names() if catalogue()[n].get("modality") == "word"]
+    assert names, "no word model is built"
+    return names[0]
+
+
+def test_every_catalogue_model_is_built_with_its_card():
+    for name, spec in catalogue().items():
+        folder = pretrained_dir(name)
+        assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "config.json", "model.safetensors"]
+        info = card(name)
+        assert info["name"] == f"emoembed/{name}" and info["kind"] == spec["kind"]
+        assert info["scores"] and all(-1 <= r["primary"] <= 1 for r in info["scores"].values())
+        readme = (folder / "README.md").read_text(encoding="utf-8")
+        for section in ("## Intended use", "## Formats and scales", "## Training data and licences", "## Test scores",
+                        "## Known limits", "## Rebuild"):
+            assert section in readme, (name, section)
+        assert f"emoembed pretrained build {name}" in readme and info["evaluate"][0] in readme
+        for lic in info["licences"].values():  # each dataset's licence is in the card
+            assert lic in readme
+
+
+def test_packaged_models_fit_the_size_budget_and_hold_no_pickle():
+    total = sum(folder_size(zoo_dir() / n) for n in pretrained_names())
+    assert 0 < total <= BUDGET_BYTES, total
+    suffixes = {p.suffix for p in zoo_dir().rglob("*") if p.is_file()}
+    assert suffixes <= {".json", ".safetensors", ".md", ".yaml"}, suffixes
+
+
+def test_the_codec_loads_by_name_and_converts_sensibly():
+    codec = EmotionCodec.from_pretrained("emoembed/codec-full")
+    assert {"vad", "be5", "be6", "nrc10", "goemotions28", "ekman7", "fer7"} <= set(codec.formats)
+    assert isinstance(load_model("emoembed/codec-full"), EmotionCodec)
+    out = codec.convert([[0.8, 0.5, 0.3], [-0.7, 0.6, -0.4]], source="vad", target="be5")
+    assert out.loc[0, "joy"] > out.loc[1, "joy"] and out.loc[1, "anger"] > out.loc[0, "anger"]
+
+
+def test_the_word_model_predicts_by_name_offline(capsys):
+    name = word_model_name()
+    model = EmotionModel.from_pretrained(f"emoembed/{name}")
+    be5 = model.predict(["happy", "grief", "furious"], "be5")
+    assert be5.loc["happy", "joy"] > be5.loc["grief", "joy"]
+    assert be5.loc["grief", "sadness"] > be5.loc["happy", "sadness"]
+    assert be5.loc["furious", "anger"] > be5.loc["happy", "anger"]
+    capsys.readouterr()
+    assert main(["predict", "--model", name, "--format", "vad", "happy", "grief"]) == 0  # the bare name works too
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("word,valence") and len(rows) == 3
+    assert float(rows[1].split(",")[1]) > 0.3 and float(rows[2].split(",")[1]) < -0.1
+
+
+def test_list_pretrained_shows_each_models_card(capsys):
+    capsys.readouterr()
+    assert main(["list", "pretrained", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {f"emoembed/{n}" for n in catalogue()}
+    for name in catalogue():
+        r, info = rows[f"emoembed/{name}"], card(name)
+        assert r["formats"].split(",") == info["formats"] and r["data"].split(",") == info["training_data"]
+        assert re.fullmatch(r"\d+(\.\d\d MB| kB)", r["size"])
+        first = next(iter(info["scores"].values()))["primary"]
+        assert f"{first:.3f}" in r["test"]
+        assert "non-commercial research use" in r["licences"]  # every shipped model rests on NC/research-only data
+
+
+def test_unknown_names_list_the_known_ones(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ConfigError, match=r"unknown pretrained model 'emoembed/nope'; known: emoembed/codec-full"):
+        EmotionModel.from_pretrained("emoembed/nope")
+    capsys.readouterr()
+    assert main(["predict", "--model", "emoembed/nope", "--format", "be5", "happy"]) == 2
+    assert "unknown pretrained model" in capsys.readouterr().err
+    # a folder of the same name in the working directory wins over the bare name
+    monkeypatch.chdir(tmp_path)
+    EmotionCodec.from_pretrained("emoembed/codec-full").save_pretrained(tmp_path / "codec-full")
+    assert load_model("codec-full") is not None
+    (tmp_path / "codec-full" / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(Exception, match="model_type"):
+        load_model("codec-full")
+
+
+def test_missing_weights_say_how_to_rebuild(tmp_path, monkeypatch):
+    import emoembed.model_zoo as zoo
+
+    (tmp_path / "models.yaml").write_text("ghost: {kind: codec, recipe: default}\n", encoding="utf-8")
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path)
+    with pytest.raises(ConfigError, match="no weights in .*emoembed pretrained build ghost"):
+        EmotionCodec.from_pretrained("emoembed/ghost")
+    assert zoo.list_rows()[0]["size"] == "not built"
+
+
+@pytest.mark.realdata
+def test_codec_card_scores_are_what_evaluate_measures(capsys):
+    info = card("codec-full")
+    rows = {(r["pair"], r["source"], r["target"]): r["primary"] for r in info["test"]["rows"]}
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "emoembed/codec-full", "--data", "binder,kapucu,warriner_emolex", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert len(got["rows"]) == 6 and got["pooled"] is not None
+    for r in got["rows"]:
+        assert r["primary"] == pytest.approx(rows[(r["pair"], r["source"], r["target"])], abs=1e-9)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_word_card_scores_are_what_evaluate_measures(capsys):
+    name = word_model_name()
+    info = card(name)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", f"emoembed/{name}", "--data", "warriner", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["results"]["warriner"]
+    assert got["primary"] == pytest.approx(info["test"]["warriner"]["primary"], abs=1e-9)
+
+
+def test_evaluate_on_a_codec_names_wrong_cards(capsys):
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "emoembed/codec-full", "--data", "warriner"]) == 2
+    assert "'warriner' is a dataset card; a codec is evaluated on pair cards" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "emoembed/codec-full", "--data", "binder", "--format", "be5"]) == 2
+    assert "--codec and --format are for content models" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_rebuilding_the_smallest_model_gives_bit_identical_weights(tmp_path, capsys):
+    """`emoembed pretrained build words-glove50` (the quickest build: ~30 s CPU on the packaged codec) reproduces
+    the shipped weights bit for bit and the same model card. (codec-full: the same, ~2 CPU-minutes; see
+    docs/pretrained.md.)"""
+    from emoembed.io import load_safetensors
+
+    threads = torch.get_num_threads()
+    capsys.readouterr()
+    assert main(["pretrained", "build", "words-glove50", "--out", str(tmp_path / "rebuilt")]) == 0
+    out = capsys.readouterr().out
+    assert torch.get_num_threads() == threads  # the build's one thread is not left behind
+    shipped = load_safetensors(pretrained_dir("words-glove50") / "model.safetensors")
+    rebuilt = load_safetensors(tmp_path / "rebuilt" / "model.safetensors")
+    assert shipped.keys() == rebuilt.keys()
+    assert all(torch.equal(shipped[k], rebuilt[k]) for k in shipped)
+    assert card("words-glove50")["weights_sha256"] == json.loads((tmp_path / "rebuilt" / "card.json").read_text())["weights_sha256"]
+    assert "bit-identical to the shipped weights" in out
+    assert (pretrained_dir("words-glove50") / "README.md").read_text() == (tmp_path / "rebuilt" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("licence, restrictive", [
+    ("CC BY-NC-ND 3.0 (non-commercial; shipped as an unmodified copy)", True),
+    ("CC BY-NC 4.0 (NoRaRe compilation)", True),
+    ("NRC EmoLex terms: research purposes only (commercial use needs a licence from NRC)", True),
+    ("FER2013: Kaggle competition terms, research use only", True),
+    ("not stated (SemEval-2007 task release)", True),
+    ("MIT (JULIE Lab, EmoMap repository)", False),
+    ("ODbL (Open Database License)", False),
+    ("Apache-2.0 (google-research repository)", False),
+    ("CC BY-SA 4.0", False),
+])
+def test_licences_that_restrict_the_weights_are_recognised(licence, restrictive):
+    from emoembed.model_cards import is_restrictive
+
+    assert is_restrictive(licence) is restrictive
