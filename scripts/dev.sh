@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/emoembed" ] || [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp
   touch "$stamp"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-DEMO_WORD_MODEL=words-glove50
+DEMO_WORD_MODEL=words-minilm
 cmd="${1:-demo}"; shift || true
 case "$cmd" in
   demo)

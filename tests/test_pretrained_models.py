@@ -20,10 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 BUDGET_BYTES = 25_000_000
 
 
+WORD_MODELS = [n for n, s in catalogue().items() if s.get("modality") == "word"]
+
+
 def word_model_name() -> str:
-    names = [n for n in pretrained_names() if catalogue()[n].get("modality") == "word"]
-    assert names, "no word model is built"
-    return names[0]
+    assert WORD_MODELS, "no word model in the catalogue"
+    return WORD_MODELS[0]
 
 
 def test_every_catalogue_model_is_built_with_its_card():
@@ -57,8 +59,8 @@ def test_the_codec_loads_by_name_and_converts_sensibly():
     assert out.loc[0, "joy"] > out.loc[1, "joy"] and out.loc[1, "anger"] > out.loc[0, "anger"]
 
 
-def test_the_word_model_predicts_by_name_offline(capsys):
-    name = word_model_name()
+@pytest.mark.parametrize("name", WORD_MODELS)
+def test_the_word_models_predict_by_name_offline(name, capsys):
     model = EmotionModel.from_pretrained(f"emoembed/{name}")
     be5 = model.predict(["happy", "grief", "furious"], "be5")
     assert be5.loc["happy", "joy"] > be5.loc["grief", "joy"]
