@@ -939,3 +939,16 @@ def test_tmp_pair_joins_two_cards(make_registry):
     np.testing.assert_allclose(p.labels_b, [[0.5] * 5, [1, 0, 0, 0, 0]])
     w = reg.dataset("w").frame.set_index("item")["split"]
     assert p.split.tolist() == [w["foo"], w["baz"]]  # from_left
+
+
+def test_the_default_registry_follows_the_environment(tmp_path, monkeypatch):
+    """Built once per process, again when EMOEMBED_DATA changes: a test (or a long-lived process) that unsets the
+    variable no longer sees the datasets found under it."""
+    from emoembed.data.registry import default_data_registry
+
+    monkeypatch.setenv("EMOEMBED_DATA", str(tmp_path))
+    first = default_data_registry()
+    assert default_data_registry() is first and tmp_path in first.roots
+    monkeypatch.delenv("EMOEMBED_DATA")
+    second = default_data_registry()
+    assert second is not first and tmp_path not in second.roots

@@ -357,10 +357,20 @@ def _apply_filter(raw: pd.DataFrame, spec: dict[str, Any], where: str) -> pd.Dat
 
 
 _DEFAULT: DataRegistry | None = None
+_DEFAULT_KEY: tuple | None = None
 
 
 def default_data_registry() -> DataRegistry:
-    global _DEFAULT
-    if _DEFAULT is None:
+    """The registry of the bundled and user cards over :func:`~emoembed.settings.data_roots`, built once per
+    process and built again when the environment it was built from changes (``EMOEMBED_DATA``, ``EMOEMBED_HOME``
+    or ``EMOEMBED_CARDS`` set or unset meanwhile: a long-lived process, the tests)."""
+    global _DEFAULT, _DEFAULT_KEY
+    import os
+
+    from emoembed.settings import data_roots
+
+    key = (tuple(data_roots()), os.environ.get("EMOEMBED_CARDS", ""))
+    if _DEFAULT is None or _DEFAULT_KEY != key:
         _DEFAULT = DataRegistry.load()
+        _DEFAULT_KEY = key
     return _DEFAULT
