@@ -90,7 +90,8 @@ def fer_recipe(args: argparse.Namespace) -> dict:
                             {"type": "RandomHorizontalFlip"}],
         "eval_transform": [grey, {"type": "Resize", "size": s}, {"type": "CenterCrop", "size": s}],
         "check": "exists", "freeze_backbone": not args.finetune, "cache_features": True, "dropout": args.dropout})
-    recipe["loss_weights"] = {**recipe["loss_weights"], "agreement": args.agreement}
+    if args.agreement is not None:
+        recipe["loss_weights"] = {**recipe["loss_weights"], "agreement": args.agreement}
     recipe["training"].update({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "patience": args.patience or args.epochs,
                                "optimizer": args.optimizer, "weight_decay": args.weight_decay,
@@ -260,7 +261,8 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.5, help="before the projection")
     ap.add_argument("--crop-min", type=float, default=0.7, help="RandomResizedCrop's smallest area (reference .08)")
     ap.add_argument("--aug-formats", default="vad", help="Aug's codec-made label formats (comma-separated)")
-    ap.add_argument("--agreement", type=float, default=0.0, help="weight of the agreement loss (z ≈ the codec's label embedding)")
+    ap.add_argument("--agreement", type=float, help="weight of the agreement loss (z ≈ the codec's embedding of the gold "
+                    "label); default: the recipe's (1.0, see docs/images.md on FER+)")
     ap.add_argument("--resume", action="store_true", help="fine-tuning: continue each condition from OUT/COND/training_state.pt")
     ap.add_argument("--oasis-size", type=int, default=224)
     ap.add_argument("--oasis-folds", type=int, default=5)
@@ -382,6 +384,10 @@ def main() -> None:
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
 
 
+def recipe_agreement(args) -> float:
+    return float(fer_recipe(args)["loss_weights"]["agreement"])
+
+
 def render(res: dict, args) -> str:
     c = res["conditions"]
     conds = ("bsl", "sng", "aug")
@@ -399,7 +405,7 @@ def render(res: dict, args) -> str:
     secs = ", ".join(f"{k} {c[k]['train_seconds'] / 60:.1f} min" for k in conds if k in c)
     header = (f"FER2013: tf_efficientnet_lite0 (packaged ImageNet weights), {how}; {args.size} px, "
               f"{args.train_items or 'all 28,709'} train images, up to {args.epochs} epochs, {args.optimizer} lr {args.lr:g}, "
-              f"batch {args.batch_size}, Aug = + codec-made {args.aug_formats}, agreement weight {args.agreement:g}; "
+              f"batch {args.batch_size}, Aug = + codec-made {args.aug_formats}, agreement weight {recipe_agreement(args):g}; "
               f"training wall time {secs}; test = all 3,589 PrivateTest faces.")
     zero_intro = ("Zero-shot (no gold labels of the format in training). The Bsl column is the pipeline baseline "
                   "(Bsl's fer7 probabilities → pairwise FFN mapper):")
