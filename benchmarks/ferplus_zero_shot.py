@@ -3,8 +3,10 @@
     EMOEMBED_DATA=../shared/data python benchmarks/ferplus_zero_shot.py --codec runs/map-full [--out runs/ferplus-zs.json]
 
 All variants train only the projection on the same frozen EfficientNet-Lite0 features (112 px, all of FER2013
-train, grey; computed once and cached, see ``emoembed.encoders.feature_cache``) through the codec's frozen fer7
-head, 20 epochs of AdamW 1e-3 (``benchmarks/images.py``'s frozen profile). For each it reports FER2013 test
+train, grey; computed once and cached, see ``emoembed.encoders.feature_cache``). First the oracle: FER+ accuracy
+from the gold fer7 labels through the codec's fer7 → ferplus8 conversion and through the pipeline's mapper, and
+the share of the ferplus8 head's weight outside the fer7 head's row space. Then the variants, each trained
+through the codec's frozen fer7 head for 20 epochs of AdamW 1e-3 (``benchmarks/images.py``'s frozen profile). For each it reports FER2013 test
 accuracy, FER+ majority accuracy read through the ferplus8 head (zero-shot), the same encoder read through the
 codec's relay (its fer7 probabilities encoded as labels by the codec, decoded as ferplus8), and the geometry: the
 mean norm of the part of z that the fer7 head cannot see (the orthogonal complement of its rows) next to the
@@ -39,6 +41,21 @@ VARIANTS = {"sng": {}, "aug_vad": {"augment": ["vad"]}, "sng_zero_init": {"zero_
             "aug_vad_ferplus8": {"augment": ["vad", "ferplus8"]}, "sng_agreement1": {"agreement": 1.0}}
 
 
+def oracle(codec: EmotionCodec, reg, seed: int) -> dict:
+    """FER+ majority accuracy from the gold fer7 labels of the FER2013 × FER+ test faces: the codec's own
+    fer7 → ferplus8 conversion and the pipeline's mapper (trained on the gold pair, as in benchmarks/images.py)."""
+    pair = reg.pair("fer2013_ferplus")
+    test = pair.split == "test"
+    x = torch.as_tensor(pair.labels_a[test], dtype=torch.float32)
+    gold = pair.labels_b[test]
+    fp = codec.formats["ferplus8"]
+    with torch.no_grad():
+        relay = bench.decode(codec, fp, codec.encode_labels("fer7", x), torch.device("cpu"))
+    mapper, _ = bench.train_baseline_direction(pair, False, bench.load_codec_recipe(bench.ROOT / "mappings" / "full.yaml")["baseline"], seed)
+    pipe = bench.map_with(mapper, x.numpy(), fp)
+    return {"codec": evaluate_format(relay, gold, fp)["accuracy"], "pipeline_mapper": evaluate_format(pipe, gold, fp)["accuracy"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--codec", default="runs/map-full")
@@ -62,7 +79,9 @@ def main() -> None:
     basis, _ = torch.linalg.qr(codec.heads["fer7"].weight.detach().T)  # orthonormal basis of the fer7 head's rows
     h8 = codec.heads["ferplus8"].weight.detach()
     cpu = torch.device("cpu")
-    results = {}
+    results: dict = {"oracle": oracle(codec, reg, args.seed),
+                     "ferplus8_head_weight_outside_fer7_rows": float(1 - ((h8 @ basis).norm() ** 2 / h8.norm() ** 2))}
+    print("oracle", json.dumps(results), flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         kw = VARIANTS[name]
         recipe = bench.fer_recipe(profile)
