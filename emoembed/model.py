@@ -34,6 +34,16 @@ from emoembed.tasks import Task
 Items = Sequence[Any] | str
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def _onnx_backend():
+    """:mod:`emoembed.onnx_backend`, imported on first use (it builds on this module; onnxruntime loads only then)."""
+    import importlib
+
+    return importlib.import_module("emoembed.onnx_backend")
+
+
 class DirectHeads(nn.Module):
     """The no-codec baseline: one trainable linear layer (with bias) per format on the encoder output."""
 
@@ -88,7 +98,8 @@ class EmotionModel(PretrainedModule):
         return fmts[name]
 
     def _device(self) -> torch.device:
-        return next(self.encoder.parameters()).device
+        param = next(self.encoder.parameters(), None)  # an ONNX-backed encoder has none: it runs on CPU
+        return param.device if param is not None else torch.device("cpu")
 
     # ------------------------------------------------------------------ inference
     def _items(self, items: Items) -> list[Any]:
@@ -222,6 +233,31 @@ class EmotionModel(PretrainedModule):
                 **self.meta}
 
     @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu", backend: str = "auto",
+                        threads: int | None = None) -> EmotionModel:
+        """Load a saved model. ``backend``: ``"auto"`` (what the folder holds), ``"torch"`` or ``"onnx"`` (a folder
+        written by :meth:`export_onnx`, run by onnxruntime on CPU with ``threads`` threads, default torch's; see
+        :mod:`emoembed.onnx_backend`). CheckpointError when the folder holds the other kind."""
+        from emoembed.model_zoo import resolve_model_dir
+        from emoembed.pretrained import read_config
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        directory = resolve_model_dir(directory)  # emoembed/<name>: a model shipped with the package
+        cfg = read_config(directory, cls.model_type)
+        onnx_folder = isinstance(cfg.get("backend"), Mapping) and cfg["backend"].get("name") == "onnx"
+        if backend == "onnx" or (backend == "auto" and onnx_folder):
+            return _onnx_backend().load_onnx_model(directory, threads)
+        if onnx_folder:
+            raise CheckpointError(f"{directory} holds an ONNX export; load it with backend='onnx' (predict --backend onnx)")
+        return super().from_pretrained(directory, device)
+
+    def export_onnx(self, directory: str | Path, quantize: str | None = None) -> Path:
+        """Write this model as an ONNX Runtime model folder (``quantize``: None or ``"int8"``); see
+        :mod:`emoembed.onnx_backend`. Load it with ``from_pretrained(directory)``."""
+        return _onnx_backend().export_onnx(self, directory, quantize)
+
+    @classmethod
     def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
         validate_model_config(cfg, source)
 
@@ -240,12 +276,14 @@ class EmotionModel(PretrainedModule):
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CheckpointError(f"{source}: invalid model config: missing or bad field {exc}") from None
         meta = {k: v for k, v in cfg.items() if k not in ("model_type", "emoembed_version", "checkpoint_format", "modality",
-                                                         "encoder", "codec", "heads", "direct_formats", *INTEGRITY_KEYS)}
+                                                         "encoder", "codec", "heads", "direct_formats", "backend", *INTEGRITY_KEYS)}
         return cls(encoder, codec, direct, meta)
 
 
-def load_model(directory: str | Path) -> EmotionModel | EmotionCodec:
-    """Whatever ``directory`` holds: a content model or a codec."""
+def load_model(directory: str | Path, backend: str = "auto") -> EmotionModel | EmotionCodec:
+    """Whatever ``directory`` holds: a content model (on ``backend``) or a codec."""
     if saved_model_type(directory) == EmotionCodec.model_type:
+        if backend == "onnx":
+            raise ConfigError(f"{directory} is a codec; --backend onnx is for text and image models")
         return EmotionCodec.from_pretrained(directory)
-    return EmotionModel.from_pretrained(directory)
+    return EmotionModel.from_pretrained(directory, backend=backend)

@@ -60,4 +60,4 @@ def main(argv: list[str] | None = None) -> int:
 def _register_verbs() -> None:
     """Each verb module registers its verbs in :data:`~emoembed.cli.common.VERBS` on import (in this order on
     ``--help``); the modules import their heavy dependencies only when a verb runs."""
-    from emoembed.cli import data, train, predict, plot, index, listing, pretrained  # noqa: F401  (this order on --help)
+    from emoembed.cli import data, train, predict, inference, plot, index, listing, pretrained  # noqa: F401  (this order on --help)

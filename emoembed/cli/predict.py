@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from emoembed.cli.common import parse_scale, test_table, verb, with_codec_option
+from emoembed.cli.inference import add_predict_options, check_streaming_options, stream_predict, streamable
 from emoembed.errors import EmoembedError
 from emoembed.io import check_output_path
 from emoembed.runlock import run_folder_lock
@@ -23,7 +24,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                    "packaged model emoembed/NAME (`emoembed list pretrained`)")
     p.add_argument("--format", required=True, help="target label format (any format the codec knows)")
     p.add_argument("items", nargs="*", help="words / texts / image paths to predict (or use --input)")
-    p.add_argument("--input", help="csv/tsv/jsonl file: content column (models) or the source format's columns (codecs)")
+    p.add_argument("--input", help="csv/tsv/jsonl/parquet file: content column (models) or the source format's columns (codecs)")
     p.add_argument("--column", help="models: column of --input holding the content (default: the only column, or "
                                     "word/text/image/content/path); codecs: the column of class names (comma-separated "
                                     "for multilabel) of a class --source-format. Matched case-insensitively")
@@ -41,13 +42,15 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                         "(vector, default), get empty outputs (nan), or stop the run (error); the output's coverage "
                         "column gives the share of each item the encoder knows")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--output", help="csv/tsv to write (default: stdout)")
+    p.add_argument("--output", help="csv/tsv (or parquet) to write (default: stdout); a csv/tsv/jsonl/parquet --input is "
+                   "then read, predicted and written in chunks, resumably (see --chunk-size, --shard)")
     p.add_argument("--on-bad-image", choices=["skip", "error"], help="image models: an unreadable image file is "
                    "reported and predicted as empty cells (skip) or stops with an error naming it (error); "
                    "default: the model recipe's on_bad_image")
     p.add_argument("--codec", help="models: decode with this codec instead, one extended from the model's own by "
                    "`map --extend` (its new formats come zero-shot)")
     add_threads_argument(p)
+    add_predict_options(p)
 
 
 def _predict_run(args: argparse.Namespace) -> int:
@@ -56,9 +59,10 @@ def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.model import load_model
     from emoembed.tables import content_column, write_table
 
+    check_streaming_options(args)
     if args.output:
         check_output_path(args.output)  # before any work: a folder or an unwritable place fails at once
-    model = load_model(args.model)
+    model = load_model(args.model, backend=args.backend)
     if isinstance(model, EmotionCodec):
         if args.codec:
             raise EmoembedError("--codec is for content models; --model is already a codec")
@@ -75,6 +79,8 @@ def _predict_run(args: argparse.Namespace) -> int:
         note("predict", text)
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
+    if args.input and args.output and streamable(args):  # emoembed.streaming: files of any size
+        return stream_predict(model, args)
     if args.input:
         items = content_column(read_user_table(args.input), args.column, args.input)
     elif args.column:

@@ -1,0 +1,352 @@
+"""Streaming prediction over files larger than memory: read a chunk of rows, predict it, write it, repeat.
+
+    predict_file(model, "big.csv", "out.parquet", format="vad", column="text", chunk_size=10_000, shard=(0, 4))
+
+* **Inputs**: ``.csv``, ``.tsv``, ``.jsonl`` (one JSON object per line) and ``.parquet``; one column holds the
+  content (``column``, else the only column, else the first of :data:`CONTENT_COLUMNS`). Memory holds one chunk.
+* **Outputs**: ``.parquet``, ``.csv`` or ``.tsv``; the same columns and rows as the in-memory ``predict`` (the content,
+  then one column per variable, ``label`` for class formats), in input order.
+* **Resumable**: every finished chunk is written atomically as ``OUTPUT.partial/part-NNNNNNNN.parquet`` next to a
+  ``manifest.json`` naming the input (path, size, mtime), the model (config and weights fingerprint), the format,
+  scale, column, chunk size and shard. A run that is killed leaves only whole parts; the next run with the same
+  settings skips them (no duplicate or missing rows) and a run with other settings refuses to mix them unless told
+  ``fresh=True``. When all chunks are done the parts are concatenated into a temporary file that is renamed to
+  ``OUTPUT`` (atomic finalisation), then the ``.partial`` folder is removed.
+* **Shards**: ``shard=(i, n)`` predicts rows ``[⌊i·R/n⌋, ⌊(i+1)·R/n⌋)`` of the R input rows, so the outputs of shards
+  0…n−1 concatenated in order equal the unsharded output (array jobs on any scheduler).
+* **Bad input**: a missing/empty item raises :class:`~emoembed.errors.DataError` naming the file and its line
+  (csv/tsv: the header is line 1, assuming no quoted line breaks; jsonl: line = row + 1; parquet: the row).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emoembed.errors import DataError, EmoembedError
+from emoembed.io import atomic_write, atomic_write_json
+
+CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence")
+INPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet")
+DEFAULT_CHUNK_SIZE = 10_000
+PARTIAL_SUFFIX = ".partial"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class StreamResult:
+    output: Path
+    rows: int            # rows of this shard written to ``output``
+    chunks: int          # chunks of this shard
+    resumed_chunks: int  # chunks found done by an earlier run and not predicted again
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------------------- input
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"I/N"`` → (I, N) with 0 ≤ I < N; None → (0, 1)."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise EmoembedError(f"--shard must be I/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise EmoembedError(f"--shard {text}: need 0 ≤ I < N")
+    return i, n
+
+
+def _kind(path: Path, allowed: Sequence[str], what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        suffix = ".jsonl"
+    if suffix not in allowed:
+        raise DataError(f"{path}: {what} must be one of {', '.join(allowed)} (got {path.suffix or 'no suffix'!r})")
+    return suffix
+
+
+def input_columns(path: Path) -> list[str]:
+    """The column names of a csv/tsv/jsonl/parquet file (reads the header or the first line only)."""
+    kind = _kind(path, INPUT_SUFFIXES, "--input")
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        if kind == ".jsonl":
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        row = json.loads(line)
+                        if not isinstance(row, dict):
+                            raise DataError(f"{path}, line 1: expected one JSON object per line")
+                        return list(row)
+            raise DataError(f"{path}: no rows")
+        return list(pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", nrows=0).columns)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except (json.JSONDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot parse: {exc}") from None
+
+
+def pick_column(columns: Sequence[str], column: str | None, source: Path | str) -> str:
+    """The content column: ``column``, else the only column, else the first of :data:`CONTENT_COLUMNS` present."""
+    if column:
+        if column not in columns:
+            raise DataError(f"{source}: no column {column!r}; columns: {list(columns)}")
+        return column
+    if len(columns) == 1:
+        return columns[0]
+    for c in CONTENT_COLUMNS:
+        if c in columns:
+            return c
+    raise DataError(f"{source}: which column holds the content? pass --column (columns: {list(columns)})")
+
+
+def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
+    """The values of ``column`` in consecutive lists of at most ``size`` rows (one list in memory at a time)."""
+    kind = _kind(path, INPUT_SUFFIXES, "--input")
+    try:
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=[column]):
+                yield batch.column(0).to_pylist()
+        elif kind == ".jsonl":
+            with pd.read_json(path, lines=True, chunksize=size, dtype=False) as reader:
+                for frame in reader:
+                    if column not in frame.columns:
+                        raise DataError(f"{path}: a line lacks the column {column!r}")
+                    yield frame[column].tolist()
+        else:
+            with pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", usecols=[column], dtype={column: str},
+                             chunksize=size) as reader:
+                for frame in reader:
+                    yield frame[column].tolist()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path}: cannot parse: {exc}") from None
+
+
+def count_rows(path: Path, column: str, size: int = 100_000) -> int:
+    """Rows in the input (parquet: from the footer; csv/jsonl: one pass over the content column)."""
+    if _kind(path, INPUT_SUFFIXES, "--input") == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return sum(len(c) for c in _raw_chunks(path, column, size))
+
+
+def iter_chunks(path: Path, column: str, chunk_size: int, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[int, int, list[Any]]]:
+    """(chunk index, first row, items) for rows ``[start, stop)`` in chunks of ``chunk_size`` rows; chunk 0 starts
+    at ``start`` whatever the reader's own block boundaries are."""
+    buf: list[Any] = []
+    buf_start = start  # input row of buf[0]
+    row = 0  # input row of the next value read
+    index = 0
+    for values in _raw_chunks(path, column, chunk_size):
+        lo, hi = row, row + len(values)
+        row = hi
+        if hi <= start:
+            continue
+        if stop is not None and lo >= stop:
+            break
+        a = max(start - lo, 0)
+        b = len(values) if stop is None else min(len(values), stop - lo)
+        buf.extend(values[a:b])
+        while len(buf) >= chunk_size:
+            yield index, buf_start, buf[:chunk_size]
+            buf = buf[chunk_size:]
+            buf_start += chunk_size
+            index += 1
+    if buf:
+        yield index, buf_start, buf
+
+
+def line_of(path: Path, row: int) -> str:
+    """Where input row ``row`` (0-based) is, in the words an editor uses."""
+    kind = _kind(path, INPUT_SUFFIXES, "--input")
+    if kind == ".parquet":
+        return f"row {row}"
+    return f"line {row + (2 if kind in ('.csv', '.tsv') else 1)}"
+
+
+def check_chunk(encoder: Any, items: list[Any], path: Path, first_row: int) -> None:
+    """``encoder.check_items`` on a chunk; a bad item is reported by its file line."""
+    try:
+        encoder.check_items(items, where=str(path))
+    except DataError:
+        for i, item in enumerate(items):
+            try:
+                encoder.check_items([item], where="")
+            except DataError as exc:
+                reason = str(exc).split("row 0: ", 1)[-1]
+                raise DataError(f"{path}, {line_of(path, first_row + i)}: {reason}") from None
+        raise
+
+
+# ---------------------------------------------------------------------------------------------- output
+def _model_fingerprint(model: Any) -> str:
+    from emoembed.codec import tensors_fingerprint
+
+    cfg = json.dumps(model.config(), sort_keys=True, default=str)
+    backend = json.dumps(getattr(model, "backend_info", None), sort_keys=True, default=str)
+    h = hashlib.sha256((cfg + backend).encode())
+    h.update(tensors_fingerprint(model.state_dict()).encode())
+    return h.hexdigest()
+
+
+def _manifest(model: Any, path: Path, column: str, fmt: str, scale: Any, chunk_size: int, shard: tuple[int, int],
+              start: int, stop: int, total: int) -> dict[str, Any]:
+    st = path.stat()
+    return {"input": str(path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
+            "column": column, "model": _model_fingerprint(model), "format": fmt,
+            "scale": list(scale) if isinstance(scale, (tuple, list)) else scale, "chunk_size": chunk_size,
+            "shard": list(shard), "rows": [start, stop], "input_rows": total}
+
+
+def _part_path(parts: Path, index: int) -> Path:
+    return parts / f"part-{index:08d}.parquet"
+
+
+def _write_part(frame: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _finalise(parts: Path, n_chunks: int, output: Path) -> int:
+    """Concatenate the parts into ``output`` through a temporary file (renamed into place); returns the rows."""
+    import pyarrow.parquet as pq
+
+    kind = _kind(output, OUTPUT_SUFFIXES, "--output")
+    rows = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        if kind == ".parquet":
+            writer = None
+            try:
+                for i in range(n_chunks):
+                    table = pq.read_table(_part_path(parts, i))
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                    rows += table.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            sep = "\t" if kind == ".tsv" else ","
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                for i in range(n_chunks):
+                    frame = pq.read_table(_part_path(parts, i)).to_pandas()
+                    frame.to_csv(f, sep=sep, index=False, header=i == 0, float_format="%.6g")
+                    rows += len(frame)
+
+    atomic_write(output, write)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def predict_file(model: Any, input: str | Path, output: str | Path, format: str, column: str | None = None,
+                 scale: str | Sequence[float] = "normalized", batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 shard: tuple[int, int] = (0, 1), fresh: bool = False, progress: bool = True) -> StreamResult:
+    """Predict ``format`` for every row of ``input`` and write ``output`` chunk by chunk (see the module doc).
+
+    ``model``: an :class:`~emoembed.model.EmotionModel` (torch or ONNX backend). Returns a :class:`StreamResult`.
+    Raises :class:`DataError` for unreadable input, a bad row (file and line named) or partial results of a run with
+    other settings (unless ``fresh``), :class:`EmoembedError` for a bad shard or chunk size."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    input, output = Path(input), Path(output)
+    _kind(output, OUTPUT_SUFFIXES, "--output")
+    if chunk_size < 1:
+        raise EmoembedError(f"--chunk-size must be ≥ 1, got {chunk_size}")
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise EmoembedError(f"shard {i}/{n}: need 0 ≤ I < N")
+    if output.resolve() == input.resolve():
+        raise EmoembedError(f"--output {output} is the input file")
+    model.format(format)
+    col = pick_column(input_columns(input), column, input)
+    total = count_rows(input, col)
+    if total == 0:
+        raise DataError(f"{input}: no rows")
+    start, stop = (i * total) // n, ((i + 1) * total) // n
+    n_chunks = math.ceil((stop - start) / chunk_size) if stop > start else 0
+    parts = output.with_name(output.name + PARTIAL_SUFFIX)
+    manifest = _manifest(model, input, col, format, scale, chunk_size, (i, n), start, stop, total)
+    if parts.exists():
+        old = _read_manifest(parts)
+        if fresh or old is None:
+            shutil.rmtree(parts)
+        elif old != manifest:
+            changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            raise DataError(f"{parts} holds partial results of a run with other settings ({', '.join(changed)} differ); "
+                            f"rerun with the same settings to continue it, or pass --fresh to discard it")
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(manifest, parts / MANIFEST)
+    done = {k for k in range(n_chunks) if _part_path(parts, k).exists()}
+    resumed = len(done)
+    encoder = model.encoder
+    bar = tqdm(total=stop - start, unit="row", desc=f"predict {input.name}" + (f" [shard {i}/{n}]" if n > 1 else ""),
+               disable=not progress, file=sys.stderr, smoothing=0.1, dynamic_ncols=True)
+    try:
+        bar.update(sum(min(chunk_size, stop - start - k * chunk_size) for k in done))
+        for index, first, items in iter_chunks(input, col, chunk_size, start, stop):
+            if index in done:
+                continue
+            try:
+                frame = model.predict(items, format, scale=scale, batch_size=batch_size).reset_index()
+            except DataError:
+                check_chunk(encoder, items, input, first)  # names the file line of the bad item
+                raise
+            _write_part(frame, _part_path(parts, index))
+            bar.update(len(items))
+    finally:
+        bar.close()
+    missing = [k for k in range(n_chunks) if not _part_path(parts, k).exists()]
+    if missing:  # the input shrank while we read it
+        raise DataError(f"{input}: changed while being read (chunks {missing[:3]} missing); rerun with --fresh")
+    rows = _finalise(parts, n_chunks, output) if n_chunks else _write_empty(model, format, output)
+    shutil.rmtree(parts, ignore_errors=True)
+    return StreamResult(output, rows, n_chunks, resumed, time.perf_counter() - t0)
+
+
+def _write_empty(model: Any, fmt: str, output: Path) -> int:
+    """An empty shard (more shards than rows) still writes its (empty) output with the right columns."""
+    columns = [model.modality, *model.format(fmt).variables] + (["label"] if model.format(fmt).kind != "regression" else [])
+    frame = pd.DataFrame({c: pd.Series([], dtype="object" if c in (model.modality, "label") else "float32") for c in columns})
+    kind = _kind(output, OUTPUT_SUFFIXES, "--output")
+    if kind == ".parquet":
+        atomic_write(output, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(output, lambda tmp: frame.to_csv(tmp, sep="\t" if kind == ".tsv" else ",", index=False))
+    return 0
+
+
+def _read_manifest(parts: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((parts / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
