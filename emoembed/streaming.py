@@ -133,8 +133,9 @@ def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
                         raise DataError(f"{path}: a line lacks the column {column!r}")
                     yield frame[column].tolist()
         else:
+            # only an empty cell is missing: "None", "NA", "null"… are texts (words) like any other
             with pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", usecols=[column], dtype={column: str},
-                             chunksize=size) as reader:
+                             keep_default_na=False, na_values={column: [""]}, chunksize=size) as reader:
                 for frame in reader:
                     yield frame[column].tolist()
     except UnicodeDecodeError as exc:

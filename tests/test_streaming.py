@@ -131,6 +131,11 @@ def test_cli_streams_names_bad_lines_and_keeps_nothing_half_written(model, input
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"]), "--output", str(out),
                  "--chunk-size", "25", "--shard", "1/2", "--quiet"]) == 0
     assert f"wrote 52 rows to {out}" in capsys.readouterr().err and len(read(out)) == 52
+    words = tmp_path / "words.csv"  # pandas would read these as missing values; they are texts
+    words.write_text("text\nNone\nNA\nnull\nn/a\n", encoding="utf-8")
+    assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(words), "--output",
+                 str(tmp_path / "w.parquet"), "--quiet"]) == 0
+    assert read(tmp_path / "w.parquet")["text"].tolist() == ["None", "NA", "null", "n/a"]
     bad = tmp_path / "bad.csv"
     bad.write_text("id,text\n1,fine\n2,good\n3,\n", encoding="utf-8")
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(bad), "--output",
