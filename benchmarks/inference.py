@@ -62,7 +62,7 @@ def emobank_texts(n: int | None = None) -> list[str]:
 
 def emobank_task():
     from emoembed.data.registry import default_data_registry
-    from emoembed.training import task_from_dataset
+    from emoembed.tasks import task_from_dataset
 
     return task_from_dataset(default_data_registry().dataset("emobank"), "vad")
 
@@ -224,7 +224,7 @@ def tiny_onnx_model(out: Path) -> Path:
     from emoembed.model import EmotionModel
 
     reg = FormatRegistry.load(REPO / "mappings" / "formats.yaml", REPO / "mappings" / "equivalences.yaml")
-    tok = tiny_tokenizer_dir(out / "tiny-tok")
+    tok = tiny_tokenizer_dir(out.resolve() / "tiny-tok")  # an absolute path: saved configs resolve relative ones against the model folder
     model = EmotionModel(tiny_encoder(tok, dim=16, max_length=32), tiny_codec(reg), meta={"trained_formats": ["vad"]})
     return model.eval().export_onnx(out / "tiny-onnx")
 

@@ -33,9 +33,9 @@ from typing import Any
 import pandas as pd
 
 from emoembed.errors import DataError, EmoembedError
+from emoembed.inputs import CONTENT_COLUMNS, sniff_delimiter
 from emoembed.io import atomic_write, atomic_write_json
 
-CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence")
 INPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet")
 DEFAULT_CHUNK_SIZE = 10_000
@@ -94,7 +94,7 @@ def input_columns(path: Path) -> list[str]:
                             raise DataError(f"{path}, line 1: expected one JSON object per line")
                         return list(row)
             raise DataError(f"{path}: no rows")
-        return list(pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", nrows=0).columns)
+        return [str(c).strip() for c in pd.read_csv(path, sep=csv_delimiter(path), nrows=0, encoding="utf-8-sig").columns]
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except pd.errors.EmptyDataError:
@@ -103,18 +103,45 @@ def input_columns(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot parse: {exc}") from None
 
 
+def _find(columns: Sequence[str], name: str) -> str | None:
+    if name in columns:
+        return name
+    folded = {str(c).strip().casefold(): c for c in columns}
+    return folded.get(name.strip().casefold())
+
+
 def pick_column(columns: Sequence[str], column: str | None, source: Path | str) -> str:
-    """The content column: ``column``, else the only column, else the first of :data:`CONTENT_COLUMNS` present."""
+    """The content column, by the rules of the in-memory ``predict`` (:mod:`emoembed.inputs`): ``column`` (matched
+    case-insensitively), else the only column, else the first usual content-column name present."""
     if column:
-        if column not in columns:
-            raise DataError(f"{source}: no column {column!r}; columns: {list(columns)}")
-        return column
+        found = _find(columns, column)
+        if found is None:
+            raise DataError(f"{source}: no column {column!r} (named by --column; matched case-insensitively); "
+                            f"columns: {list(columns)}")
+        return found
     if len(columns) == 1:
         return columns[0]
-    for c in CONTENT_COLUMNS:
-        if c in columns:
-            return c
+    for name in CONTENT_COLUMNS:
+        if (found := _find(columns, name)) is not None:
+            return found
     raise DataError(f"{source}: which column holds the content? pass --column (columns: {list(columns)})")
+
+
+def csv_delimiter(path: Path, sample_lines: int = 50) -> str:
+    """The delimiter the in-memory reader would sniff (:func:`emoembed.inputs.sniff_delimiter`) from the first
+    non-blank lines; ``.csv`` falls back to a comma."""
+    suffix = path.suffix.lower()
+    sample: list[str] = []
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for line in f:
+                if line.strip():
+                    sample.append(line.rstrip("\r\n"))
+                    if len(sample) >= sample_lines:
+                        break
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    return sniff_delimiter(sample, suffix) or ("\t" if suffix == ".tsv" else ",")
 
 
 def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
@@ -133,11 +160,11 @@ def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
                         raise DataError(f"{path}: a line lacks the column {column!r}")
                     yield frame[column].tolist()
         else:
-            # only an empty cell is missing: "None", "NA", "null"… are texts (words) like any other
-            with pd.read_csv(path, sep="\t" if kind == ".tsv" else ",", usecols=[column], dtype={column: str},
-                             keep_default_na=False, na_values={column: [""]}, chunksize=size) as reader:
+            # cells stay text: only an empty cell is missing ("None", "NA", "null"… are texts like any other)
+            with pd.read_csv(path, sep=csv_delimiter(path), usecols=lambda c: str(c).strip() == column, dtype=str,
+                             keep_default_na=False, na_values=[""], chunksize=size, encoding="utf-8-sig") as reader:
                 for frame in reader:
-                    yield frame[column].tolist()
+                    yield frame.iloc[:, 0].tolist()
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -270,10 +297,12 @@ def _finalise(parts: Path, n_chunks: int, output: Path) -> int:
 # ---------------------------------------------------------------------------------------------- the loop
 def predict_file(model: Any, input: str | Path, output: str | Path, format: str, column: str | None = None,
                  scale: str | Sequence[float] = "normalized", batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 shard: tuple[int, int] = (0, 1), fresh: bool = False, progress: bool = True) -> StreamResult:
+                 shard: tuple[int, int] = (0, 1), fresh: bool = False, progress: bool = True,
+                 predict_kwargs: dict[str, Any] | None = None) -> StreamResult:
     """Predict ``format`` for every row of ``input`` and write ``output`` chunk by chunk (see the module doc).
 
-    ``model``: an :class:`~emoembed.model.EmotionModel` (torch or ONNX backend). Returns a :class:`StreamResult`.
+    ``model``: an :class:`~emoembed.model.EmotionModel` (torch or ONNX backend); ``predict_kwargs`` go to its
+    ``predict`` (e.g. ``oov``, ``coverage_column``) and into the manifest. Returns a :class:`StreamResult`.
     Raises :class:`DataError` for unreadable input, a bad row (file and line named) or partial results of a run with
     other settings (unless ``fresh``), :class:`EmoembedError` for a bad shard or chunk size."""
     from tqdm.auto import tqdm
@@ -296,7 +325,9 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     start, stop = (i * total) // n, ((i + 1) * total) // n
     n_chunks = math.ceil((stop - start) / chunk_size) if stop > start else 0
     parts = output.with_name(output.name + PARTIAL_SUFFIX)
+    extra = dict(predict_kwargs or {})
     manifest = _manifest(model, input, col, format, scale, chunk_size, (i, n), start, stop, total)
+    manifest["predict_kwargs"] = json.loads(json.dumps(extra, sort_keys=True, default=str))
     if parts.exists():
         old = _read_manifest(parts)
         if fresh or old is None:
@@ -318,7 +349,7 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
             if index in done:
                 continue
             try:
-                frame = model.predict(items, format, scale=scale, batch_size=batch_size).reset_index()
+                frame = model.predict(items, format, scale=scale, batch_size=batch_size, **extra).reset_index()
             except DataError:
                 check_chunk(encoder, items, input, first)  # names the file line of the bad item
                 raise

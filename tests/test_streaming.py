@@ -131,6 +131,15 @@ def test_cli_streams_names_bad_lines_and_keeps_nothing_half_written(model, input
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"]), "--output", str(out),
                  "--chunk-size", "25", "--shard", "1/2", "--quiet"]) == 0
     assert f"wrote 52 rows to {out}" in capsys.readouterr().err and len(read(out)) == 52
+    # the streamed file equals the in-memory predict of the same command (printed to stdout), coverage column included
+    assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"]), "--output",
+                 str(tmp_path / "all.parquet"), "--chunk-size", "16", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"])]) == 0
+    in_memory = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    streamed = read(tmp_path / "all.parquet")
+    assert "coverage" in streamed.columns
+    assert_same(streamed, in_memory, atol=1e-4)  # stdout keeps 4 decimals
     words = tmp_path / "words.csv"  # pandas would read these as missing values; they are texts
     words.write_text("text\nNone\nNA\nnull\nn/a\n", encoding="utf-8")
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(words), "--output",
@@ -143,7 +152,7 @@ def test_cli_streams_names_bad_lines_and_keeps_nothing_half_written(model, input
     assert f"{bad}, line 4: missing text" in capsys.readouterr().err
     assert not (tmp_path / "b.csv").exists()
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"]), "--output",
-                 str(tmp_path / "x.xlsx")]) == 2
+                 str(tmp_path / "x.xlsx"), "--chunk-size", "10"]) == 2
     assert "--output must be one of .csv, .tsv, .parquet" in capsys.readouterr().err
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--shard", "0/2", "happy"]) == 2
     assert "give both" in capsys.readouterr().err

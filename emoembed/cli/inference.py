@@ -52,13 +52,31 @@ def add_predict_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def stream_predict(model, args: argparse.Namespace, scale) -> int:
+def streamable(args: argparse.Namespace) -> bool:
+    """Whether ``predict --input --output`` streams: a csv/tsv/jsonl/parquet input to a csv/tsv/parquet output, or
+    any input when a streaming option is given (which then names what it reads)."""
+    from emoembed.streaming import INPUT_SUFFIXES, OUTPUT_SUFFIXES
+
+    if args.shard or args.chunk_size or args.fresh:
+        return True
+    return Path(args.input).suffix.lower() in INPUT_SUFFIXES and Path(args.output).suffix.lower() in OUTPUT_SUFFIXES
+
+
+def stream_predict(model, args: argparse.Namespace) -> int:
     """``predict --input FILE --output FILE``: chunked, resumable, optionally one shard (see emoembed.streaming)."""
+    from emoembed.cli.common import parse_scale
+    from emoembed.errors import EmoembedError
     from emoembed.streaming import DEFAULT_CHUNK_SIZE, parse_shard, predict_file
 
+    if args.on_bad_image:
+        if model.modality != "image":
+            raise EmoembedError(f"--on-bad-image is for image models; this model's modality is {model.modality!r}")
+        model.encoder.on_bad_image = args.on_bad_image
+    scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     res = predict_file(model, Path(args.input), Path(args.output), args.format, column=args.column, scale=scale,
                        batch_size=args.batch_size, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE,
-                       shard=parse_shard(args.shard), fresh=args.fresh, progress=not args.quiet)
+                       shard=parse_shard(args.shard), fresh=args.fresh, progress=not args.quiet,
+                       predict_kwargs={"oov": args.oov or "vector", "coverage_column": True})
     resumed = f" ({res.resumed_chunks} of {res.chunks} chunks done by an earlier run)" if res.resumed_chunks else ""
     print(f"wrote {res.rows} rows to {res.output}{resumed} in {res.seconds:.1f}s", file=sys.stderr)
     return 0
