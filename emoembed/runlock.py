@@ -52,17 +52,37 @@ def run_folder_lock(folder: str | Path, verb: str = "run", log: Callable[[str], 
 
     Raises :class:`OutputError` when another live run holds it or the folder cannot be created. Under
     ``torchrun`` only rank 0 locks (the other ranks write nothing). On exit the lock file is removed and the
-    temporary files of killed writes in the folder are cleaned up."""
+    temporary files of killed writes in the folder are cleaned up; a folder this call created is removed again
+    when the run fails and left it empty (no half-made run folders)."""
     folder = Path(folder)
     if int(os.environ.get("RANK", "0")) != 0:
         yield folder
         return
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"--out {folder}: is a file, not a folder")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create run folder {folder}: {exc.strerror or exc}") from None
+    with _removed_if_failed_empty(folder, created):
+        yield from _locked(folder, verb, log)
+
+
+@contextlib.contextmanager
+def _removed_if_failed_empty(folder: Path, created: bool) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        if created:
+            try:
+                folder.rmdir()  # only succeeds when the failed run left nothing in it
+            except OSError:
+                pass
+        raise
+
+
+def _locked(folder: Path, verb: str, log: Callable[[str], None] | None) -> Iterator[Path]:
     lock = folder / LOCK_NAME
     try:
         import fcntl

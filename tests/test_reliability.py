@@ -82,8 +82,14 @@ def test_fit_encoder_resume_refuses_another_seed_codec_heads_or_embedding_size(v
     run = tmp_path / "run"
     fit(_fit_recipe(vectors_file), codec, [_task()], state_dir=run, progress=False, log=_quiet)
     assert (run / STATE_NAME).exists()
+    started: list[int] = []  # run_fit_encoder writes recipe.json in on_start: a refused resume must not reach it
     with pytest.raises(CheckpointError, match=r"another recipe \(seed: 5 in the run, 99 now\)"):
-        fit(_fit_recipe(vectors_file, seed=99), codec, [_task()], state_dir=run, resume=True, progress=False, log=_quiet)
+        fit(_fit_recipe(vectors_file, seed=99), codec, [_task()], state_dir=run, resume=True, progress=False, log=_quiet,
+            on_start=lambda: started.append(1))
+    with pytest.raises(CheckpointError, match="another codec"):
+        fit(_fit_recipe(vectors_file), _codec(seed=1), [_task()], state_dir=run, resume=True, progress=False,
+            log=_quiet, on_start=lambda: started.append(1))
+    assert started == []
     with pytest.raises(CheckpointError, match=r"heads: \"codec\" in the run, \"direct\" now"):
         fit(_fit_recipe(vectors_file, heads="direct"), codec, [_task()], state_dir=run, resume=True, progress=False, log=_quiet)
     with pytest.raises(CheckpointError, match=r"trains against another codec \(--codec\)"):
@@ -136,14 +142,48 @@ def test_map_resume_with_another_seed_is_refused(tmp_path, capsys, monkeypatch):
     recipe = load_recipe(path)  # seed 13, as the CLI resolves it; an interrupted run leaves its state behind
     reg = default_data_registry()
     train_codec(recipe, load_pairs(recipe, reg, _quiet), reg.formats, state_dir=out, progress=False, log=_quiet)
+    (out / "recipe.json").write_text(json.dumps(dict(recipe)))  # what the interrupted run wrote
     assert (out / "training_state.pt").exists()
     assert main(["map", "--recipe", str(path), "--out", str(out), "--resume", "--seed", "14", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "seed: 13 in the run, 14 now" in err and len(err.splitlines()) == 1
     assert not (out / "model.safetensors").exists()
+    assert json.loads((out / "recipe.json").read_text())["seed"] == 13  # the refused recipe is not written
     assert main(["map", "--recipe", str(path), "--out", str(out), "--resume", "--quiet"]) == 0
     assert "resumed from" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors", "recipe.json", "results.md"]
+    # --resume on the finished run (model saved, no state) is refused and leaves the model alone
+    model = (out / "model.safetensors").read_bytes()
+    assert main(["map", "--recipe", str(path), "--out", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the run is complete" in err and "nothing to resume" in err and "--out" in err
+    assert (out / "model.safetensors").read_bytes() == model
+
+
+def test_resume_into_a_new_folder_says_it_starts_a_new_run(tmp_path, capsys):
+    from emoembed.training.scaffold import check_resume_target
+
+    check_resume_target(tmp_path / "new", True, "map")
+    assert "nothing to resume in" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    check_resume_target(tmp_path / "new", False, "map")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_run_that_fails_early_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """A run that fails before training (a missing base codec or --codec) used to leave a folder holding only
+    recipe.json."""
+    monkeypatch.delenv("EMOEMBED_DATA", raising=False)
+    path = tmp_path / "r.yaml"
+    path.write_text(MAP_RECIPE)
+    out = tmp_path / "runs" / "new"
+    assert main(["map", "--recipe", str(path), "--out", str(out), "--extend", str(tmp_path / "nope"), "--quiet"]) != 0
+    assert not out.exists()
+    assert main(["fit-encoder", "--modality", "word", "--codec", str(tmp_path / "nope"), "--out", str(out), "--quiet"]) != 0
+    assert not out.exists()
+    kept = tmp_path / "kept"  # a folder the user made stays
+    kept.mkdir()
+    assert main(["fit-encoder", "--modality", "word", "--codec", str(tmp_path / "nope"), "--out", str(kept), "--quiet"]) != 0
+    assert kept.is_dir() and not any(kept.iterdir())
 
 
 def test_map_extend_resume_refuses_another_base_codec(small_trained_codec, tmp_path, capsys, monkeypatch):

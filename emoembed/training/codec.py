@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from emoembed.training.scaffold import (
     STATE_NAME,
     BestKeeper,
     load_training_state,
+    check_resume_target,
     resume_fields,
     save_training_state,
     seed_everything,
@@ -170,9 +171,10 @@ class TrainResult:
 
 def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: FormatRegistry,
                 state_dir: Path | None = None, resume: bool = False, progress: bool = True, log=print,
-                codec: EmotionCodec | None = None) -> TrainResult:
+                codec: EmotionCodec | None = None, on_start: Callable[[], None] | None = None) -> TrainResult:
     """Train a codec for the recipe's pairs; or, given ``codec`` (e.g. an extended one with frozen formats),
-    train only its parameters that require gradients."""
+    train only its parameters that require gradients. ``on_start`` is called once the resume checks have passed,
+    right before the first epoch (``run_map`` writes ``recipe.json`` there, so a refused resume changes nothing)."""
     t0 = time.perf_counter()
     rng = seed_everything(int(recipe["seed"]))
     base_fp = codec_fingerprint(codec.state_dict()) if codec is not None else None  # map --extend: the start codec
@@ -200,6 +202,8 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
             sampler._pos = st["sampler"]["pos"].tolist()
             sampler.rng.bit_generator.state = st["sampler"]["rng"]
         log(f"resumed from {state_path} at epoch {start_epoch}")
+    if on_start is not None:
+        on_start()
     weights, fweights = recipe["loss_weights"], recipe["format_weights"]
     domain_dropout = float(tr["domain_dropout"])
     codec.train()
@@ -276,8 +280,7 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
     from emoembed import extend as ext
     from emoembed.training import baseline as baseline_mod
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(dict(recipe), out_dir / "recipe.json")
+    check_resume_target(out_dir, resume, "map")
     pairs = load_pairs(recipe, data, log)
     log("pairs: " + ", ".join(f"{p.name} ({p.format_a.name}×{p.format_b.name}, {len(p)} items: {p.split_sizes()})" for p in pairs))
     start, extension = None, None
@@ -294,7 +297,12 @@ def run_map(recipe: Mapping[str, Any], out_dir: Path, data: DataRegistry, baseli
                      "dims_from_base": {"dim": base.dim, "hidden": base.hidden, "domain_dim": base.domain_dim}}
         log(f"extending {extend}: new formats {', '.join(f'{n} (via {how[n]})' for n in added)}; "
             f"frozen: {', '.join(base.formats)}")
-    result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log, codec=start)
+    def write_recipe() -> None:  # only once the run is under way (after the resume checks)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(dict(recipe), out_dir / "recipe.json")
+
+    result = train_codec(recipe, pairs, data.formats, state_dir=out_dir, resume=resume, progress=progress, log=log,
+                         codec=start, on_start=write_recipe)
     if extension is not None:
         ext.check_frozen(extension["frozen_fingerprints"], result.codec, extension["frozen_domains"])
     test_rows = evaluate_codec(result.codec, pairs, "test")

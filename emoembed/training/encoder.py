@@ -56,6 +56,7 @@ from emoembed.training.scaffold import (
     STATE_NAME,
     BestKeeper,
     load_training_state,
+    check_resume_target,
     resume_fields,
     save_training_state,
     seed_everything,
@@ -147,8 +148,9 @@ def _frozen_codec(codec: EmotionCodec, device: torch.device) -> EmotionCodec:
 
 def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], state_dir: Path | None = None,
         resume: bool = False, progress: bool = True, log: Callable[[str], None] = print,
-        encoder: ContentEncoder | None = None) -> FitResult:
-    """Train a content encoder on ``tasks`` through the frozen codec heads (or direct heads)."""
+        encoder: ContentEncoder | None = None, on_start: Callable[[], None] | None = None) -> FitResult:
+    """Train a content encoder on ``tasks`` through the frozen codec heads (or direct heads). ``on_start`` is
+    called (on the main rank) once the resume checks have passed, right before the first epoch."""
     t0 = time.perf_counter()
     tr = recipe["training"]
     seed = int(recipe["seed"])
@@ -254,8 +256,8 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                 sched.load_state_dict(st["scheduler"])
             start_epoch, step, history = st["epoch"] + 1, st["step"], st["history"]
         log_main(f"resumed from {state_path} after epoch {start_epoch}")
-    elif resume:
-        log_main(f"nothing to resume in {state_dir}; starting fresh")
+    if on_start is not None and dist.main:
+        on_start()
 
     w = recipe["loss_weights"]
     mode = recipe["augment_targets"]
@@ -393,15 +395,18 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
                     progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """``emoembed fit-encoder``: train, evaluate on test (and zero-shot in every other codec format where a
     dataset provides gold labels — see ``evaluate``), write the run directory; returns the metrics."""
-    codec = EmotionCodec.from_pretrained(codec_dir)
-    tasks = build_tasks(data, recipe["data"], list(codec.formats), recipe["modality"])
     dist_main = int(os.environ.get("RANK", "0")) == 0
     if dist_main:
+        check_resume_target(out_dir, resume, "fit-encoder")
+    codec = EmotionCodec.from_pretrained(codec_dir)
+    tasks = build_tasks(data, recipe["data"], list(codec.formats), recipe["modality"])
+
+    def write_recipe() -> None:  # only once the run is under way (after the resume checks)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json({**recipe, "codec": str(codec_dir)}, out_dir / "recipe.json")
     log("datasets: " + ", ".join(f"{t.name} ({t.fmt.name}: {t.size('train')}/{t.size('dev')}/{t.size('test')})" for t in tasks)
         + (f"; augment: {', '.join(recipe['augment'])}" if recipe["augment"] else ""))
-    result = fit(recipe, codec, tasks, out_dir, resume=resume, progress=progress, log=log)
+    result = fit(recipe, codec, tasks, out_dir, resume=resume, progress=progress, log=log, on_start=write_recipe)
     model = EmotionModel.from_training(result, codec, tasks, recipe)
     device = next(result.encoder.parameters()).device
     test = {t.name: evaluate_task(result.encoder, result.heads, t, "test", int(recipe["training"]["eval_batch_size"]), device)

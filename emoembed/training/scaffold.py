@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emoembed.errors import CheckpointError
 from emoembed.integrity import check_resume, restoring, resume_record
 from emoembed.io import atomic_torch_save
 from emoembed.io import load_training_state as _read_state
@@ -101,6 +103,22 @@ def load_training_state(path: str | Path, keeper: BestKeeper | None = None, reci
         if keeper is not None:
             keeper.load_state_dict(st)
     return st
+
+
+def check_resume_target(out_dir: str | Path, resume: bool, verb: str) -> None:
+    """Before a run touches ``out_dir``: with ``resume`` and no ``training_state.pt`` there, refuse
+    (CheckpointError) a finished run folder (its model is saved; retraining would overwrite it) and say on stderr
+    that an empty or new folder starts a new run."""
+    if not resume:
+        return
+    out_dir = Path(out_dir)
+    if (out_dir / STATE_NAME).exists():
+        return
+    if (out_dir / "model.safetensors").exists() or (out_dir / "config.json").exists():
+        raise CheckpointError(f"cannot resume {out_dir}: the run is complete (its model is saved and it has no "
+                              f"{STATE_NAME}); nothing to resume — choose another --out, or drop --resume to "
+                              "train it again")
+    print(f"note: nothing to resume in {out_dir} (no {STATE_NAME}); starting a new run", file=sys.stderr)
 
 
 def resume_fields(recipe: Mapping[str, Any], codec_fp: str | None) -> dict[str, Any]:
