@@ -193,7 +193,8 @@ def parse_sets(sets: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any], source: str,
+                    labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A deep copy of ``raw`` with each dotted key of ``overrides`` set (``training.epochs`` → raw["training"]["epochs"])."""
     out = copy.deepcopy(dict(raw))
     for dotted, value in overrides.items():
@@ -204,33 +205,55 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any], source
             if nxt is None:
                 nxt = node[part] = {}
             elif not isinstance(nxt, dict):
-                raise ConfigError(f"{source}: cannot set {dotted}: {'.'.join(parts[:i + 1])} is not a mapping")
+                who = (labels or {}).get(dotted, f"--set {dotted}")
+                raise ConfigError(f"{who}: cannot set {dotted}: {'.'.join(parts[:i + 1])} is not a mapping "
+                                  f"(in {source})")
             node = nxt
         node[parts[-1]] = value
     return out
 
 
-def _unknown_fields(raw: Mapping[str, Any], model: type[BaseModel], source: str, prefix: str = "") -> None:
+class _Blame:
+    """Who set a field: the recipe file ``source``, or a command-line override (``--set KEY`` or its flag, from
+    ``labels``), so that an error names what the user typed."""
+
+    def __init__(self, source: str, overrides: Mapping[str, Any] | None, labels: Mapping[str, str] | None):
+        self.source, self.keys, self.labels = source, list(overrides or ()), dict(labels or {})
+
+    def of(self, dotted: str) -> str:
+        for key in self.keys:
+            if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+                return self.labels.get(key, f"--set {key}")
+        return self.source
+
+
+def _unknown_fields(raw: Mapping[str, Any], model: type[BaseModel], blame: _Blame, prefix: str = "") -> None:
     unknown = sorted(set(raw) - set(model.model_fields))
     if unknown:
         where = f"{prefix[:-1]}: " if prefix else ""
-        raise ConfigError(f"{source}: {where}unknown field(s) {unknown}; known: {sorted(model.model_fields)}")
+        who = sorted({blame.of(prefix + k) for k in unknown}, key=lambda w: w == blame.source)
+        raise ConfigError(f"{who[0]}: {where}unknown field(s) {unknown}; known: {sorted(model.model_fields)}")
     for key, value in raw.items():
         sub = model.model_fields[key].annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {prefix}{key} must be a mapping, got {value!r}")
-            _unknown_fields(value, sub, source, f"{prefix}{key}.")
+                raise ConfigError(f"{blame.of(prefix + key)}: {prefix}{key} must be a mapping, got {value!r}")
+            _unknown_fields(value, sub, blame, f"{prefix}{key}.")
 
 
-def _validate(model: type[BaseModel], raw: Any, source: str) -> dict[str, Any]:
+def _validate(model: type[BaseModel], raw: Any, source: str, overrides: Mapping[str, Any] | None = None,
+              labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: a recipe must be a YAML mapping")
-    _unknown_fields(raw, model, source)
+    blame = _Blame(source, overrides, labels)
+    _unknown_fields(raw, model, blame)
     try:
         recipe = model.model_validate(dict(raw)).model_dump()
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + "; ".join(_error_text(e) for e in exc.errors())) from None
+        errors = exc.errors()
+        who = [blame.of(".".join(str(p) for p in e["loc"])) for e in errors]
+        first = next((w for w in who if w != source), source)
+        raise ConfigError(f"{first}: " + "; ".join(_error_text(e) for e in errors)) from None
     recipe["source"] = source
     return recipe
 
@@ -245,30 +268,32 @@ def _error_text(err: Mapping[str, Any]) -> str:
     return f"{loc}: {text}, got {err.get('input')!r}" if loc else text
 
 
-def resolve_codec_recipe(raw: Mapping[str, Any], source: str = "<recipe>",
-                         overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve_codec_recipe(raw: Mapping[str, Any], source: str = "<recipe>", overrides: Mapping[str, Any] | None = None,
+                           labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``raw`` (a recipe mapping) with ``overrides`` (dotted keys) applied, validated against :class:`CodecRecipe`."""
     if overrides and isinstance(raw, Mapping):
-        raw = apply_overrides(raw, overrides, source)
-    return _validate(CodecRecipe, raw, source)
+        raw = apply_overrides(raw, overrides, source, labels)
+    return _validate(CodecRecipe, raw, source, overrides, labels)
 
 
-def load_codec_recipe(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The codec recipe at ``path`` (default: the bundled ``mappings/default.yaml``), resolved."""
+def load_codec_recipe(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                      labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The codec recipe at ``path`` (default: the bundled ``mappings/default.yaml``), resolved. An error in an
+    override names it as ``--set KEY`` (or ``labels[KEY]``, e.g. ``--seed``), not the recipe file."""
     path = Path(path) if path else resource_dir("mappings") / DEFAULT_CODEC_RECIPE
-    return resolve_codec_recipe(read_recipe_file(path), str(path), overrides)
+    return resolve_codec_recipe(read_recipe_file(path), str(path), overrides, labels)
 
 
-def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>",
-                           overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>", overrides: Mapping[str, Any] | None = None,
+                           labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``raw`` with ``overrides`` applied, validated against :class:`EncoderRecipe`."""
     if overrides and isinstance(raw, Mapping):
-        raw = apply_overrides(raw, overrides, source)
-    return _validate(EncoderRecipe, raw, source)
+        raw = apply_overrides(raw, overrides, source, labels)
+    return _validate(EncoderRecipe, raw, source, overrides, labels)
 
 
 def load_encoder_recipe(path: str | Path | None = None, modality: str | None = None,
-                        overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                        overrides: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The encoder recipe at ``path`` — a file, or the name of a bundled recipe (``word-glove50``) — (default: the
     bundled recipe of ``modality``), resolved; its modality must agree with ``modality`` when both are given."""
     if path is None:
@@ -279,7 +304,7 @@ def load_encoder_recipe(path: str | Path | None = None, modality: str | None = N
     path = Path(path)
     if not path.suffix and not path.exists():  # a bundled recipe's name: encoders/NAME.yaml
         path = resource_dir("encoders") / f"{path}.yaml"
-    recipe = resolve_encoder_recipe(read_recipe_file(path), str(path), overrides)
+    recipe = resolve_encoder_recipe(read_recipe_file(path), str(path), overrides, labels)
     if modality and recipe["modality"] and recipe["modality"] != modality:
         raise ConfigError(f"{path}: the recipe is for modality {recipe['modality']!r}, not {modality!r}")
     recipe["modality"] = recipe["modality"] or modality

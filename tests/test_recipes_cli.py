@@ -83,7 +83,38 @@ def test_map_and_fit_encoder_print_config_with_set(capsys, tmp_path):
     assert cfg["modality"] == "word" and cfg["encoder"]["vectors"] == "packaged:all-MiniLM-L6-v2"  # the default word recipe
     assert not (tmp_path / "none").exists()
     assert main(["map", "--set", "training.epochz=4", "--print-config"]) == 2
-    assert "training: unknown field(s) ['epochz']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training: unknown field(s) ['epochz']" in err
+    assert "error: --set training.epochz:" in err and "default.yaml" not in err  # the key came from --set
+    # fit-encoder --print-config needs no --codec; a run without it is one clear line
+    assert main(["fit-encoder", "--modality", "word", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["modality"] == "word"
+    assert main(["fit-encoder", "--modality", "word", "--out", str(tmp_path / "o")]) == 2
+    assert "--codec is required" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, blamed", [
+    (["map", "--set", "training.epochs=-1"], "--set training.epochs:"),
+    (["map", "--set", "codec=3"], "--set codec:"),
+    (["map", "--seed", "x"], None),  # argparse rejects it before the recipe
+    (["fit-encoder", "--modality", "word", "--epochs", "0"], "--epochs:"),
+    (["fit-encoder", "--modality", "word", "--set", "heads=both"], "--set heads:"),
+    (["fit-encoder", "--modality", "word", "--set", "training.lr.x=1"], "--set training.lr.x:"),
+])
+def test_override_errors_name_the_override_not_the_recipe_file(argv, blamed, capsys):
+    with pytest.raises(SystemExit) if blamed is None else _no_raise():
+        assert main([*argv, "--print-config"]) == 2
+    if blamed is not None:
+        err = capsys.readouterr().err
+        assert f"error: {blamed}" in err and ".yaml:" not in err, err
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def test_map_set_changes_the_run(tmp_path, monkeypatch, capsys):

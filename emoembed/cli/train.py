@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from emoembed.cli.common import test_table, verb
-from emoembed.errors import EmoembedError
+from emoembed.errors import ConfigError, EmoembedError
 from emoembed.runlock import run_folder_lock
 from emoembed.threads import add_threads_argument
 
@@ -34,8 +34,9 @@ def _map_run(args: argparse.Namespace) -> int:
     from emoembed.recipes import load_codec_recipe, parse_sets, recipe_yaml
     from emoembed.training.codec import run_map
 
-    overrides = ({"seed": args.seed} if args.seed is not None else {}) | parse_sets(args.set)
-    recipe = load_codec_recipe(args.recipe, overrides)
+    sets = parse_sets(args.set)
+    overrides = ({"seed": args.seed} if args.seed is not None else {}) | sets
+    recipe = load_codec_recipe(args.recipe, overrides, labels={} if "seed" in sets else {"seed": "--seed"})
     if args.print_config:
         print(recipe_yaml(recipe), end="")
         return 0
@@ -50,7 +51,7 @@ def _map_run(args: argparse.Namespace) -> int:
           f"test mean {metrics['test_mean']:.3f}"
           + (f" (pooled, without domains: {metrics['test_pooled_mean']:.3f})" if "test_pooled_mean" in metrics else "")
           + (f", baseline {metrics['baseline_test_mean']:.3f}" if "baseline_test_mean" in metrics else ""))
-    print(f"wrote {out}/model.safetensors, config.json, metrics.json, results.md")
+    print(f"wrote {out}/model.safetensors, config.json, recipe.json, metrics.json, results.md")
     return 0
 
 
@@ -59,7 +60,8 @@ verb("map", "train the emotion codec on paired datasets and evaluate every direc
 
 def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", required=True, choices=["word", "text", "image"], help="kind of content")
-    p.add_argument("--codec", required=True, help="codec directory written by `emoembed map` (its heads stay frozen)")
+    p.add_argument("--codec", help="codec directory written by `emoembed map` (its heads stay frozen); required "
+                   "except with --print-config")
     p.add_argument("--data", help="dataset card(s), NAME[:FORMAT][,NAME…] (default: the recipe's data)")
     p.add_argument("--recipe", help="encoder recipe YAML (default: encoders/<modality default>.yaml)")
     p.add_argument("--augment", help="formats to add as codec-made synthetic labels, e.g. be5,nrc10")
@@ -74,6 +76,10 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     add_threads_argument(p)
 
 
+_FLAG_LABELS = {"data": "--data", "augment": "--augment", "heads": "--heads", "seed": "--seed",
+                "training.epochs": "--epochs", "training.device": "--device"}
+
+
 def _fit_run(args: argparse.Namespace) -> int:
     from emoembed.data.registry import default_data_registry
     from emoembed.recipes import load_encoder_recipe, parse_sets, recipe_yaml
@@ -82,11 +88,16 @@ def _fit_run(args: argparse.Namespace) -> int:
     flags = {"data": args.data and [s for s in args.data.split(",") if s],
              "augment": None if args.augment is None else [s for s in args.augment.split(",") if s],
              "heads": args.heads, "seed": args.seed, "training.epochs": args.epochs, "training.device": args.device}
-    overrides = {k: v for k, v in flags.items() if v is not None and v != ""} | parse_sets(args.set)
-    recipe = load_encoder_recipe(args.recipe, args.modality, overrides)
+    given = {k: v for k, v in flags.items() if v is not None and v != ""}
+    sets = parse_sets(args.set)
+    labels = {k: _FLAG_LABELS[k] for k in given if k not in sets}  # errors name what the user typed
+    recipe = load_encoder_recipe(args.recipe, args.modality, given | sets, labels=labels)
     if args.print_config:
         print(recipe_yaml(recipe), end="")
         return 0
+    if not args.codec:
+        raise ConfigError("fit-encoder: --codec is required (the codec directory written by `emoembed map`; "
+                          "e.g. --codec runs/map-default)")
     out = Path(args.out or f"runs/{recipe['name']}")
     with run_folder_lock(out, "fit-encoder", log=print):
         metrics = run_fit_encoder(recipe, Path(args.codec), default_data_registry(), out, resume=args.resume, progress=not args.quiet)
