@@ -459,3 +459,15 @@ def test_thread_counts(monkeypatch):
         assert threads_for(parser.parse_args(["data", "list"])) is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_quiet_fit_shows_no_epoch_lines_like_map(vectors_file, tmp_path):
+    """``fit-encoder --quiet`` (progress=False) printed every ``epoch N: loss …`` line while ``map --quiet`` hid them."""
+    from emoembed.training.encoder import fit
+
+    quiet: list[str] = []
+    fit(_fit_recipe(vectors_file), _codec(), [_task()], progress=False, log=quiet.append)
+    assert not any(line.startswith("epoch ") for line in quiet)
+    loud: list[str] = []
+    fit(_fit_recipe(vectors_file), _codec(), [_task()], progress=True, log=loud.append)
+    assert [line.split(":")[0] for line in loud if line.startswith("epoch ")] == ["epoch 1", "epoch 2"]

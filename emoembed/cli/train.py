@@ -19,7 +19,7 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run directory's training_state.pt")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     _recipe_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines")
     add_threads_argument(p)
 
 
@@ -72,7 +72,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="override training.epochs")
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
     _recipe_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines")
     add_threads_argument(p)
 
 

@@ -318,8 +318,9 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         history.append(entry)
         if not pretraining:  # while the heads are not trained yet, the dev score selects no model
             keeper.update(dev, epoch + 1, lambda: _snapshot(encoder, heads if recipe["heads"] == "direct" else None))
-        log_main(f"epoch {epoch + 1}: loss {entry['loss']:.4f}, dev {dev:.4f}" + (" (pretrain)" if pretraining else "")
-                 + (f" [best {keeper.best_score:.4f} @ {keeper.best_epoch}]" if keeper.best_epoch > 0 else ""))
+        if progress:  # like map, --quiet (progress=False) shows no per-epoch lines; metrics.json has the history
+            log_main(f"epoch {epoch + 1}: loss {entry['loss']:.4f}, dev {dev:.4f}" + (" (pretrain)" if pretraining else "")
+                     + (f" [best {keeper.best_score:.4f} @ {keeper.best_epoch}]" if keeper.best_epoch > 0 else ""))
         if state_path is not None and dist.main:
             save_training_state(state_path, epoch, keeper, history, step=step, encoder=encoder.state_dict(),
                                 heads=heads.state_dict() if recipe["heads"] == "direct" else None,
