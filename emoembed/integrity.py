@@ -118,6 +118,9 @@ def _bad(path: Path | str, field: str, want: str, value: Any) -> CheckpointError
     return CheckpointError(f"{path}: field {field!r} must be {want}, got {_type_name(value)} ({shown})")
 
 
+bad_field = _bad  # for the encoders' own field checks
+
+
 def _need(cfg: Mapping[str, Any], key: str, path: Path | str, prefix: str, check: Callable[[Any], bool], want: str,
           required: bool = True) -> None:
     field = f"{prefix}{key}"

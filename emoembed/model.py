@@ -260,6 +260,11 @@ class EmotionModel(PretrainedModule):
     @classmethod
     def validate_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> None:
         validate_model_config(cfg, source)
+        try:
+            enc_cls = encoder_class(cfg["modality"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{source}: field 'modality': {exc}") from None
+        enc_cls.validate_saved_config(cfg["encoder"], source)
 
     @classmethod
     def from_saved_config(cls, cfg: Mapping[str, Any], source: Path) -> EmotionModel:

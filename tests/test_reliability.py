@@ -286,6 +286,13 @@ def test_nan_or_inf_weights_are_an_error(vectors_file, tmp_path):
     (lambda cfg: {**cfg, "encoder": "word"}, "encoder"),
     (lambda cfg: {**cfg, "codec": {**cfg["codec"], "hidden": "8"}}, "codec.hidden"),
     (lambda cfg: {**cfg, "heads": 1}, "heads"),
+    # the encoder's own fields (a raw RuntimeError, a shape error, a path from the working directory before)
+    (lambda cfg: {**cfg, "encoder": {**cfg["encoder"], "hidden": [256, -1]}}, "encoder.hidden"),
+    (lambda cfg: {**cfg, "encoder": {**cfg["encoder"], "hidden": "8"}}, "encoder.hidden"),
+    (lambda cfg: {**cfg, "encoder": {**cfg["encoder"], "vectors": 5}}, "encoder.vectors"),
+    (lambda cfg: {**cfg, "encoder": {**cfg["encoder"], "dropout": 2}}, "encoder.dropout"),
+    (lambda cfg: {**cfg, "encoder": {**cfg["encoder"], "dim": "6"}}, "encoder.dim"),
+    (lambda cfg: {**cfg, "modality": "smell"}, "modality"),
 ])
 def test_config_json_of_the_wrong_shape_names_the_field(vectors_file, tmp_path, capsys, edit, field):
     from emoembed.model import EmotionModel
@@ -298,7 +305,8 @@ def test_config_json_of_the_wrong_shape_names_the_field(vectors_file, tmp_path, 
     assert str(model_dir / "config.json") in str(err.value)
     assert ("JSON object" in str(err.value)) if field == "(top level)" else (f"field {field!r}" in str(err.value))
     assert main(["predict", "--model", str(model_dir), "--format", "vad", "happy"]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+    err_text = capsys.readouterr().err
+    assert "Traceback" not in err_text and str(model_dir / "config.json") in err_text
 
 
 def test_codec_config_of_the_wrong_shape_names_the_field(tmp_path):

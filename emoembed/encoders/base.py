@@ -81,6 +81,35 @@ class ContentEncoder(nn.Module):
     # relative paths in a saved model's config.json are taken relative to the model folder
     path_fields: ClassVar[dict[str, str]] = {}
 
+    # False: every path field must be a string (a word encoder always reads vectors); True: null is allowed too
+    nullable_paths: ClassVar[bool] = True
+
+    @classmethod
+    def validate_saved_config(cls, cfg: Mapping[str, Any], source: str | Path, prefix: str = "encoder.") -> None:
+        """Refuse (CheckpointError naming ``source`` and the field, e.g. ``encoder.hidden``) a saved encoder
+        config whose common fields have the wrong type or range, before anything is built from it: ``dim``,
+        ``max_length``, ``image_size`` positive integers, ``hidden`` a list of positive integers, ``dropout``
+        and ``input_dropout`` numbers in [0, 1), each of :attr:`path_fields` a string (or null where allowed)."""
+        from emoembed.integrity import bad_field
+
+        def pos_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+        def prob(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+
+        checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "dim": (pos_int, "a positive integer"), "max_length": (pos_int, "a positive integer"),
+            "image_size": (pos_int, "a positive integer"),
+            "hidden": (lambda v: isinstance(v, list) and all(pos_int(h) for h in v), "a list of positive integers"),
+            "dropout": (prob, "a number in [0, 1)"), "input_dropout": (prob, "a number in [0, 1)")}
+        for name in cls.path_fields:
+            checks[name] = ((lambda v: isinstance(v, str) or v is None) if cls.nullable_paths else
+                            (lambda v: isinstance(v, str)), "a path or spec (a string)")
+        for key, (check, want) in checks.items():
+            if key in cfg and not check(cfg[key]):
+                raise bad_field(source, f"{prefix}{key}", want, cfg[key])
+
     @classmethod
     def config_relative_to(cls, cfg: Mapping[str, Any], base_dir: str | Path,
                            legacy_base: str | Path | None = None) -> dict[str, Any]:

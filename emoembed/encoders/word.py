@@ -39,6 +39,7 @@ class WordEncoder(ContentEncoder):
     """Word vectors → Dropout → [Linear → LeakyReLU → Dropout]… → Linear(dim): the NAACL-2018 word FFN."""
 
     modality = "word"
+    nullable_paths = False
     path_fields = {"vectors": ""}  # relative paths in a saved model's config are relative to the model folder
 
     def __init__(self, dim: int, vectors: str = "packaged:glove-6b-50d", vector_dim: int | None = None,
