@@ -121,7 +121,8 @@ def resolve_output_path(path: str | Path) -> Path:
 
 def check_output_path(path: str | Path) -> Path:
     """Fail early (:class:`OutputError` naming ``path``) when ``path`` cannot be written: a folder, a file in a
-    folder that does not exist and cannot be made, or a folder without write permission. Returns the path."""
+    folder that does not exist and cannot be made, a folder without write permission, or an existing read-only
+    file (which the atomic rename would otherwise replace). Returns the path."""
     given = Path(path)
     target = resolve_output_path(given)
     folder = target.parent
@@ -131,8 +132,11 @@ def check_output_path(path: str | Path) -> Path:
         raise OutputError(f"cannot write {given}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {given}: permission denied ({folder} is not writable)")
-    if target.exists() and not os.access(target, os.W_OK) and not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write {given}: permission denied")
+    if target.exists() and (not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222):
+        # the atomic rename would replace a read-only file silently; refuse like the shell's `>` does (also for
+        # root: a file without any write bit was made read-only on purpose)
+        raise OutputError(f"cannot write {given}: permission denied (the file is read-only; make it writable with "
+                          "`chmod u+w` or choose another path)")
     return given
 
 

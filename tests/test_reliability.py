@@ -353,6 +353,14 @@ def test_output_onto_a_folder_or_into_an_unwritable_place_is_one_line(codec_dir,
         assert _convert(codec_dir, tmp_path, locked / "out.csv") == 2
         err = capsys.readouterr().err.strip()
         assert f"cannot write {locked / 'out.csv'}: permission denied" in err and ".tmp" not in err
+    # a read-only (0444) file: the atomic rename used to replace it silently; refused like the shell's `>`
+    read_only = tmp_path / "ro.csv"
+    read_only.write_text("keep\n")
+    read_only.chmod(0o444)
+    assert _convert(codec_dir, tmp_path, read_only) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot write {read_only}: permission denied" in err and ".tmp" not in err
+    assert read_only.read_text() == "keep\n" and (read_only.stat().st_mode & 0o777) == 0o444
 
 
 def test_overwriting_keeps_permission_bits_and_writes_through_symlinks(codec_dir, tmp_path):
