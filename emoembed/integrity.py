@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,9 @@ def safe_torch_load(path: str | Path, what: str = "file", error: type[EmoembedEr
     reported as one line naming ``path`` — without torch's advice to retry with ``weights_only=False``."""
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a file's pickle protocol: noise next to our own error
+            warnings.filterwarnings("ignore", message=r"Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except Exception as exc:  # noqa: BLE001 — every unreadable file is reported the same way
@@ -263,11 +266,14 @@ def safe_torch_load(path: str | Path, what: str = "file", error: type[EmoembedEr
 
 def _torch_load_reason(exc: Exception) -> str:
     text = str(exc)
-    for line in text.splitlines():
-        line = line.strip()
+    lines = [line.strip() for line in text.splitlines()]
+    for i, line in enumerate(lines):
         if "Unsupported global" in line or "Unsupported operand" in line or "WeightsUnpickler error" in line:
             reason = line.split("WeightsUnpickler error:", 1)[-1].split(". Please", 1)[0].strip()
-            return (f"it holds Python objects, not only tensors ({reason[:160]}); emoembed never unpickles them "
+            if not reason:  # torch puts the detail on a later line ("Unsupported operand 149")
+                reason = next((ln for ln in lines[i + 1:] if ln and not ln.startswith("Check the documentation")), "")
+            detail = f" ({reason[:160]})" if reason else ""
+            return (f"it holds Python objects, not only tensors{detail}; emoembed never unpickles them "
                     "because unpickling can run code. Save a plain state dict (or safetensors) instead")
     first = next((ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln), type(exc).__name__)
     return first[:300]

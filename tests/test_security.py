@@ -167,6 +167,24 @@ def test_training_state_with_a_payload_is_refused_without_the_unsafe_advice(tmp_
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_pickle_refusal_names_what_it_found_and_torch_warnings_stay_quiet(tmp_path, marker, protocol, recwarn):
+    """A protocol-4 pickle gave ``not only tensors ()`` (empty) and torch's pickle-protocol UserWarning leaked."""
+    import pickle
+
+    from emoembed.integrity import safe_torch_load
+
+    path = tmp_path / "state.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"evil": Payload(marker)}, fh, protocol=protocol)
+    with pytest.raises(CheckpointError, match="it holds Python objects, not only tensors") as err:
+        safe_torch_load(path)
+    assert "()" not in str(err.value) and "\n" not in str(err.value)
+    _no_advice(str(err.value))
+    assert not [w for w in recwarn.list if "pickle protocol" in str(w.message)]
+    assert not marker.exists()
+
+
 def test_map_resume_on_a_payload_state_exits_2(tmp_path, marker, capsys, monkeypatch):
     from emoembed.cli import main
 
