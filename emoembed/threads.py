@@ -53,16 +53,26 @@ def _physical_from_proc() -> int | None:
 
 
 def _env_threads() -> int | None:
-    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            try:
-                n = int(value)
-            except ValueError:
-                continue
-            if n >= 1:
-                return n
-    return None
+    """``EMOEMBED_THREADS`` (ConfigError naming it when it is not a positive integer), else a valid
+    ``OMP_NUM_THREADS`` (torch and OpenMP judge that one themselves), else None."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            from emoembed.errors import ConfigError
+
+            raise ConfigError(f"{THREADS_ENV}={value!r}: must be a positive integer (a thread count, e.g. "
+                              f"{THREADS_ENV}=1), or unset it")
+        return n
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n >= 1 else None
 
 
 def default_threads(light: bool = False) -> int:
@@ -85,6 +95,15 @@ def configure_threads(requested: int | None = None, light: bool = False) -> int:
         from emoembed.errors import ConfigError
 
         raise ConfigError(f"--threads must be a positive integer, got {requested}")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n > cpus:
+        import warnings
+
+        from emoembed.errors import EmoembedWarning
+
+        where = "--threads" if requested is not None else f"{THREADS_ENV}/OMP_NUM_THREADS"
+        warnings.warn(f"{where} {n} is more than the {cpus} CPUs this process may use; extra threads only "
+                      "compete for them (slower, not faster)", EmoembedWarning, stacklevel=2)
     torch.set_num_threads(n)
     if n == 1:
         try:

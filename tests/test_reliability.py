@@ -473,8 +473,27 @@ def test_thread_counts(monkeypatch):
         for verb in (["map"], ["fit-encoder", "--modality", "word", "--codec", "c"], ["evaluate"]):
             assert parser.parse_args([*verb, "--threads", "1"]).threads == 1
         assert threads_for(parser.parse_args(["data", "list"])) is None
+        # a bad EMOEMBED_THREADS is an error naming it (it was silently ignored); too many threads warn
+        from emoembed.errors import ConfigError, EmoembedWarning
+
+        for bad in ("abc", "0", "-2"):
+            monkeypatch.setenv("EMOEMBED_THREADS", bad)
+            with pytest.raises(ConfigError, match=f"EMOEMBED_THREADS='{bad}': must be a positive integer"):
+                default_threads()
+        monkeypatch.setenv("EMOEMBED_THREADS", "2")
+        assert default_threads(light=True) == 2
+        monkeypatch.delenv("EMOEMBED_THREADS")
+        many = (os.cpu_count() or 1) * 4 + 1000
+        with pytest.warns(EmoembedWarning, match=f"--threads {many} is more than the"):
+            assert threads_for(parser.parse_args(["map", "--threads", str(many)])) == many
     finally:
         torch.set_num_threads(before)
+
+
+def test_bad_threads_env_is_a_one_line_cli_error(monkeypatch, capsys):
+    monkeypatch.setenv("EMOEMBED_THREADS", "abc")
+    assert main(["map", "--print-config"]) == 2
+    assert "error: EMOEMBED_THREADS='abc'" in capsys.readouterr().err
 
 
 def test_quiet_fit_shows_no_epoch_lines_like_map(vectors_file, tmp_path):

@@ -17,6 +17,7 @@ from emoembed.notices import user_warnings_on_stderr
 def build_parser() -> argparse.ArgumentParser:
     from emoembed import __version__
 
+    _register_verbs()  # idempotent: the verb modules register on first import
     parser = argparse.ArgumentParser(prog="emoembed", description="Emotion embeddings: one vector space for every emotion label format.")
     parser.add_argument("--version", action="version", version=f"emoembed {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     _register_verbs()
     args = build_parser().parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
-        threads_for(args)  # verbs with --threads: torch's thread count (see emoembed.threads)
         with user_warnings_on_stderr(args.verb):
+            threads_for(args)  # verbs with --threads: torch's thread count (see emoembed.threads)
             return VERBS[args.verb][1](args)
     except EmoembedError as exc:
         print(f"emoembed {args.verb}: error: {exc}", file=sys.stderr)
