@@ -2,11 +2,13 @@
 
     from emoembed import EmotionModel, EmotionCodec, EmotionIndex
 
-The public classes are imported on first use, so ``import emoembed`` stays light (no torch).
+The public classes are imported on first use, so ``import emoembed`` stays light (no torch): it only installs
+the import hook that makes torchvision importable with the CPU torch the first time anything imports it
+(:mod:`emoembed._torchvision_fix`).
 """
-from emoembed._torchvision_fix import ensure_torchvision_importable
+from emoembed._torchvision_fix import install_import_hook
 
-ensure_torchvision_importable()
+install_import_hook()
 
 from emoembed.errors import EmoembedError  # noqa: E402
 

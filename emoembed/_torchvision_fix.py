@@ -5,7 +5,9 @@ PyPI's torchvision wheels are CUDA builds. With the CPU torch wheel their C exte
 torchvision's import then fails inside ``torch.library.register_fake("torchvision::nms")`` because the
 operator was never defined. Importing torchvision through transformers or timm fails the same way.
 
-:func:`ensure_torchvision_importable` runs before anything imports torchvision. It first tries to load the
+:func:`ensure_torchvision_importable` runs before anything imports torchvision: ``import emoembed`` only
+installs :class:`TorchvisionImportHook` (no torch import), a ``sys.meta_path`` finder that runs it the first
+time anyone — emoembed, timm, transformers, peft, user code — looks torchvision up. It first tries to load the
 real extension; when that fails it defines the schemas of the few operators torchvision registers fake
 kernels for, so the Python package imports. Models, transforms and datasets then work; only the C kernels
 (``ops.nms``, ``roi_pool``, ``deform_conv2d``, ``io.decode_image``) stay unavailable — emoembed decodes
@@ -13,6 +15,7 @@ images with PIL and never calls them. On machines where the extension loads noth
 """
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import sys
 from pathlib import Path
@@ -51,3 +54,26 @@ def ensure_torchvision_importable() -> dict:
     _FRAGMENT = fragment
     state["patched"] = True
     return state
+
+
+class TorchvisionImportHook(importlib.abc.MetaPathFinder):
+    """Runs :func:`ensure_torchvision_importable` when ``torchvision`` is first looked up, then steps aside
+    (returns None, so the ordinary finders import it)."""
+
+    _busy = False
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001, ANN201 — importlib's signature
+        if fullname != "torchvision" or TorchvisionImportHook._busy:
+            return None
+        TorchvisionImportHook._busy = True  # ensure_… looks torchvision up itself
+        try:
+            ensure_torchvision_importable()
+        finally:
+            TorchvisionImportHook._busy = False
+        return None
+
+
+def install_import_hook() -> None:
+    """Idempotent; cheap (imports nothing): put :class:`TorchvisionImportHook` first on ``sys.meta_path``."""
+    if not any(isinstance(f, TorchvisionImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, TorchvisionImportHook())

@@ -24,13 +24,12 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from emoembed.errors import CheckpointError, OutputError
+
+if TYPE_CHECKING:  # torch and safetensors are imported where they are used: the CLI's run lock needs neither
+    import torch
 
 TMP_SUFFIX = ".tmp"
 LEGACY_TMP_AGE_S = 3600.0  # temporaries of older versions carry no PID: removed once this old
@@ -209,6 +208,8 @@ def _json_default(o: Any):
 
 
 def save_safetensors_atomic(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
+    from safetensors.torch import save_file
+
     return atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None))
 
 
@@ -224,6 +225,9 @@ def read_json(path: str | Path, error: type[Exception] = CheckpointError, missin
 
 
 def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: weights file not found")
@@ -236,6 +240,8 @@ def load_safetensors(path: str | Path, map_location: str | torch.device = "cpu")
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """For training state (optimizer moments, counters, RNG states): tensors and plain containers only, read
     back with ``torch.load(weights_only=True)``."""
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: `emoembed --help` does not load it
+    import pandas as pd
 
 from emoembed.errors import ConfigError, DataError
 from emoembed.io import atomic_write
@@ -87,6 +89,8 @@ def head_coordinates(codec: Any, method: str = "pca", formats: Sequence[str] | s
     Columns: ``format``, ``variable``, ``group`` (the equivalence class, '' for none), ``tied`` (the class has
     another member among the plotted formats, i.e. the tie loss acted on this row), ``x``, ``y``. The explained
     variance ratio is in ``.attrs["explained_variance"]`` (None for UMAP), the method in ``.attrs["method"]``."""
+    import pandas as pd
+
     codec = getattr(codec, "codec", codec)
     fmts = _codec_formats(codec, formats)
     heads = codec.head_vectors()
@@ -163,6 +167,8 @@ def _resolve_color(model: Any, color_by: str, format: str | None, gold: pd.DataF
 def _gold_frame(labels: np.ndarray, fmt: Any) -> pd.DataFrame:
     """Gold labels (N, k) of a format as a frame: the variables, ``top`` and, for class formats, ``label``.
     A multilabel ``top`` is the one positive class, ``(several)`` or ``(none)``; gold has no probabilities to rank."""
+    import pandas as pd
+
     y = np.asarray(labels, dtype=np.float64).reshape(-1, fmt.size)
     frame = pd.DataFrame(y, columns=list(fmt.variables))
     top = [fmt.variables[i] for i in y.argmax(axis=1)] if len(y) else []
@@ -219,6 +225,8 @@ def content_coordinates(model: Any, items: Sequence[Any], color_by: str, format:
     categorical = var in CLASS_COLOURS
     if categorical:
         values = np.asarray([str(v) if str(v) else "(none)" for v in values], dtype=object)
+    import pandas as pd
+
     out = pd.DataFrame({"item": [str(x) for x in kept], "x": xy[:, 0], "y": xy[:, 1], var: values})
     out.attrs.update(color_by=var, color_format=cfmt, color_source=source, categorical=categorical, method=method,
                      explained_variance=ratio, dropped=int((~ok).sum()))

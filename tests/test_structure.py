@@ -51,7 +51,7 @@ def test_what_a_library_module_can_ever_import_excludes_training_and_cli(module)
 def test_import_emoembed_is_light_and_exports_the_three_classes():
     loaded = loaded_after("import emoembed")
     assert {m for m in loaded if m.startswith("emoembed")} == {"emoembed", "emoembed._torchvision_fix", "emoembed.errors"}
-    assert not {m for m in loaded if m.startswith(("pandas", "transformers", "timm"))}, loaded
+    assert not {m for m in loaded if m.startswith(("torch", "pandas", "transformers", "timm"))}, loaded
     loaded = loaded_after("from emoembed import EmotionModel, EmotionCodec, EmotionIndex; "
                           "assert EmotionModel.model_type == 'emotion-model' and EmotionCodec.model_type == 'emotion-codec'; "
                           "assert EmotionIndex.__module__ == 'emoembed.retrieval'")
@@ -63,6 +63,14 @@ def test_cli_package_imports_verb_modules_only_when_run():
     loaded = loaded_after("import emoembed.cli")
     assert {m for m in loaded if m.startswith("emoembed.cli")} == {"emoembed.cli", "emoembed.cli.common"}
     assert not {m for m in loaded if m.startswith(("pandas", "transformers", "timm"))}, loaded
+
+
+def test_torchvision_gets_the_cpu_shim_whoever_imports_it_first():
+    """``import emoembed`` no longer runs the shim (it imported torch, ~6 s); its import hook must still run it
+    before torchvision is imported — directly, or through timm/transformers."""
+    loaded = loaded_after("import emoembed, torchvision, emoembed._torchvision_fix as f; "
+                          "assert f.state['patched'] or f.state['extension_loaded'], f.state")
+    assert "torch" in loaded
 
 
 def _module_name(path: Path) -> str:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: `emoembed --help` does not load pandas
+    import pandas as pd
 
 from emoembed.cli.common import verb
 from emoembed.errors import ConfigError, DataError, EmoembedError
