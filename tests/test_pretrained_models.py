@@ -59,6 +59,46 @@ def test_the_codec_loads_by_name_and_converts_sensibly():
     assert out.loc[0, "joy"] > out.loc[1, "joy"] and out.loc[1, "anger"] > out.loc[0, "anger"]
 
 
+@pytest.mark.parametrize("name", list(catalogue()))
+def test_every_shipped_model_with_class_formats_carries_the_codecs_calibration(name):
+    """Each multilabel format of a shipped codec (and of the codec inside each shipped model) has a decision rule
+    fitted on paired dev data, and the codec knows its trained pairs (for the zero-shot note)."""
+    cfg = json.loads((pretrained_dir(name) / "config.json").read_text(encoding="utf-8"))
+    codec_cfg = cfg if cfg["model_type"] == "emotion-codec" else cfg["codec"]
+    multilabel = [n for n, f in codec_cfg["formats"].items() if f["kind"] == "multilabel"]
+    assert multilabel, name
+    for fmt in multilabel:
+        rule = codec_cfg["calibration"][fmt]
+        assert rule["fitted_on"].startswith("dev split of "), (name, fmt)
+        assert set(rule["thresholds"]) == set(codec_cfg["formats"][fmt]["variables"])
+        assert 1 <= rule["max_labels"] < len(codec_cfg["formats"][fmt]["variables"])
+    assert ["goemotions_ekman", "goemotions28", "ekman7"] in codec_cfg["trained_pairs"]
+    loaded = load_model(f"emoembed/{name}")  # the integrity checks (digests in config.json) still pass
+    codec = loaded if isinstance(loaded, EmotionCodec) else loaded.codec
+    assert set(codec.calibration) == set(multilabel)
+
+
+def test_the_shipped_codec_gives_few_goemotions_labels_per_vad_row(tmp_path, capsys):
+    """VAD ratings → GoEmotions 28 through emoembed/codec-full: at most the calibration's max labels per row
+    (uncalibrated, every class was above 0.5: 17–24 labels per row), and the zero-shot note is printed."""
+    path = tmp_path / "vad4.csv"
+    path.write_text("word,valence,arousal,dominance\nvacation,8.53,5.67,7.23\nfuneral,1.6,6.1,3.0\n"
+                    "table,5.2,3.1,5.5\nmidpoint,5,5,5\n", encoding="utf-8")
+    rule = EmotionCodec.from_pretrained("emoembed/codec-full").calibration["goemotions28"]
+    capsys.readouterr()
+    assert main(["predict", "--model", "emoembed/codec-full", "--source-format", "vad", "--input", str(path),
+                 "--format", "goemotions28", "--input-scale", "1,9"]) == 0
+    out, err = capsys.readouterr()
+    import pandas as pd
+    from io import StringIO
+
+    frame = pd.read_csv(StringIO(out), keep_default_na=False)
+    assert list(frame["word"]) == ["vacation", "funeral", "table", "midpoint"]
+    counts = [len(x.split(",")) for x in frame["label"]]
+    assert all(rule["min_labels"] <= c <= rule["max_labels"] for c in counts), counts
+    assert "vad → goemotions28 is zero-shot for this codec" in err and "decision thresholds" in err
+
+
 @pytest.mark.parametrize("name", WORD_MODELS)
 def test_the_word_models_predict_by_name_offline(name, capsys):
     model = EmotionModel.from_pretrained(f"emoembed/{name}")
@@ -162,6 +202,8 @@ def test_rebuilding_the_smallest_model_gives_bit_identical_weights(tmp_path, cap
     assert all(torch.equal(shipped[k], rebuilt[k]) for k in shipped)
     assert card("words-glove50")["weights_sha256"] == json.loads((tmp_path / "rebuilt" / "card.json").read_text())["weights_sha256"]
     assert "bit-identical to the shipped weights" in out
+    shipped_cfg = json.loads((pretrained_dir("words-glove50") / "config.json").read_text(encoding="utf-8"))
+    assert json.loads((tmp_path / "rebuilt" / "config.json").read_text(encoding="utf-8")) == shipped_cfg  # calibration included
     assert (pretrained_dir("words-glove50") / "README.md").read_text() == (tmp_path / "rebuilt" / "README.md").read_text()
 
 

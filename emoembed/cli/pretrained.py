@@ -13,8 +13,10 @@ from emoembed.cli.common import verb
 
 
 def _pretrained_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["build", "card"], help="build: retrain NAME from its recipe and write its card; "
-                   "card: only re-score the built weights and rewrite the card")
+    p.add_argument("action", choices=["build", "card", "calibrate"], help="build: retrain NAME from its recipe and write its card; "
+                   "card: only re-score the built weights and rewrite the card; calibrate: fit a packaged codec's "
+                   "multilabel decision rules on its pairs' dev split (as `map` does after training) and write them "
+                   "into its config.json and those of the models built on it, weights unchanged")
     p.add_argument("name", help="a name of `emoembed list pretrained` (with or without emoembed/)")
     p.add_argument("--out", help="folder to write (default: the packaged model's own folder, pretrained/NAME)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
@@ -58,6 +60,13 @@ def _pretrained_run(args: argparse.Namespace) -> int:
     from emoembed.training.pretrained_build import same_weights
 
     name = args.name[len(PREFIX):] if args.name.startswith(PREFIX) else args.name
+    if args.action == "calibrate":
+        from emoembed.data.registry import default_data_registry
+        from emoembed.training.pretrained_build import calibrate_packaged
+
+        for fmt, rule in calibrate_packaged(name, default_data_registry(), log=lambda m: print(m, file=sys.stderr)).items():
+            print(f"{fmt}: at most {rule['max_labels']} label(s), at least {rule['min_labels']}")
+        return 0
     shipped = zoo_dir() / name / "model.safetensors"
     before = None
     if shipped.is_file() and args.action == "build":  # keep the shipped weights to compare against, also when --out is the packaged folder

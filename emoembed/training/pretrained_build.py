@@ -109,3 +109,41 @@ def same_weights(a: Path, b: Path) -> tuple[bool, str]:
                     default=float("nan"))
         return False, f"{len(diff)} of {len(sa)} tensors differ (e.g. {diff[:3]}; largest difference {worst:.3g})"
     return True, f"all {len(sa)} tensors bit-identical"
+
+
+def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit the multilabel calibration of the packaged codec ``name`` (the steps ``emoembed map`` runs after
+    training: :func:`emoembed.calibration.calibrate_codec` on the dev split of the pairs of its recipe) and write it,
+    with the pairs it was trained on, into ``config.json`` of the codec and of every packaged model built on it.
+    Weights are not touched (their digests in the configs stay valid); a rebuild writes the same config. Returns
+    the calibration."""
+    from emoembed.calibration import calibrate_codec
+    from emoembed.codec import EmotionCodec
+    from emoembed.io import atomic_write_json, read_json
+    from emoembed.training.codec import load_pairs
+
+    spec = build_spec(name)
+    if spec["kind"] != "codec":
+        raise ConfigError(f"{name} is a {spec['kind']}; calibrate its codec ({spec.get('codec')})")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        codec = EmotionCodec.from_pretrained(pretrained_dir(name))
+        codec.calibration, codec.trained_pairs = {}, []
+        calibrate_codec(codec, load_pairs(recipe_for(spec), data, log), {}, log)
+    finally:
+        torch.set_num_threads(threads)
+    fields = {"calibration": codec.calibration, "trained_pairs": codec.trained_pairs}
+    path = pretrained_dir(name) / CONFIG_NAME
+    cfg = read_json(path)
+    new = {k: v for k, v in cfg.items() if k not in ("recipe", "weights_sha256", "codec_fingerprint")} | codec.config()
+    atomic_write_json(new | {k: cfg[k] for k in ("recipe", "weights_sha256", "codec_fingerprint") if k in cfg}, path)
+    log(f"wrote the calibration into {path}")
+    for other, entry in catalogue().items():
+        if entry.get("kind") == "model" and entry.get("codec") == name and (pretrained_dir(other) / CONFIG_NAME).is_file():
+            path = pretrained_dir(other) / CONFIG_NAME
+            cfg = read_json(path)
+            cfg["codec"] = dict(cfg["codec"]) | fields
+            atomic_write_json(cfg, path)
+            log(f"wrote the calibration into {path}")
+    return codec.calibration
