@@ -79,7 +79,9 @@ def summary_scores(kind: str, scores: Mapping[str, Any], spec: Mapping[str, Any]
         if scores.get("pooled_mean") is not None:
             out["pooled"] = {"metric": "mixed", "primary": scores["pooled_mean"]}
         return out
-    return {f"{k} {r['format']}": {"metric": r["metric"], "primary": r["primary"]} for k, r in scores.items()}
+    notes = spec.get("score_notes") or {}
+    return {f"{k} {r['format']}": {"metric": r["metric"], "primary": r["primary"]} | ({"note": notes[k]} if k in notes else {})
+            for k, r in scores.items()}
 
 
 def write_card(folder: Path, name: str, spec: Mapping[str, Any], obj, registry, scores: Mapping[str, Any],
@@ -140,6 +142,7 @@ def readme(name: str, spec: Mapping[str, Any], obj, card: Mapping[str, Any], sco
               f"Measured right after the build with `{card['evaluate'][0]}` (test splits; the metric column names the score: Pearson r "
               "for ratings, macro F1 for multi-label formats, accuracy for single-label classes).", "",
               scores_table(kind, scores, getattr(obj, "meta", {}).get("augmented_formats", [])), "",
+              *[f"**{k}: {v}**\n" for k, v in (spec.get("score_notes") or {}).items()],
               "## Known limits", "", spec.get("limits", "").strip(), "",
               "## Rebuild", "",
               "```bash", card["rebuild"], "```", "",

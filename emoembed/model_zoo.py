@@ -110,7 +110,7 @@ def score_summary(scores: Mapping[str, Mapping[str, Any]]) -> str:
     parts = []
     for key, r in scores.items():
         metric = {"pearson": "r", "mixed": ""}.get(r.get("metric", ""), r.get("metric", ""))
-        parts.append(" ".join(p for p in (key, metric, f"{float(r['primary']):.3f}") if p))
+        parts.append(" ".join(p for p in (key, metric, f"{float(r['primary']):.3f}") if p) + (f" ({r['note']})" if r.get("note") else ""))
     return "; ".join(parts)
 
 
