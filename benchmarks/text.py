@@ -1,29 +1,24 @@
-"""Text encoders and CARL: one table (issue 5).
+"""Text encoders and CARL at full size on the CPU (issue 13), plus the quick smoke profile (issue 5).
 
-    EMOEMBED_DATA=../shared/data HF_HUB_OFFLINE=1 python benchmarks/text.py --codec runs/map-full [--out DIR]
-        [--threads 1] [--gpu] [--only eb-plain,eb-carl] [--epsilon-study]
+    EMOEMBED_DATA=../shared/data HF_HUB_OFFLINE=1 python benchmarks/text.py --codec runs/map-full --out runs \
+        [--threads 1] [--only eb-default-s13,probe-minilm-base] [--quick | --smoke | --gpu]
 
-Rows are stage-2 runs of the one training loop (``emoembed.training.encoder.fit``) on the packaged all-MiniLM-L6-v2,
-through the frozen heads of ``--codec`` (which must know vad, be5, be6):
+**Full profile (default)** — every step is a resumable run stored under ``--out/NAME`` (a rerun reuses finished
+runs and continues interrupted ones from their ``training_state.pt``), made by the same functions as the CLI:
 
-* ``eb-plain`` (plain fine-tune, ``encoders/text-minilm.yaml``), ``eb-carl`` (``encoders/text-minilm-carl.yaml``),
-  ``eb-carl-noptd``, ``eb-carl-nomccl`` (the ablations), ``eb-plain-aug`` (label augmentation be5 + be6): trained on
-  EmoBank (vad); scored on EmoBank test (per dimension r / ρ / MAE on the [-1, 1] scale) and zero-shot on
-  AffectiveText test in be5 and be6 (reference AuZ .572).
-* ``at-plain``, ``at-plain-aug`` (augmentation vad): trained on AffectiveText be6; scored on its test (BE6 mean r)
-  and zero-shot on EmoBank test in vad (reference AuZ .395).
-* For every EmoBank-trained model and the untouched MiniLM (its 384-d mean-pooled output): a GoEmotions Ekman
-  linear probe on frozen embeddings (single-label comments of the six Ekman emotions; accuracy, macro P/R/F1) and
-  Wang & Isola's alignment (same-emotion pairs) and uniformity on the probe's test comments.
+* stage 2 (``emoembed fit-encoder``, whole training splits): ``eb-default-s13`` (the default text recipe
+  ``encoders/text-minilm.yaml`` on EmoBank, augmentation be5), ``at-default-s13`` (AffectiveText be6 +
+  augmentation vad), ``eb-carlinit-s13`` (the default recipe starting from the ``carl-pretrain-s13`` backbone),
+  ``multitask-s13`` (EmoBank + AffectiveText be6 + GoEmotions ekman7, 8,000 GoEmotions comments),
+  ``eb-nogroup-s13`` (the default recipe without length-grouped batches). Scored on their test splits and
+  zero-shot in the formats they never saw (AffectiveText be5/be6, EmoBank vad).
+* CARL pre-training (``emoembed pretrain``, ``encoders/text-minilm-carl-pretrain.yaml``): seeds 13/14/15,
+  EmoBank-only (what the codec-labelled data adds), w/o PTD, w/o MCCL.
+* Probes (``emoembed evaluate --probe``): the untouched MiniLM and every pre-trained backbone.
+* Step time of length-grouped vs random batches on the same EmoBank items, side by side in one process.
 
-Below the table: the time of a CARL training step (and of each ablation) relative to a plain fine-tune step on the
-same batches, and ``EmotionModel.encode`` throughput relative to the raw backbone forward on the same
-(length-sorted) batches. ``--epsilon-study`` adds a PTD-only comparison of ε-ball settings (the paper's ε = 5e-9
-against relative radii).
-
-CPU size by default (a few minutes per run on a shared 2-core machine: 1,440 EmoBank sentences, 64 tokens, 2 × 45 steps);
-``--gpu`` runs the recipes' full size on CUDA. Each finished run is stored in ``--out`` and reused by a rerun
-(``--fresh`` to retrain).
+``--quick`` is the former CPU size (1,440 EmoBank sentences, 2 × 45 steps; minutes per run) with its table;
+``--smoke`` a seconds-long pass through the quick code; ``--gpu`` the quick table at the GPU recipes' size.
 """
 from __future__ import annotations
 
@@ -56,7 +51,7 @@ from emoembed.tasks import Task, task_from_dataset  # noqa: E402
 from emoembed.training.encoder import fit, synthetic_labels  # noqa: E402
 
 SIZES: dict[str, dict[str, Any]] = {
-    "cpu": {"max_length": 64, "batch_size": 16, "epochs": 2, "steps": 45, "train_items": 1440, "dev_items": 300,
+    "quick": {"max_length": 64, "batch_size": 16, "epochs": 2, "steps": 45, "train_items": 1440, "dev_items": 300,
             "lr": 1e-4, "at_epochs": 2, "at_steps": 40, "eval_batch_size": 64, "probe_train": 1500,
             "probe_test": 800, "pairs": 2000, "speed_steps": 4, "speed_texts": 512, "device": "cpu",
             "study_steps": 16},
@@ -424,8 +419,9 @@ def build_table(results: dict[str, dict], probes: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--codec", required=True, help="codec directory (emoembed map); must know vad, be5, be6")
-    ap.add_argument("--out", default="runs/bench-text", help="where results and per-run metrics go")
-    ap.add_argument("--gpu", action="store_true", help="full-size runs on CUDA")
+    ap.add_argument("--out", default="runs", help="where runs, results and tables go (full profile: one folder per run)")
+    ap.add_argument("--gpu", action="store_true", help="the quick table at the GPU recipes' size, on CUDA")
+    ap.add_argument("--quick", action="store_true", help="the former CPU size (1,440 EmoBank sentences per run; minutes)")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long pass through everything (no meaningful numbers)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")
     ap.add_argument("--only", help="comma-separated run names (default: all)")
@@ -438,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    size = dict(SIZES["gpu" if args.gpu else "smoke" if args.smoke else "cpu"])
+    if not (args.quick or args.smoke or args.gpu):
+        return run_full(args)
+    size = dict(SIZES["gpu" if args.gpu else "smoke" if args.smoke else "quick"])
     if args.gpu and not torch.cuda.is_available():
         raise SystemExit("--gpu: no CUDA device")
     out = Path(args.out)
@@ -522,6 +520,240 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json({"size": size, "codec": args.codec, "carl_overrides": carl, "results": results, "probes": probes, "speed": speed,
                        "epsilon_study": study, "seconds": time.perf_counter() - t_start}, out / "results.json")
     log(f"wrote {out / 'table.md'} and {out / 'results.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- full profile
+FULL_STAGE2: list[dict[str, Any]] = [
+    {"name": "eb-default-s13", "label": "default recipe (+ aug be5)", "data": ["emobank"]},
+    {"name": "at-default-s13", "label": "default recipe (+ aug vad)", "data": ["affectivetext:be6"], "augment": ["vad"]},
+    {"name": "eb-carlinit-s13", "label": "default recipe from the CARL backbone", "data": ["emobank"],
+     "backbone_from": "carl-pretrain-s13"},
+    {"name": "multitask-s13", "label": "multitask (+ aug be5, vad)", "augment": ["be5", "vad"],
+     "data": ["emobank", "affectivetext:be6", "goemotions:ekman7"], "training": {"max_train_items": {"goemotions": 8000}}},
+    {"name": "eb-nogroup-s13", "label": "default recipe, random batches", "data": ["emobank"],
+     "training": {"group_by_length": False}},
+]
+FULL_PRETRAIN: list[dict[str, Any]] = [
+    {"name": "carl-pretrain-s13", "label": "CARL (seed 13)", "seed": 13},
+    {"name": "carl-pretrain-s14", "label": "CARL (seed 14)", "seed": 14},
+    {"name": "carl-pretrain-s15", "label": "CARL (seed 15)", "seed": 15},
+    {"name": "carl-pretrain-eb-s13", "label": "CARL, EmoBank only", "seed": 13, "data": ["emobank"]},
+    {"name": "carl-pretrain-noptd-s13", "label": "CARL w/o PTD", "seed": 13, "objective": {"ptd": False}},
+    {"name": "carl-pretrain-nomccl-s13", "label": "CARL w/o MCCL", "seed": 13, "objective": {"mccl": False}},
+]
+ZERO_SHOT_SPECS = ("affectivetext:be5", "affectivetext:be6", "emobank:vad")
+# the CARL paper (BERT-base, its Tables I, III, IV): V r/ρ/MAE, A r/ρ/MAE, acc (%), P, R, F1, align, unif
+PAPER_PROBE = {"BERT (paper)": (.673, .665, .098, .582, .640, .106, 64.44, .660, .660, .648, .3633, -.7383),
+               "CARL BERT (paper)": (.721, .714, .087, .629, .684, .101, 72.73, .719, .701, .705, .5027, -1.1224)}
+
+
+def full_stage2_recipe(run: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The default text recipe with the run's data, augmentation, training overrides and backbone."""
+    recipe = load_encoder_recipe(REPO / "encoders" / "text-minilm.yaml", "text")
+    raw = {k: v for k, v in recipe.items() if k != "source"}
+    raw["name"], raw["data"] = run["name"], list(run["data"])
+    if "augment" in run:
+        raw["augment"] = list(run["augment"])
+    raw["training"] = {**raw["training"], **run.get("training", {})}
+    if run.get("backbone_from"):
+        raw["encoder"] = {**raw["encoder"], "backbone": str(out / run["backbone_from"] / "backbone")}
+    return resolve_encoder_recipe(raw, f"benchmark:{run['name']}")
+
+
+def full_pretrain_recipe(run: dict[str, Any]) -> dict[str, Any]:
+    recipe = load_encoder_recipe(REPO / "encoders" / "text-minilm-carl-pretrain.yaml", "text")
+    raw = {k: v for k, v in recipe.items() if k != "source"}
+    raw["name"], raw["seed"] = run["name"], run["seed"]
+    if "data" in run:
+        raw["data"] = list(run["data"])
+    raw["objective"] = {**raw["objective"], **run.get("objective", {})}
+    return resolve_encoder_recipe(raw, f"benchmark:{run['name']}")
+
+
+def zero_shot_scores(run_dir: Path) -> dict[str, Any]:
+    """Test scores of a saved model on every ZERO_SHOT_SPECS dataset (cached in RUN/zero_shot.json)."""
+    from emoembed.data.registry import default_data_registry
+    from emoembed.model import EmotionModel
+
+    cache = run_dir / "zero_shot.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    model = EmotionModel.from_pretrained(run_dir)
+    reg = default_data_registry()
+    out = {}
+    for spec in ZERO_SHOT_SPECS:
+        name, fmt = spec.split(":")
+        out[spec] = model.evaluate(task_from_dataset(reg.dataset(name), fmt, model.formats), "test", batch_size=128)
+    atomic_write_json(out, cache)
+    return out
+
+
+def probe_of(source: str, path: Path, log, max_ekman_train: int = 8000) -> dict[str, Any]:
+    from emoembed.probe import load_probe_data, run_probes, text_embedder
+
+    if path.exists():
+        return json.loads(path.read_text())
+    log(f"probe {source}")
+    res = run_probes(text_embedder(source), load_probe_data(max_ekman_train=max_ekman_train), log)
+    res["source"] = source
+    atomic_write_json(res, path)
+    return res
+
+
+def grouped_step_times(codec: EmotionCodec, steps: int = 12, batch_size: int = 32, max_length: int = 96,
+                       seed: int = 13) -> dict[str, Any]:
+    """Seconds per training step (forward, loss, backward, AdamW) of the default recipe's encoder on EmoBank batches
+    drawn with and without length grouping, alternating in one process; and the padded tokens per epoch of each."""
+    from emoembed.batching import length_grouped_batches, padded_tokens, shuffled_batches
+    from emoembed.encoders.text import TextEncoder
+
+    reg = default_data_registry()
+    task = task_from_dataset(reg.dataset("emobank"), "vad")
+    torch.manual_seed(seed)
+    enc = TextEncoder.from_recipe({"max_length": max_length}, codec.dim).train()
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-6)
+    texts, labels = task.items["train"], task.labels["train"]
+    lengths = np.minimum(enc.token_lengths(texts), enc.max_length).astype(float)
+    idx = np.arange(len(texts))
+    orders = {"grouped": length_grouped_batches(idx, lengths, batch_size, np.random.default_rng(seed)),
+              "random": shuffled_batches(idx, batch_size, np.random.default_rng(seed))}
+    times: dict[str, list[float]] = {k: [] for k in orders}
+    for i in range(steps):
+        for kind, batches in orders.items():
+            b = batches[i]
+            batch = enc.collate([texts[j] for j in b], train=True)
+            y = torch.as_tensor(labels[b])
+            t0 = time.perf_counter()
+            loss = format_loss(codec.decode("vad", enc(batch).float()), y, codec.formats["vad"])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times[kind].append(time.perf_counter() - t0)
+    out = {"steps": steps, "batch_size": batch_size, "max_length": max_length, "threads": torch.get_num_threads()}
+    for kind, batches in orders.items():
+        out[f"{kind}_step_s"] = statistics.mean(times[kind])
+        out[f"{kind}_padded_tokens_per_epoch"] = padded_tokens(batches, lengths)
+    out["real_tokens_per_epoch"] = int(lengths.sum())
+    out["step_time_ratio"] = out["grouped_step_s"] / out["random_step_s"]
+    return out
+
+
+def _mean_sd(values: list[float]) -> str:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f3(vals[0])
+    return f"{f3(statistics.mean(vals))} ± {statistics.stdev(vals):.3f}"
+
+
+def probe_row(label: str, probes: list[dict[str, Any]]) -> str:
+    def col(fn) -> str:
+        return _mean_sd([fn(p) for p in probes])
+
+    cols = [col(lambda p, v=v, m=m: p["va"][v][m]) for v in ("valence", "arousal") for m in ("r", "rho", "mae")]
+    cols += [_mean_sd([100 * p["ekman"]["accuracy"] for p in probes]).replace(".", ".", 1)]
+    cols += [col(lambda p, m=m: p["ekman"][m]) for m in ("precision", "recall", "f1")]
+    cols += [col(lambda p: p["geometry"]["alignment"]), col(lambda p: p["geometry"]["uniformity"])]
+    n = f" (n = {len(probes)})" if len(probes) > 1 else ""
+    return f"| {label}{n} | " + " | ".join(cols) + " |"
+
+
+def full_tables(out: Path, stage2: dict[str, dict], probes: dict[str, dict], speed: dict | None) -> str:
+    lines = ["### Stage 2 at full size", "",
+             "| run | trained on | EB V r/ρ/MAE | EB A r/ρ/MAE | EB D r/ρ/MAE | EB mean r | AT be6 mean r | ZS→AT be5 | "
+             "ZS→AT be6 | ZS→EB vad | best epoch | train min |", "|" + "---|" * 12]
+    for name, r in stage2.items():
+        m, zs = r["metrics"], r["zero_shot"]
+        eb = zs.get("emobank:vad", {})
+        trained = [t for t in m["test"]]
+        dims = []
+        for v in ("valence", "arousal", "dominance"):
+            pv = eb.get("per_variable", {}).get(v, {})
+            dims.append(f"{f3(pv.get('pearson'))} / {f3(pv.get('spearman'))} / {f3(pv.get('mae'))}" if pv else "–")
+        def z(spec: str) -> str:
+            row = zs.get(spec, {})
+            return (f3(row.get("primary")) + ("" if row.get("zero_shot") else " (trained)")) if row else "–"
+        lines.append(f"| {name} ({r['label']}) | {', '.join(trained)} | " + " | ".join(dims) + f" | {f3(eb.get('primary'))} | "
+                     f"{f3(zs.get('affectivetext:be6', {}).get('primary'))} | {z('affectivetext:be5')} | {z('affectivetext:be6')} | "
+                     f"{z('emobank:vad')} | {m['best_epoch']} | {m['train_seconds'] / 60:.1f} |")
+    lines.append("| *reference (Buechel & Hahn, BERT-base)* | | | | | *.625* | *.747 (BE5)* | *AuZ .572* | | *AuZ .395* | | |")
+    lines += ["", "### Linear probes on frozen embeddings (the CARL paper's Tables I, III, IV, V)", "",
+              "| model | V r | V ρ | V MAE | A r | A ρ | A MAE | Ekman acc % | P | R | F1 | align | unif |", "|" + "---|" * 13]
+    for label, vals in PAPER_PROBE.items():
+        lines.append(f"| *{label}* | " + " | ".join(f"*{v:.3f}*" if i != 6 else f"*{v:.2f}*" for i, v in enumerate(vals)) + " |")
+    if "probe-minilm-base" in probes:
+        lines.append(probe_row("MiniLM, untouched (base)", [probes["probe-minilm-base"]]))
+    seeds = [probes[f"probe-carl-pretrain-s{s}"] for s in (13, 14, 15) if f"probe-carl-pretrain-s{s}" in probes]
+    if seeds:
+        lines.append(probe_row("CARL MiniLM (EmoBank + codec-labelled)", seeds))
+    for run in FULL_PRETRAIN[3:]:
+        key = f"probe-{run['name']}"
+        if key in probes:
+            lines.append(probe_row(run["label"], [probes[key]]))
+    if speed:
+        lines += ["", f"Length-grouped vs random batches (EmoBank, batch {speed['batch_size']}, {speed['max_length']} tokens, "
+                  f"{speed['threads']} thread(s), {speed['steps']} steps each, alternating): "
+                  f"{speed['grouped_step_s']:.2f} s vs {speed['random_step_s']:.2f} s per step "
+                  f"(×{speed['step_time_ratio']:.2f}); padded tokens per epoch {speed['grouped_padded_tokens_per_epoch']:,} vs "
+                  f"{speed['random_padded_tokens_per_epoch']:,} (real tokens {speed['real_tokens_per_epoch']:,})."]
+    return "\n".join(lines)
+
+
+def run_full(args) -> int:
+    """The full-size CPU profile: pre-training, stage 2, probes, speed — each cached under ``--out``."""
+    from emoembed.data.registry import default_data_registry
+    from emoembed.training.encoder import run_fit_encoder
+    from emoembed.training.pretrain import run_pretrain
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
+
+    codec_dir = Path(args.codec)
+    codec = EmotionCodec.from_pretrained(codec_dir)
+    missing = [f for f in NEEDED_FORMATS if f not in codec.formats]
+    if missing:
+        raise ConfigError(f"{codec_dir}: the codec lacks format(s) {missing}; train one with mappings/full.yaml")
+    wanted = set(args.only.split(",")) if args.only else None
+    reg = default_data_registry()
+    probes: dict[str, dict] = {}
+    stage2: dict[str, dict] = {}
+    probes["probe-minilm-base"] = probe_of("packaged:all-MiniLM-L6-v2", out / "probe-minilm-base.json", log) \
+        if not wanted or "probe-minilm-base" in wanted or (out / "probe-minilm-base.json").exists() else None
+    for run in FULL_PRETRAIN:
+        rdir = out / run["name"]
+        if (wanted and run["name"] not in wanted) and not (rdir / "metrics.json").exists():
+            continue
+        if not (rdir / "metrics.json").exists():
+            log(f"{run['name']}: pre-training")
+            run_pretrain(full_pretrain_recipe(run), codec_dir, reg, rdir, resume=True, progress=False, log=log)
+        probes[f"probe-{run['name']}"] = probe_of(str(rdir / "backbone"), out / f"probe-{run['name']}.json", log)
+    for run in FULL_STAGE2:
+        rdir = out / run["name"]
+        if (wanted and run["name"] not in wanted) and not (rdir / "metrics.json").exists():
+            continue
+        if run.get("backbone_from") and not (out / run["backbone_from"] / "backbone").exists():
+            log(f"{run['name']}: skipped, {run['backbone_from']} has not been pre-trained")
+            continue
+        if not (rdir / "metrics.json").exists():
+            log(f"{run['name']}: training")
+            run_fit_encoder(full_stage2_recipe(run, out), codec_dir, reg, rdir, resume=True, progress=False, log=log)
+        stage2[run["name"]] = {"label": run["label"], "metrics": json.loads((rdir / "metrics.json").read_text()),
+                               "zero_shot": zero_shot_scores(rdir)}
+    speed = None
+    if not args.no_speed:
+        spath = out / "length-grouping-speed.json"
+        speed = json.loads(spath.read_text()) if spath.exists() else grouped_step_times(codec)
+        atomic_write_json(speed, spath)
+    text = full_tables(out, stage2, {k: v for k, v in probes.items() if v}, speed)
+    print(text)
+    atomic_write_text(text + "\n", out / "text-full-tables.md")
+    log(f"wrote {out / 'text-full-tables.md'}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Metrics per format kind. Regression: Pearson r and MAE per variable; multiclass: accuracy and macro-F1;
+"""Metrics per format kind. Regression: Pearson r, Spearman ρ and MAE per variable; multiclass: accuracy and macro-F1;
 multilabel: per-class F1 at p > 0.5 and macro-F1; distribution: accuracy of the argmax and Pearson r of the
 probabilities. ``primary`` is the format's declared metric, the number model selection uses; where it is undefined
 (Pearson r on fewer than 2 items, or on gold values that do not vary) it is NaN and ``undefined`` says why."""
@@ -31,6 +31,13 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman ρ (Pearson r of average ranks); NaN when either side is constant."""
+    from scipy.stats import rankdata
+
+    return pearson(rankdata(a), rankdata(b))
+
+
 def f1_binary(pred: np.ndarray, gold: np.ndarray) -> float:
     tp = float(np.sum(pred & gold))
     fp = float(np.sum(pred & ~gold))
@@ -46,7 +53,8 @@ def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dic
     per_var: dict[str, dict] = {}
     if fmt.kind == "regression":
         for j, v in enumerate(fmt.variables):
-            per_var[v] = {"pearson": pearson(pred[:, j], gold[:, j]), "mae": float(np.mean(np.abs(pred[:, j] - gold[:, j])))}
+            per_var[v] = {"pearson": pearson(pred[:, j], gold[:, j]), "spearman": spearman(pred[:, j], gold[:, j]),
+                          "mae": float(np.mean(np.abs(pred[:, j] - gold[:, j])))}
         out["pearson"] = mean_defined(m["pearson"] for m in per_var.values())
         out["mae"] = float(np.mean([m["mae"] for m in per_var.values()]))
     elif fmt.kind == "multilabel":

@@ -114,7 +114,7 @@ class EncoderTraining(_Section):
     patience: int = Field(8, gt=0)
     accumulate: int = Field(1, gt=0)
     max_steps_per_epoch: int | None = Field(None, gt=0)
-    max_train_items: int | None = Field(None, gt=0)
+    max_train_items: int | dict[str, int] | None = None  # one cap for every dataset, or {dataset: cap}
     eval_batch_size: int = Field(256, gt=0)
     num_workers: int = Field(0, ge=0)
     bf16: bool = True
@@ -122,6 +122,25 @@ class EncoderTraining(_Section):
     pretrain_epochs: int = Field(0, ge=0)
     device: str = "auto"
     drop_last: bool = False
+    group_by_length: bool = False  # batches of texts of similar length (emoembed.batching)
+    checkpoint_every: int | None = Field(None, gt=0)  # optimizer steps between mid-epoch checkpoints
+
+    @field_validator("max_train_items")
+    @classmethod
+    def _positive_caps(cls, v: Any) -> Any:
+        caps = v.values() if isinstance(v, dict) else [] if v is None else [v]
+        if any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in caps):
+            raise ValueError(f"must be a positive integer or a mapping of dataset names to positive integers, got {v!r}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: Any) -> Any:
+        from emoembed.schedules import STEP_SCHEDULES
+
+        if v is not None and str(v.get("type", "step")) not in ("step", *STEP_SCHEDULES):
+            raise ValueError(f"type must be one of {['step', *STEP_SCHEDULES]}, got {v.get('type')!r}")
+        return v
 
     @field_validator("epochs", "batch_size", "accumulate", mode="before")
     @classmethod

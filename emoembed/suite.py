@@ -306,7 +306,8 @@ def run_modality(modality: str, spec: Mapping[str, Any], codec, data: DataRegist
     augment = spec["augment"] if spec["augment"] is not None else list(dict.fromkeys(t.fmt.name for _, t in targets))
     base = load_encoder_recipe(spec["recipe"], modality)
     base.pop("source", None)
-    base = resolve_encoder_recipe(deep_update(base, spec["overrides"]) | {"seed": seed, "modality": modality},
+    # the table's columns decide augmentation (Sng: none, Aug: the zero-shot formats), not the recipe's default
+    base = resolve_encoder_recipe(deep_update(base, spec["overrides"]) | {"seed": seed, "modality": modality, "augment": []},
                                   f"suite {modality} recipe")
 
     def train_model(name: str, tasks, **over) -> EmotionModel:

@@ -41,7 +41,11 @@ def parse_data_spec(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def task_from_dataset(ds: Dataset, fmt_name: str | None, known_formats: Sequence[str] | None = None) -> Task:
+def task_from_dataset(ds: Dataset, fmt_name: str | None,
+                      known_formats: Sequence[str] | Mapping[str, LabelFormat] | None = None) -> Task:
+    """Dataset ``ds`` in format ``fmt_name`` (None: its first format in ``known_formats``). A format the dataset does
+    not name but whose variables one of its formats holds (``affectivetext:be5`` from be6) is cut from that one's
+    columns (``emoembed.subformats``). Raises ConfigError naming the dataset's formats when neither applies."""
     fmts = list(ds.formats)
     if fmt_name is None:
         usable = [f for f in fmts if known_formats is None or f in known_formats]
@@ -49,18 +53,29 @@ def task_from_dataset(ds: Dataset, fmt_name: str | None, known_formats: Sequence
             raise ConfigError(f"dataset {ds.name!r} has format(s) {fmts}, none of which the codec knows "
                               f"({', '.join(known_formats or [])})")
         fmt_name = usable[0]
+    cols = None  # a format whose variables the dataset has inside one of its own (be5 from be6): column subset
+    source_name = fmt_name
     if fmt_name not in ds.formats:
-        raise ConfigError(f"dataset {ds.name!r} has no format {fmt_name!r}; it has {fmts}")
-    fmt = ds.formats[fmt_name]
+        from emoembed.subformats import source_format_for
+
+        target = _lookup_format(fmt_name, known_formats)
+        found = source_format_for(ds.formats, target) if target is not None else None
+        if found is None:
+            raise ConfigError(f"dataset {ds.name!r} has no format {fmt_name!r} (nor one holding all its variables); it has {fmts}")
+        source_name, cols = found
+        fmt = target
+    else:
+        fmt = ds.formats[fmt_name]
     items, labels = {}, {}
     for split in ("train", "dev", "test"):
         sub = ds.split(split)
-        y = sub.labels(fmt_name)
+        y = sub.labels(source_name)
+        y = y[:, cols] if cols is not None else y
         keep = ~np.isnan(y).any(axis=1)
         items[split] = [c for c, k in zip(sub.content, keep) if k]
         labels[split] = y[keep]
     scales = {}
-    spec = ds.card.formats.get(fmt_name, {})
+    spec = ds.card.formats.get(source_name, {})
     if fmt.kind == "regression" and isinstance(spec, Mapping):
         for var in fmt.variables:
             if isinstance(spec.get(var), Mapping) and "scale" in spec[var]:
@@ -68,7 +83,20 @@ def task_from_dataset(ds: Dataset, fmt_name: str | None, known_formats: Sequence
     return Task(ds.name, fmt, items, labels, scales, ds.card.modality)
 
 
-def build_tasks(data: DataRegistry, spec: str | Sequence[str], known_formats: Sequence[str] | None = None,
+def _lookup_format(name: str, known_formats: Sequence[str] | Mapping[str, LabelFormat] | None) -> LabelFormat | None:
+    """The LabelFormat called ``name``: from ``known_formats`` when it maps names to formats (a codec's or model's
+    ``formats``), else from the format registry (mappings/formats.yaml); None when unknown."""
+    if isinstance(known_formats, Mapping) and name in known_formats:
+        return known_formats[name]
+    from emoembed.formats import default_registry
+
+    try:
+        return default_registry().get(name)
+    except ConfigError:
+        return None
+
+
+def build_tasks(data: DataRegistry, spec: str | Sequence[str], known_formats: Sequence[str] | Mapping[str, LabelFormat] | None = None,
                 modality: str | None = None) -> list[Task]:
     tasks = []
     for name, fmt in parse_data_spec(spec):

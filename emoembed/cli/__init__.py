@@ -1,5 +1,5 @@
 """The ``emoembed`` command: ``main`` parses the verb and runs it. One module per verb group registers its verbs
-(:mod:`.data`, :mod:`.train`, :mod:`.predict`, :mod:`.plot`, :mod:`.index`, :mod:`.listing`); shared helpers are in
+(:mod:`.data`, :mod:`.train`, :mod:`.pretrain`, :mod:`.predict`, :mod:`.plot`, :mod:`.index`, :mod:`.listing`); shared helpers are in
 :mod:`.common`. Errors from bad input are printed as one line (no traceback) and exit with status 2.
 Library modules never import from here."""
 from __future__ import annotations
@@ -61,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
 def _register_verbs() -> None:
     """Each verb module registers its verbs in :data:`~emoembed.cli.common.VERBS` on import (in this order on
     ``--help``); the modules import their heavy dependencies only when a verb runs."""
-    from emoembed.cli import data, train, predict, inference, plot, index, listing, pretrained  # noqa: F401  (this order on --help)
+    from emoembed.cli import data, train, pretrain, predict, inference, plot, index, listing, pretrained  # noqa: F401  (this order on --help)

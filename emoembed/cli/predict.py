@@ -139,6 +139,15 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
     p.add_argument("--codec", help="decode with this codec, extended from the model's own by `map --extend`")
+    probe = p.add_argument_group("linear probes on frozen embeddings (the CARL paper's protocol; emoembed.probe)")
+    probe.add_argument("--probe", action="store_true", help="EmoBank V/A linear regression (r, ρ, MAE), GoEmotions six-Ekman "
+                       "logistic probe (acc, macro P/R/F1), alignment/uniformity; --model is a model directory, a "
+                       "backbone folder (e.g. a pretrain run's backbone/) or packaged:all-MiniLM-L6-v2")
+    probe.add_argument("--layer", default="pooled", choices=["pooled", "emotion"],
+                       help="probe the backbone's pooled sentence embedding (default, as the paper) or the emotion embedding")
+    probe.add_argument("--max-ekman-train", type=int, default=8000,
+                       help="GoEmotions probe training comments (seeded subsample; 0 = all 26,732)")
+    probe.add_argument("--probe-out", help="also write the probe results to this JSON file")
     suite = p.add_argument_group("paper tables (instead of --model/--data)")
     suite.add_argument("--suite", help="a suite name (paper = suites/paper.yaml) or YAML file: trains the codec and, per "
                        "modality, Bsl/Sng/Aug/Mlt and the zero-shot rows on whatever data is present")
@@ -164,7 +173,7 @@ def evaluate_rows(model, data_spec: str, fmt: str | None = None, split: str = "t
             raise EmoembedError(f"{name!r} is a {card.type} card; evaluate needs a dataset card (pair cards: give a codec)")
         if card.modality and card.modality != model.modality and not (model.modality == "text" and card.modality == "word"):
             raise EmoembedError(f"dataset {name!r} holds {card.modality}s; this model encodes {model.modality}s")
-        task = task_from_dataset(reg.dataset(name), name_fmt or fmt, list(model.formats))
+        task = task_from_dataset(reg.dataset(name), name_fmt or fmt, model.formats)
         rows[name] = model.evaluate(task, split, batch_size=256)
     return rows
 
@@ -177,6 +186,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
     if args.suite:
         return _run_suite(args)
+    if args.probe:
+        return _probe_run(args)
     if not args.model or not args.data:
         raise EmoembedError("give --model DIR and --data NAME (or --suite paper for the paper tables)")
     if saved_model_type(args.model) == "emotion-codec":
@@ -210,6 +221,29 @@ def _run_suite(args: argparse.Namespace) -> int:
                             log=lambda m: print(m, file=sys.stderr))
     print(results.markdown())
     print(f"wrote {out}/suite.md, suite.csv, suite.json")
+    return 0
+
+
+def _probe_run(args: argparse.Namespace) -> int:
+    """``evaluate --probe --model SRC [--layer pooled|emotion] [--max-ekman-train N] [--probe-out F] [--json]``."""
+    import json
+
+    from emoembed.io import atomic_write_json
+    from emoembed.probe import load_probe_data, probe_table, run_probes, text_embedder
+
+    if not args.model:
+        raise EmoembedError("--probe needs --model: a model directory, a backbone folder or packaged:all-MiniLM-L6-v2")
+    data = load_probe_data(max_ekman_train=args.max_ekman_train or None)
+    res = run_probes(text_embedder(args.model, layer=args.layer), data)
+    res["source"], res["layer"] = str(args.model), args.layer
+    if args.probe_out:
+        atomic_write_json(res, Path(args.probe_out))
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(probe_table({str(args.model): res}))
+        d = res["va"].get("dominance")
+        print(f"\nsizes {res['sizes']}" + (f"; dominance r {d['r']:.3f}" if d else ""))
     return 0
 
 

@@ -13,7 +13,10 @@ With ``heads: direct`` the same loop trains the no-codec baseline: a trainable l
 
 Multi-dataset runs shuffle the batches of all datasets together each epoch (the reference's multitask
 setting). Model selection: the mean primary dev metric over the datasets, early stopping with patience.
-Each epoch writes ``training_state.pt`` atomically; ``resume`` continues bit-identically. Under ``torchrun``
+Each epoch (and every ``training.checkpoint_every`` optimizer steps) writes ``training_state.pt`` atomically;
+``resume`` continues bit-identically, mid-epoch too. Texts of similar length share a batch with
+``training.group_by_length`` (``emoembed.batching``); ``training.scheduler`` may be a per-step warm-up schedule
+(``emoembed.schedules``). Under ``torchrun``
 the encoder is wrapped in DistributedDataParallel; every rank draws the same global batch and takes its
 share, so N processes match one process on the same global batch.
 """
@@ -52,6 +55,7 @@ from emoembed.integrity import restoring
 from emoembed.metrics import mean_defined, min_items
 from emoembed.io import atomic_write_json
 from emoembed.model import DirectHeads, EmotionModel
+from emoembed.schedules import build_step_scheduler, is_step_schedule
 from emoembed.training.scaffold import (
     STATE_NAME,
     BestKeeper,
@@ -103,21 +107,36 @@ MIN_TRAIN_BATCH = 2  # BatchNorm (and any batch statistic) needs two items per t
 
 
 def epoch_batches(tasks: Sequence[Task], masks: Sequence[np.ndarray], batch_size: int, seed: int, epoch: int,
-                  drop_last: bool, max_steps: int | None) -> list[tuple[int, np.ndarray]]:
+                  drop_last: bool, max_steps: int | None, lengths: Sequence[np.ndarray] | None = None
+                  ) -> list[tuple[int, np.ndarray]]:
     """Global batches of every task's training items, shuffled together; deterministic in (seed, epoch). A last
-    batch smaller than ``MIN_TRAIN_BATCH`` joins the one before it (so a batch may hold ``batch_size`` + 1 items)."""
+    batch smaller than ``MIN_TRAIN_BATCH`` joins the one before it (so a batch may hold ``batch_size`` + 1 items).
+    With ``lengths`` (one array per task, a length per training item) batches are length-grouped
+    (``emoembed.batching.length_grouped_batches``)."""
+    from emoembed.batching import length_grouped_batches, shuffled_batches
+
     rng = np.random.default_rng([seed, epoch])
     batches = []
     for t, mask in enumerate(masks):
-        idx = rng.permutation(np.flatnonzero(mask))
-        stop = len(idx) - (len(idx) % batch_size if drop_last else 0)
-        chunks = [idx[i:i + batch_size] for i in range(0, stop, batch_size) if len(idx[i:i + batch_size])]
+        idx = np.flatnonzero(mask)
+        if lengths is not None:
+            chunks = length_grouped_batches(idx, lengths[t][idx], batch_size, rng, drop_last=drop_last)
+        else:
+            chunks = shuffled_batches(idx, batch_size, rng, drop_last)
         if len(chunks) > 1 and len(chunks[-1]) < MIN_TRAIN_BATCH:  # a last batch of one breaks BatchNorm: merge it
             chunks[-2:] = [np.concatenate(chunks[-2:])]
         batches += [(t, c) for c in chunks]
     order = rng.permutation(len(batches))
     batches = [batches[i] for i in order]
     return batches[:max_steps] if max_steps else batches
+
+
+def item_lengths(encoder: ContentEncoder, tasks: Sequence[Task]) -> list[np.ndarray]:
+    """Per task, the length of each training item: token counts where the encoder has ``token_lengths``
+    (texts), else its ``sort_key``."""
+    fn = getattr(encoder, "token_lengths", None)
+    return [np.asarray(fn(t.items["train"]) if fn else [encoder.sort_key(x) for x in t.items["train"]], dtype=float)
+            for t in tasks]
 
 
 def shard(idx: np.ndarray, dist: DistInfo) -> np.ndarray:
@@ -184,8 +203,10 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     for t in tasks:
         for split in ("train", "dev", "test"):
             t.items[split] = encoder.check_items(t.items[split], where=f"{t.name} ({split})")
-        if tr["max_train_items"] and t.size("train") > int(tr["max_train_items"]):
-            keep = np.sort(np.random.default_rng(seed).choice(t.size("train"), int(tr["max_train_items"]), replace=False))
+        cap = tr["max_train_items"]
+        cap = cap.get(t.name) if isinstance(cap, Mapping) else cap  # one cap for all, or {dataset: cap}
+        if cap and t.size("train") > int(cap):
+            keep = np.sort(np.random.default_rng(seed).choice(t.size("train"), int(cap), replace=False))
             t.items["train"] = [t.items["train"][i] for i in keep]
             t.labels["train"] = t.labels["train"][keep]
         prepare = getattr(encoder, "prepare_items", None)  # e.g. frozen image backbones: features computed once
@@ -226,11 +247,18 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     if tr["optimizer"] == "sgd":
         opt_kwargs["momentum"] = float(tr["momentum"])
     opt = opt_cls(params, **opt_kwargs)
-    sched = None
-    if tr["scheduler"]:
+    sched = step_sched = None
+    lengths = item_lengths(encoder, tasks) if tr["group_by_length"] else None
+    epochs, accumulate = int(tr["epochs"]), int(tr["accumulate"])
+    steps_per_epoch = len(epoch_batches(tasks, masks, int(tr["batch_size"]), seed, 0, bool(tr["drop_last"]), tr["max_steps_per_epoch"], lengths))
+    total_steps = max(1, epochs * math.ceil(steps_per_epoch / accumulate))
+    if is_step_schedule(tr["scheduler"]):
+        sched = step_sched = build_step_scheduler(opt, tr["scheduler"], total_steps)
+    elif tr["scheduler"]:
         s = dict(tr["scheduler"])
         if s.get("type", "step") != "step":
-            raise ConfigError("training.scheduler: only {type: step, step_size, gamma} is supported")
+            raise ConfigError("training.scheduler.type must be step (per epoch: step_size, gamma) or a per-step schedule: "
+                              "linear, cosine, cosine_restarts (warmup, cycles)")
         sched = torch.optim.lr_scheduler.StepLR(opt, int(s.get("step_size", 7)), float(s.get("gamma", 0.5)))
 
     train_module: nn.Module = encoder
@@ -243,6 +271,20 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     keeper = BestKeeper(int(tr["patience"]))
     start_epoch, step = 0, 0
     history: list[dict] = []
+    in_epoch: dict[str, Any] | None = None
+    ckpt_every = int(tr["checkpoint_every"] or 0)
+
+    def save_state(epoch: int, partial: dict[str, Any] | None = None) -> None:
+        """After ``epoch`` (0-based) — or, with ``partial``, in the middle of it (``epoch`` then records the last
+        finished one and ``in_epoch`` where to continue)."""
+        if state_path is None or not dist.main:
+            return
+        save_training_state(state_path, epoch if partial is None else epoch - 1, keeper, history, step=step,
+                            encoder=encoder.state_dict(), heads=heads.state_dict() if recipe["heads"] == "direct" else None,
+                            objective=objective.state_dict() if objective is not None else None,
+                            optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None, in_epoch=partial,
+                            **resume_fields(recipe, fingerprint))
+
     if resume and state_path is not None and state_path.exists():
         st = load_training_state(state_path, keeper, recipe, fingerprint, "codec (--codec)", log_main)
         with restoring(state_path):
@@ -255,26 +297,31 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
             if sched is not None and st.get("scheduler"):
                 sched.load_state_dict(st["scheduler"])
             start_epoch, step, history = st["epoch"] + 1, st["step"], st["history"]
-        log_main(f"resumed from {state_path} after epoch {start_epoch}")
+        in_epoch = st.get("in_epoch")  # a mid-epoch checkpoint (training.checkpoint_every): continue that epoch
+        if in_epoch:
+            start_epoch = int(in_epoch["epoch"])
+        log_main(f"resumed from {state_path} " + (f"in epoch {start_epoch + 1} after batch {in_epoch['next_batch']}"
+                                                   if in_epoch else f"after epoch {start_epoch}"))
     if on_start is not None and dist.main:
         on_start()
 
     w = recipe["loss_weights"]
     mode = recipe["augment_targets"]
-    epochs, accumulate = int(tr["epochs"]), int(tr["accumulate"])
-    steps_per_epoch = len(epoch_batches(tasks, masks, int(tr["batch_size"]), seed, 0, bool(tr["drop_last"]), tr["max_steps_per_epoch"]))
-    total_steps = max(1, epochs * math.ceil(steps_per_epoch / accumulate))
     use_bf16 = bool(tr["bf16"])
     encoder.train()
     for epoch in range(start_epoch, epochs):
         pretraining = epoch < int(tr["pretrain_epochs"])
         head_w = 0.0 if pretraining else 1.0
-        batches = epoch_batches(tasks, masks, int(tr["batch_size"]), seed, epoch, bool(tr["drop_last"]), tr["max_steps_per_epoch"])
-        sums: dict[str, float] = {}
+        batches = epoch_batches(tasks, masks, int(tr["batch_size"]), seed, epoch, bool(tr["drop_last"]), tr["max_steps_per_epoch"], lengths)
+        sums: dict[str, float] = dict(in_epoch["sums"]) if in_epoch else {}
+        skip = int(in_epoch["next_batch"]) if in_epoch else 0
+        in_epoch = None
         bar = tqdm(batches, desc=f"{recipe['name']} epoch {epoch + 1}/{epochs}" + (" (pretrain)" if pretraining else ""),
                    disable=not progress or not dist.main, leave=False)
         opt.zero_grad(set_to_none=True)
         for i, (t_idx, gidx) in enumerate(bar):
+            if i < skip:  # done before the mid-epoch checkpoint this run resumed from
+                continue
             task = tasks[t_idx]
             idx = shard(gidx, dist)
             batch = move_batch(encoder.collate([task.items["train"][j] for j in idx], train=True), device)
@@ -303,13 +350,17 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                     torch.nn.utils.clip_grad_norm_(params, float(tr["grad_clip"]))
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if step_sched is not None:
+                    step_sched.step()
                 step += 1
                 if objective is not None:
                     objective.after_step(encoder, step, total_steps)
             parts["loss"] = float(loss.detach())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-        if sched is not None:
+            if last_micro and ckpt_every and step % ckpt_every == 0 and i + 1 < len(batches):
+                save_state(epoch, {"epoch": epoch, "next_batch": i + 1, "sums": sums})
+        if sched is not None and step_sched is None:
             sched.step()
         dev_rows = {t.name: evaluate_task(encoder, heads, t, "dev", int(tr["eval_batch_size"]), device) for t in tasks}
         dev = mean_defined(r["primary"] for r in dev_rows.values())
@@ -321,12 +372,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         if progress:  # like map, --quiet (progress=False) shows no per-epoch lines; metrics.json has the history
             log_main(f"epoch {epoch + 1}: loss {entry['loss']:.4f}, dev {dev:.4f}" + (" (pretrain)" if pretraining else "")
                      + (f" [best {keeper.best_score:.4f} @ {keeper.best_epoch}]" if keeper.best_epoch > 0 else ""))
-        if state_path is not None and dist.main:
-            save_training_state(state_path, epoch, keeper, history, step=step, encoder=encoder.state_dict(),
-                                heads=heads.state_dict() if recipe["heads"] == "direct" else None,
-                                objective=objective.state_dict() if objective is not None else None,
-                                optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
-                                **resume_fields(recipe, fingerprint))
+        save_state(epoch)
         if keeper.should_stop:
             log_main(f"early stop after epoch {epoch + 1}: best dev {keeper.best_score:.4f} at epoch {keeper.best_epoch}")
             break
@@ -400,7 +446,7 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
     if dist_main:
         check_resume_target(out_dir, resume, "fit-encoder")
     codec = EmotionCodec.from_pretrained(codec_dir)
-    tasks = build_tasks(data, recipe["data"], list(codec.formats), recipe["modality"])
+    tasks = build_tasks(data, recipe["data"], codec.formats, recipe["modality"])
 
     def write_recipe() -> None:  # only once the run is under way (after the resume checks)
         out_dir.mkdir(parents=True, exist_ok=True)
