@@ -131,3 +131,23 @@ def test_evaluate_probe_command_writes_the_three_probes(tmp_path, monkeypatch, c
     assert -1 <= res["va"]["valence"]["r"] <= 1 and 0 <= res["ekman"]["accuracy"] <= 1
     printed = capsys.readouterr().out
     assert "| model | V r | V ρ | V MAE |" in printed and f"{res['va']['valence']['r']:.3f}" in printed
+
+
+def test_text_embedder_reads_a_model_directory_in_both_layers(tmp_path, format_registry):
+    import torch
+
+    from emoembed.model import EmotionModel
+    from emoembed.probe import text_embedder
+    from tiny_text import tiny_codec, tiny_encoder, tiny_tokenizer_dir
+
+    enc = tiny_encoder(tiny_tokenizer_dir(tmp_path), max_length=16).eval()
+    model = EmotionModel(enc, tiny_codec(format_registry), meta={"trained_formats": ["vad"]})
+    model.save_pretrained(tmp_path / "model")
+    texts = ["a very happy dog", "sad", "the cat was not so angry today"]
+    emo = text_embedder(tmp_path / "model", layer="emotion")(texts)
+    np.testing.assert_allclose(emo, model.encode(texts), atol=1e-5)
+    pooled = text_embedder(tmp_path / "model", layer="pooled")(texts)
+    with torch.no_grad():
+        want = enc.forward_tokens(enc.collate(texts))["pooled"].numpy()
+    assert pooled.shape == (3, 32) and emo.shape == (3, 16)
+    np.testing.assert_allclose(pooled, want, atol=1e-5)
