@@ -653,7 +653,8 @@ def probe_row(label: str, probes: list[dict[str, Any]]) -> str:
         return _mean_sd([fn(p) for p in probes])
 
     cols = [col(lambda p, v=v, m=m: p["va"][v][m]) for v in ("valence", "arousal") for m in ("r", "rho", "mae")]
-    cols += [_mean_sd([100 * p["ekman"]["accuracy"] for p in probes]).replace(".", ".", 1)]
+    accs = [100 * p["ekman"]["accuracy"] for p in probes]
+    cols += [f"{statistics.mean(accs):.2f}" + (f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else "")]
     cols += [col(lambda p, m=m: p["ekman"][m]) for m in ("precision", "recall", "f1")]
     cols += [col(lambda p: p["geometry"]["alignment"]), col(lambda p: p["geometry"]["uniformity"])]
     n = f" (n = {len(probes)})" if len(probes) > 1 else ""
