@@ -51,9 +51,10 @@ def _fmt(x: Any) -> str:
     return "–" if math.isnan(v) else f"{v:.3f}"
 
 
-def scores_table(kind: str, scores: Mapping[str, Any], augmented: Sequence[str] = ()) -> str:
-    """Markdown table of a card's test scores. Model rows say how the format was learnt: gold labels, codec-made
-    labels (``augmented``: label augmentation), or neither (zero-shot, through the frozen codec head)."""
+def scores_table(kind: str, scores: Mapping[str, Any], augmented: Sequence[str] = (), gold: Sequence[str] = ()) -> str:
+    """Markdown table of a card's test scores. Model rows say how the format was learnt: gold labels (``gold``: the
+    training datasets' formats — a format that is both, like VAD of a multitask text model, counts as gold), codec-made
+    labels only (``augmented``: label augmentation), or neither (zero-shot, through the frozen codec head)."""
     if kind == "codec":
         lines = ["| pair | direction | n | metric | in domain | pooled |", "|---|---|---|---|---|---|"]
         pooled = {(r["pair"], r["source"], r["target"]): r for r in scores.get("pooled") or []}
@@ -66,7 +67,8 @@ def scores_table(kind: str, scores: Mapping[str, Any], augmented: Sequence[str] 
     lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
     for name, r in scores.items():
         per = ", ".join(f"{v} {_fmt(m.get('pearson', m.get('f1')))}" for v, m in r.get("per_variable", {}).items())
-        how = " (codec-made labels)" if r["format"] in augmented else " (zero-shot)" if r.get("zero_shot") else ""
+        how = ("" if r["format"] in gold else " (codec-made labels)" if r["format"] in augmented
+               else " (zero-shot)" if r.get("zero_shot") else "")
         lines.append(f"| {name} | {r['format']}{how} | {r['n']} | {r['metric']} | {_fmt(r['primary'])} | {per} |")
     return "\n".join(lines)
 
@@ -141,7 +143,8 @@ def readme(name: str, spec: Mapping[str, Any], obj, card: Mapping[str, Any], sco
               "## Test scores", "",
               f"Measured right after the build with `{card['evaluate'][0]}` (test splits; the metric column names the score: Pearson r "
               "for ratings, macro F1 for multi-label formats, accuracy for single-label classes).", "",
-              scores_table(kind, scores, getattr(obj, "meta", {}).get("augmented_formats", [])), "",
+              scores_table(kind, scores, getattr(obj, "meta", {}).get("augmented_formats", []),
+                           getattr(obj, "meta", {}).get("trained_formats", [])), "",
               *[f"**{k}: {v}**\n" for k, v in (spec.get("score_notes") or {}).items()],
               "## Known limits", "", spec.get("limits", "").strip(), "",
               "## Rebuild", "",

@@ -4,7 +4,9 @@
 #                                   a word encoder on it (packaged MiniLM on the bare word; Warriner VAD + the
 #                                   bundled EmoMap BE5 lexicon; codec-made NRC labels) and predict BE5; then the
 #                                   same words with the pretrained word model and VAD → BE5 with the pretrained
-#                                   codec (both shipped with the package: `emoembed list pretrained`)
+#                                   codec, and a few sentences in BE5 and VAD with the pretrained text model (all
+#                                   shipped with the package: `emoembed list pretrained`; a model whose weights are
+#                                   not built yet is skipped with a note)
 #   bash scripts/dev.sh test [ARGS] set up if needed and run the test suite (ARGS go to pytest)
 # The virtual environment lives in .venv (override with EMOEMBED_VENV). torch is pinned to the CPU wheel
 # 2.13.0 in the same pip call, so no CUDA package is ever pulled.
@@ -24,6 +26,7 @@ if [ ! -x "$VENV/bin/emoembed" ] || [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 DEMO_WORD_MODEL=words-minilm
+DEMO_TEXT_MODEL=text-minilm
 cmd="${1:-demo}"; shift || true
 case "$cmd" in
   demo)
@@ -40,6 +43,21 @@ case "$cmd" in
     printf 'item,valence,arousal,dominance\ncheerful,0.8,0.5,0.3\nscared,-0.6,0.7,-0.5\nfurious,-0.7,0.8,0.2\n' \
       > runs/demo-vad.csv
     "$VENV/bin/emoembed" predict --model emoembed/codec-full --source-format vad --input runs/demo-vad.csv --format be5
+    # the pretrained text model: a LoRA adapter over the packaged MiniLM (its weights are built by
+    # `emoembed pretrained build text-minilm`; until then the demo says so and goes on)
+    if "$VENV/bin/python" -c "import sys; from emoembed.model_zoo import pretrained_names; sys.exit('$DEMO_TEXT_MODEL' not in pretrained_names())"; then
+      printf 'text\n%s\n%s\n%s\n%s\n' "I can't stop smiling today" "My grandmother passed away last night." \
+        "They cancelled my flight again and nobody will tell me why!" "There is something moving in the dark basement." \
+        > runs/demo-texts.csv
+      echo "pretrained text model emoembed/$DEMO_TEXT_MODEL, BE5:"
+      "$VENV/bin/emoembed" predict --model "emoembed/$DEMO_TEXT_MODEL" --format be5 --input runs/demo-texts.csv --quiet
+      echo "the same sentences, VAD:"
+      "$VENV/bin/emoembed" predict --model "emoembed/$DEMO_TEXT_MODEL" --format vad --input runs/demo-texts.csv --quiet
+    else
+      echo "pretrained text model emoembed/$DEMO_TEXT_MODEL: not built yet in this checkout (no weights in" \
+        "pretrained/$DEMO_TEXT_MODEL/); build it with \`emoembed pretrained build $DEMO_TEXT_MODEL\` (~25 CPU-minutes) —" \
+        "skipping the text predictions"
+    fi
     ;;
   test)
     "$VENV/bin/python" -m pytest -q "$@"

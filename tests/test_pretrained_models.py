@@ -21,6 +21,10 @@ BUDGET_BYTES = 25_000_000
 
 
 WORD_MODELS = [n for n, s in catalogue().items() if s.get("modality") == "word"]
+# catalogue entries whose weights are in the checkout; a new entry (the text model) is added to the catalogue before
+# its long build has run, and is tested from then on (tests/test_pretrained_text.py)
+BUILT = pretrained_names()
+MUST_BE_BUILT = {"codec-full", "words-minilm", "words-glove50"}
 
 
 def word_model_name() -> str:
@@ -29,7 +33,11 @@ def word_model_name() -> str:
 
 
 def test_every_catalogue_model_is_built_with_its_card():
+    assert MUST_BE_BUILT <= set(BUILT), BUILT
     for name, spec in catalogue().items():
+        if name not in BUILT:
+            assert not (zoo_dir() / name).exists() or not any((zoo_dir() / name).iterdir()), name  # no half-built folder
+            continue
         folder = pretrained_dir(name)
         assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "config.json", "model.safetensors"]
         info = card(name)
@@ -59,7 +67,7 @@ def test_the_codec_loads_by_name_and_converts_sensibly():
     assert out.loc[0, "joy"] > out.loc[1, "joy"] and out.loc[1, "anger"] > out.loc[0, "anger"]
 
 
-@pytest.mark.parametrize("name", list(catalogue()))
+@pytest.mark.parametrize("name", BUILT)
 def test_every_shipped_model_with_class_formats_carries_the_codecs_calibration(name):
     """Each multilabel format of a shipped codec (and of the codec inside each shipped model) has a decision rule
     fitted on paired dev data, and the codec knows its trained pairs (for the zero-shot note)."""
@@ -120,6 +128,9 @@ def test_list_pretrained_shows_each_models_card(capsys):
     assert set(rows) == {f"emoembed/{n}" for n in catalogue()}
     for name in catalogue():
         r, info = rows[f"emoembed/{name}"], card(name)
+        if name not in BUILT:
+            assert r["size"] == "not built" and r["modality"] == catalogue()[name]["modality"], r
+            continue
         assert r["formats"].split(",") == info["formats"] and r["data"].split(",") == info["training_data"]
         assert re.fullmatch(r"\d+(\.\d\d MB| kB)", r["size"])
         first = next(iter(info["scores"].values()))["primary"]

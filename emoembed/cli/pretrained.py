@@ -20,11 +20,16 @@ def _pretrained_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="a name of `emoembed list pretrained` (with or without emoembed/)")
     p.add_argument("--out", help="folder to write (default: the packaged model's own folder, pretrained/NAME)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="build only: override a recipe key (dotted, value as YAML; repeatable) for a quick smoke build, "
+                   "e.g. --set training.max_train_items=300 --set training.epochs=1; needs --out (the packaged folder "
+                   "only ever holds the catalogue's recipe) and skips the comparison with the shipped weights")
 
 
-def build_and_card(name: str, out: Path, progress: bool = False, log=print, train: bool = True) -> dict:
-    """Build ``name`` into ``out`` (``train=False``: use the weights already there), evaluate it on its card's test
-    splits and write ``README.md`` + ``card.json``."""
+def build_and_card(name: str, out: Path, progress: bool = False, log=print, train: bool = True,
+                   overrides: dict | None = None) -> dict:
+    """Build ``name`` into ``out`` (``train=False``: use the weights already there; ``overrides``: recipe keys of a
+    smoke build), evaluate it on its card's test splits and write ``README.md`` + ``card.json``."""
     from emoembed.codec import EmotionCodec
     from emoembed.cli.codec_eval import codec_evaluation
     from emoembed.cli.predict import evaluate_rows
@@ -36,7 +41,7 @@ def build_and_card(name: str, out: Path, progress: bool = False, log=print, trai
     spec = build_spec(name)
     reg = default_data_registry()
     if train:
-        build = build_pretrained(name, out, reg, progress=progress, log=log)
+        build = build_pretrained(name, out, reg, progress=progress, log=log, overrides=overrides)
     else:
         from emoembed.training.pretrained_build import file_sha256
 
@@ -60,6 +65,17 @@ def _pretrained_run(args: argparse.Namespace) -> int:
     from emoembed.training.pretrained_build import same_weights
 
     name = args.name[len(PREFIX):] if args.name.startswith(PREFIX) else args.name
+    overrides = None
+    if args.set:
+        from emoembed.errors import ConfigError
+        from emoembed.recipes import parse_sets
+
+        if args.action != "build":
+            raise ConfigError("--set is for `pretrained build` (a smoke build with a changed recipe)")
+        if not args.out or Path(args.out).resolve() == (zoo_dir() / name).resolve():
+            raise ConfigError("--set changes the recipe, so the build is not the shipped model: give --out DIR "
+                              f"(not the packaged folder {zoo_dir() / name})")
+        overrides = parse_sets(args.set)
     if args.action == "calibrate":
         from emoembed.data.registry import default_data_registry
         from emoembed.training.pretrained_build import calibrate_packaged
@@ -69,13 +85,14 @@ def _pretrained_run(args: argparse.Namespace) -> int:
         return 0
     shipped = zoo_dir() / name / "model.safetensors"
     before = None
-    if shipped.is_file() and args.action == "build":  # keep the shipped weights to compare against, also when --out is the packaged folder
+    if shipped.is_file() and args.action == "build" and overrides is None:  # keep the shipped weights to compare against, also when --out is the packaged folder
         import tempfile
 
         before = Path(tempfile.mkdtemp(prefix="emoembed-shipped-")) / "model.safetensors"
         before.write_bytes(shipped.read_bytes())
     out = Path(args.out) if args.out else zoo_dir() / name
-    card = build_and_card(name, out, args.progress, log=lambda m: print(m, file=sys.stderr), train=args.action == "build")
+    card = build_and_card(name, out, args.progress, log=lambda m: print(m, file=sys.stderr), train=args.action == "build",
+                          overrides=overrides)
     print(f"wrote {out}/model.safetensors, config.json, card.json, README.md ({card['size_bytes'] / 1e6:.2f} MB)")
     for key, r in card["scores"].items():
         print(f"  test {key}: {r['primary']:.3f}")
@@ -84,6 +101,8 @@ def _pretrained_run(args: argparse.Namespace) -> int:
         print(("bit-identical to" if same else "DIFFERENT from") + f" the shipped weights: {how}")
         before.unlink()
         before.parent.rmdir()
+    elif overrides is not None:
+        print(f"smoke build with --set {', '.join(args.set)}: not compared with the shipped weights")
     return 0
 
 

@@ -42,11 +42,12 @@ def build_spec(name: str) -> dict[str, Any]:
     return spec
 
 
-def recipe_for(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved recipe of a catalogue entry (its ``set`` overrides, data, augmentation; CPU, one device)."""
+def recipe_for(spec: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved recipe of a catalogue entry (its ``set`` overrides, data, augmentation; CPU, one device), with
+    ``extra`` overrides (dotted keys, as ``--set``) on top — for smoke builds, never for the shipped weights."""
     folder = "mappings" if spec["kind"] == "codec" else "encoders"
     rel = f"{folder}/{spec['recipe']}.yaml"
-    overrides = dict(spec.get("set") or {})
+    overrides = dict(spec.get("set") or {}) | dict(extra or {})
     if spec["kind"] == "codec":
         recipe = load_codec_recipe(resource_dir(folder) / f"{spec['recipe']}.yaml", overrides)
     else:
@@ -58,12 +59,14 @@ def recipe_for(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_pretrained(name: str, out_dir: Path, data: DataRegistry, progress: bool = False,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+                     log: Callable[[str], None] = print, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train ``name`` from its recipe into ``out_dir`` (``config.json`` + ``model.safetensors``, each replaced
     atomically). Returns ``{"recipe", "train_seconds", "test_mean", "sha256"}``. Runs with one torch thread (and
-    restores the previous count) so that reductions happen in one order: the weights are bit-identical run to run."""
+    restores the previous count) so that reductions happen in one order: the weights are bit-identical run to run.
+    ``overrides`` (dotted recipe keys) change the recipe — a smoke build (e.g. ``training.max_train_items``,
+    ``training.epochs``), not the shipped model."""
     spec = build_spec(name)
-    recipe = recipe_for(spec)
+    recipe = recipe_for(spec, overrides)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -1,0 +1,204 @@
+"""A pretrained *text* model in the package's model zoo: a LoRA adapter over a backbone spec, saved with the adapter
+and projection only, loads by name (`emoembed/NAME`) through the ordinary from_pretrained to bit-identical
+predictions (Python and `emoembed predict`), gets a model card and a `list pretrained` row, and the shipped
+`emoembed/text-minilm` (once built) is listed, packaged and predicts offline. A tiny random BERT saved as a
+Hugging Face folder stands in for the packaged MiniLM."""
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatch
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from tiny_text import (
+    one_thread,  # noqa: F401  (autouse fixture)
+    tiny_bert_config,
+    tiny_codec,
+    tiny_tokenizer_dir,
+    toy_task,
+)
+
+import emoembed.model_zoo as zoo
+from emoembed import adapters
+from emoembed.cli import main
+from emoembed.errors import ConfigError
+from emoembed.model import EmotionModel
+
+REPO = Path(__file__).resolve().parent.parent
+LORA = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value", "dense"]}
+TEXTS = ["i am so happy today", "the dog was very angry", "sad day"]
+TEXT_MODELS = [n for n, s in zoo.catalogue().items() if s.get("modality") == "text"]
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    """A tiny random BERT saved as a Hugging Face folder (weights + tokenizer)."""
+    from transformers import AutoModel, BertConfig, BertTokenizer
+
+    root = tmp_path_factory.mktemp("bb")
+    tok = tiny_tokenizer_dir(root)
+    torch.manual_seed(0)
+    cfg = tiny_bert_config()
+    cfg.pop("model_type", None)
+    AutoModel.from_config(BertConfig(**cfg)).save_pretrained(str(root / "bert"))
+    BertTokenizer.from_pretrained(str(tok)).save_pretrained(str(root / "bert"))
+    return root / "bert"
+
+
+@pytest.fixture
+def text_zoo(tmp_path, monkeypatch, backbone_dir, format_registry):
+    """A model zoo folder holding one LoRA text model ``tiny-text`` (adapter B non-zero, as after training) with
+    its catalogue entry; returns (zoo folder, the model as saved)."""
+    from emoembed.encoders.text import TextEncoder
+
+    torch.manual_seed(1)
+    enc = TextEncoder.from_recipe({"backbone": str(backbone_dir), "max_length": 16, "lora": LORA}, 16)
+    with torch.no_grad():
+        for name, p in enc.backbone.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.5)
+    model = EmotionModel(enc, tiny_codec(format_registry, formats=("vad", "be5", "be6")),
+                         meta={"trained_formats": ["vad"], "augmented_formats": ["be5"]}).eval()
+    entry = {"kind": "model", "modality": "text", "codec": "codec-full", "recipe": "text-minilm-multitask-lora",
+             "data": ["emobank"], "augment": ["be5"], "example": TEXTS, "evaluate": ["emobank"],
+             "summary": "A tiny text model.", "intended_use": "Tests.", "limits": "Random weights."}
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"tiny-text": entry}), encoding="utf-8")
+    model.save_pretrained(tmp_path / "tiny-text")
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path)
+    return tmp_path, model
+
+
+def test_the_saved_text_model_holds_the_adapter_and_projection_but_no_backbone(text_zoo, backbone_dir):
+    from emoembed.io import load_safetensors
+
+    folder, model = text_zoo
+    state = load_safetensors(folder / "tiny-text" / "model.safetensors")
+    encoder_keys = [k for k in state if k.startswith("encoder.")]
+    assert any(".lora_A." in k for k in encoder_keys) and any(k.startswith("encoder.projection.") for k in encoder_keys)
+    assert all(adapters.is_adapter_key(k) or k.startswith("encoder.projection.") for k in encoder_keys), encoder_keys
+    n_backbone = sum(p.numel() for p in model.encoder.backbone.parameters() if not p.requires_grad)
+    assert sum(state[k].numel() for k in encoder_keys) < 0.5 * n_backbone
+    cfg = json.loads((folder / "tiny-text" / "config.json").read_text(encoding="utf-8"))
+    assert cfg["modality"] == "text" and cfg["encoder"]["backbone"] == str(backbone_dir)
+    assert cfg["encoder"]["lora"]["rank"] == 4 and len(cfg["encoder"]["backbone_sha256"]) == 16
+
+
+def test_a_lora_text_model_loads_by_name_to_identical_predictions(text_zoo, capsys):
+    folder, model = text_zoo
+    before, emb = model.predict(TEXTS, "be5"), model.encode(TEXTS)
+    for spec in ("emoembed/tiny-text", "tiny-text"):  # the packaged-name path, with and without the prefix
+        loaded = EmotionModel.from_pretrained(spec)
+        assert loaded.encoder.lora == model.encoder.lora
+        pd.testing.assert_frame_equal(loaded.predict(TEXTS, "be5"), before)
+        np.testing.assert_array_equal(loaded.encode(TEXTS), emb)
+    capsys.readouterr()
+    assert main(["predict", "--model", "emoembed/tiny-text", "--format", "be5", *TEXTS]) == 0
+    printed = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert list(printed["text"]) == TEXTS
+    np.testing.assert_allclose(printed[list(before.columns)].to_numpy(), before.to_numpy(), atol=5.1e-5)  # 4 decimals
+
+
+def test_the_card_writer_and_list_handle_a_text_model(text_zoo, format_registry, capsys):
+    """write_card on a text model (scores from a real evaluation): the card names the text modality, VAD as gold
+    (not codec-made), BE5 as codec-made labels and BE6 zero-shot; `list pretrained` shows the row."""
+    from emoembed.data.registry import default_data_registry
+    from emoembed.model_cards import write_card
+    from emoembed.tasks import Task
+    from emoembed.training.pretrained_build import build_spec, recipe_for
+
+    folder, model = text_zoo
+    task = toy_task(format_registry)
+    be6 = Task("toy_be6", format_registry.get("be6"), {"test": task.items["test"]},
+               {"test": np.clip(np.abs(task.labels["test"][:, [0, 1, 2, 0, 1, 2]]), 0, 1)}, {}, "text")
+    scores = {"toy": model.evaluate(task, "test"), "toy_be6": model.evaluate(be6, "test")}
+    spec = build_spec("tiny-text")
+    build = {"recipe": recipe_for(spec), "sha256": "0" * 64, "train_seconds": 1.0}
+    card = write_card(folder / "tiny-text", "tiny-text", spec, model, default_data_registry(), scores, build)
+    assert card["modality"] == "text" and card["formats"] == ["vad", "be5", "be6"]
+    assert card["scores"]["toy vad"]["primary"] == pytest.approx(scores["toy"]["primary"])
+    readme = (folder / "tiny-text" / "README.md").read_text(encoding="utf-8")
+    assert "tags: [emotion, affective-computing, emotion-embeddings, text]" in readme
+    assert "| toy | vad |" in readme and "| toy_be6 | be6 (zero-shot) |" in readme
+    assert "emobank" in card["licences"] and "CC BY-SA 4.0" in readme
+    capsys.readouterr()
+    assert main(["list", "pretrained", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "emoembed/tiny-text" and row["modality"] == "text" and row["formats"] == "vad,be5,be6"
+    assert f"toy vad r {scores['toy']['primary']:.3f}" in row["test"]
+
+
+def test_the_text_recipe_of_the_catalogue_resolves():
+    from emoembed.training.pretrained_build import build_spec, recipe_for
+
+    for name in TEXT_MODELS:
+        recipe = recipe_for(build_spec(name))
+        assert recipe["modality"] == "text" and recipe["training"]["device"] == "cpu"
+        assert recipe["encoder"]["backbone"] == "packaged:all-MiniLM-L6-v2"
+        assert recipe["encoder"]["lora"]["rank"] >= 1  # shipped as an adapter, not a copy of the backbone
+        assert recipe["data"] == list(zoo.catalogue()[name]["data"])
+    assert "text-minilm" in TEXT_MODELS
+    recipe = recipe_for(build_spec("text-minilm"))
+    assert recipe["data"] == ["emobank", "affectivetext:be6", "goemotions:ekman7"]
+    assert recipe["augment"] == ["be5", "vad"] and recipe["training"]["max_train_items"] == {"goemotions": 8000}
+    assert recipe["encoder"]["lora"] == {"rank": 8, "alpha": 16, "dropout": 0.1,
+                                         "target_modules": ["query", "key", "value", "dense"]}
+    smoke = recipe_for(build_spec("text-minilm"), {"training.epochs": 1, "training.max_train_items": 50})
+    assert smoke["training"]["epochs"] == 1 and smoke["training"]["max_train_items"] == 50
+
+
+def test_a_smoke_build_with_overrides_needs_another_folder(capsys):
+    capsys.readouterr()
+    assert main(["pretrained", "build", "text-minilm", "--set", "training.epochs=1"]) == 2
+    assert "--set changes the recipe" in capsys.readouterr().err
+    assert main(["pretrained", "card", "text-minilm", "--out", "/tmp/x", "--set", "training.epochs=1"]) == 2
+    assert "--set is for `pretrained build`" in capsys.readouterr().err
+
+
+def package_data_patterns() -> list[str]:
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+    return [p.strip() for p in cfg["options.package_data"]["emoembed.resources.pretrained"].split(",")]
+
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_the_shipped_text_model_is_listed_packaged_and_predicts_offline(name, capsys):
+    """Runs once `emoembed pretrained build text-minilm` has written pretrained/text-minilm/ (skipped before)."""
+    if name not in zoo.pretrained_names():
+        pytest.skip(f"pretrained/{name}/ is not built yet (emoembed pretrained build {name})")
+    folder = zoo.pretrained_dir(name)
+    files = sorted(p.relative_to(folder.parent).as_posix() for p in folder.iterdir())
+    patterns = package_data_patterns()
+    assert all(any(fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)  # in the wheel
+    assert (folder / "model.safetensors").stat().st_size < 8_000_000  # adapter + projection + codec, no backbone
+    cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert cfg["encoder"]["backbone"] == "packaged:all-MiniLM-L6-v2" and cfg["encoder"]["lora"]
+    capsys.readouterr()
+    assert main(["list", "pretrained", "--json"]) == 0
+    row = {r["name"]: r for r in json.loads(capsys.readouterr().out)}[f"emoembed/{name}"]
+    assert row["modality"] == "text" and {"vad", "be5", "ekman7"} <= set(row["formats"].split(","))
+    assert "emobank vad r" in row["test"]
+    model = EmotionModel.from_pretrained(f"emoembed/{name}")
+    be5 = model.predict(["I can't stop smiling today", "My grandmother passed away last night."], "be5")
+    assert be5.iloc[0]["joy"] > be5.iloc[1]["joy"] and be5.iloc[1]["sadness"] > be5.iloc[0]["sadness"]
+    vad = model.predict(["I can't stop smiling today", "My grandmother passed away last night."], "vad")
+    assert vad.iloc[0]["valence"] > 0 > vad.iloc[1]["valence"]
+
+
+def test_an_unbuilt_text_entry_is_listed_as_not_built(tmp_path, monkeypatch, capsys):
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"later-text": {"kind": "model", "modality": "text"}}),
+                                          encoding="utf-8")
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path)
+    capsys.readouterr()
+    assert main(["list", "pretrained", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row == {"name": "emoembed/later-text", "modality": "text", "formats": "", "data": "", "licences": "",
+                   "size": "not built", "test": ""}
+    with pytest.raises(ConfigError, match="no weights in .*emoembed pretrained build later-text"):
+        EmotionModel.from_pretrained("emoembed/later-text")
