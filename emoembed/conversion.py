@@ -58,9 +58,14 @@ def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
 
 
 def model_zero_shot_note(model, fmt: str) -> str | None:
-    """A note when ``model`` had no training data in ``fmt`` (its predictions are zero-shot, through the codec)."""
+    """A note when ``model`` had no gold training labels in ``fmt``: zero-shot through the codec, or (a format of
+    the recipe's ``augment``) learnt from codec-made labels only."""
     trained = list(getattr(model, "trained_formats", []) or [])
     if not trained or fmt in trained:
         return None
+    if fmt in (getattr(model, "meta", {}) or {}).get("augmented_formats", []):
+        return (f"{fmt} has no gold labels in this model's training data: it was trained on {', '.join(trained)} data "
+                f"with {fmt} labels made from them by the codec (label augmentation), so its {fmt} outputs are as good "
+                "as the codec's conversion")
     return (f"{fmt} is zero-shot for this model: it was trained on {', '.join(trained)} data and predicts {fmt} "
             f"through the codec's shared space, with no {fmt} training labels")

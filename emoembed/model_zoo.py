@@ -105,13 +105,18 @@ def human_size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
 
 
-def score_summary(scores: Mapping[str, Mapping[str, Any]]) -> str:
-    """``warriner vad r .797; …`` — one test score per evaluated split (the primary metric)."""
+def score_parts(scores: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``["warriner vad r 0.797", …]`` — one test score per evaluated split (the primary metric), with its note."""
     parts = []
     for key, r in scores.items():
         metric = {"pearson": "r", "mixed": ""}.get(r.get("metric", ""), r.get("metric", ""))
         parts.append(" ".join(p for p in (key, metric, f"{float(r['primary']):.3f}") if p) + (f" ({r['note']})" if r.get("note") else ""))
-    return "; ".join(parts)
+    return parts
+
+
+def score_summary(scores: Mapping[str, Mapping[str, Any]]) -> str:
+    """``warriner vad r 0.797; …`` — :func:`score_parts` on one line."""
+    return "; ".join(score_parts(scores))
 
 
 def list_rows() -> list[dict[str, Any]]:

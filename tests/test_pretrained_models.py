@@ -233,3 +233,33 @@ def test_licences_that_restrict_the_weights_are_recognised(licence, restrictive)
     from emoembed.model_cards import is_restrictive
 
     assert is_restrictive(licence) is restrictive
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_pretrained_fits_the_terminal_and_keeps_every_field(columns, monkeypatch, capsys):
+    """The default listing is one block per model wrapped to the terminal width: no line is longer, and nothing
+    is cut — every format, training dataset, score (with its note) is there. --wide keeps one row per model."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    capsys.readouterr()
+    assert main(["list", "pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    flat = " ".join(out.split())
+    for name in catalogue():
+        spec = catalogue()[name]
+        assert f"emoembed/{name}  ({spec.get('modality', 'codec')}, " in out
+        if name not in BUILT:
+            assert f"emoembed pretrained build {name}" in flat
+            continue
+        info = card(name)
+        assert ", ".join(info["formats"]) in flat and ", ".join(info["training_data"]) in flat
+        for key, r in info["scores"].items():
+            assert f"{key} " in flat and f"{r['primary']:.3f}" in flat
+            if r.get("note"):
+                assert " ".join(r["note"].split()) in flat
+    assert main(["list", "pretrained", "--wide"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "modality", "formats", "data", "licences", "size", "test"]
+    assert len(lines) == 2 + len(catalogue())
+    words = next(line for line in lines if line.startswith("emoembed/words-minilm "))
+    assert "r .785)" in words and "afinn valence r 0.766" in words  # the whole note and the last score, uncut

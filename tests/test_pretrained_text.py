@@ -98,9 +98,14 @@ def test_a_lora_text_model_loads_by_name_to_identical_predictions(text_zoo, caps
         np.testing.assert_array_equal(loaded.encode(TEXTS), emb)
     capsys.readouterr()
     assert main(["predict", "--model", "emoembed/tiny-text", "--format", "be5", *TEXTS]) == 0
-    printed = pd.read_csv(StringIO(capsys.readouterr().out))
+    out, err = capsys.readouterr()
+    printed = pd.read_csv(StringIO(out))
     assert list(printed["text"]) == TEXTS
     np.testing.assert_allclose(printed[list(before.columns)].to_numpy(), before.to_numpy(), atol=5.1e-5)  # 4 decimals
+    # be5 came from codec-made labels (augmentation), be6 from nothing: the notes tell the two apart
+    assert "be5 has no gold labels in this model's training data" in err and "label augmentation" in err
+    assert main(["predict", "--model", "emoembed/tiny-text", "--format", "be6", TEXTS[0]]) == 0
+    assert "be6 is zero-shot for this model" in capsys.readouterr().err
 
 
 def test_the_card_writer_and_list_handle_a_text_model(text_zoo, format_registry, capsys):

@@ -167,3 +167,26 @@ def test_predict_verb_runs_without_training_modules(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "word,joy,anger,sadness,fear,disgust,coverage" and len(lines) == 4, out.stdout
     assert json.loads(lines[-1]) == [0, []]
+
+
+def test_list_encoders_imports_no_torch():
+    """`emoembed list encoders` lists the encoders and objectives from emoembed.encoders.names (~1 s) instead of
+    importing their classes (torch + transformers + timm: ~8 s)."""
+    loaded = loaded_after("import json, io, contextlib; from emoembed.cli import main; buf = io.StringIO(); "
+                          "ctx = contextlib.redirect_stdout(buf); ctx.__enter__(); rc = main(['list', 'encoders', '--json']); "
+                          "ctx.__exit__(None, None, None); rows = json.loads(buf.getvalue()); assert rc == 0; "
+                          "assert {r['name'] for r in rows} >= {'word', 'text', 'image', 'carl', 'packaged:all-MiniLM-L6-v2'}")
+    assert "emoembed.encoders.names" in loaded and "emoembed.encoders.base" not in loaded
+    assert not {m for m in loaded if m.startswith(("torch", "transformers", "timm"))}, loaded
+
+
+def test_the_encoder_registry_takes_its_names_from_the_torch_free_table():
+    from emoembed.encoders import base, names
+
+    assert base._LAZY_ENCODERS == {n: m for n, (m, _) in names.ENCODERS.items()}
+    assert base._LAZY_OBJECTIVES == {n: m for n, (m, _) in names.OBJECTIVES.items()}
+    assert set(base.known_encoders()) >= set(names.ENCODERS) == {"word", "text", "image"}
+    assert base.encoder_class("word").modality == "word"  # the table's module registers the name it is listed under
+    import emoembed.encoders as pkg
+
+    assert pkg.ContentEncoder is base.ContentEncoder  # the package's names still resolve (lazily)

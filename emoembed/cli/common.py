@@ -38,6 +38,34 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
 
 
+def terminal_width(default: int = 80) -> int:
+    """Columns of the terminal (``COLUMNS`` wins; ``default`` when the output is not a terminal)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((default, 24)).columns)
+
+
+def print_records(records: list[tuple[str, list[tuple[str, list[str]]]]], width: int | None = None) -> None:
+    """One block per record, readable at any terminal width: a title line, then ``label  value`` lines whose values
+    wrap (at ``width``, default the terminal's) under themselves; a field with several values (a list) puts each on
+    a line of its own. ``records``: ``[(title, [(label, [value, …]), …]), …]``. Nothing is cut off."""
+    import textwrap
+
+    width = width or terminal_width()
+    for i, (title, fields) in enumerate(records):
+        if i:
+            print()
+        print(title)
+        pad = max((len(label) for label, _ in fields), default=0) + 4
+        for label, values in fields:
+            first = True
+            for value in [v for v in values if str(v).strip()] or ["-"]:
+                lines = textwrap.wrap(str(value), max(20, width - pad), break_on_hyphens=False) or [""]
+                for line in lines:
+                    print(("  " + label.ljust(pad - 2) if first else " " * pad) + line)
+                    first = False
+
+
 def parse_scale(text: str | None, name: str) -> tuple[float, float] | None:
     """``"1,9"`` → (1.0, 9.0); None stays None; an error naming ``--name`` otherwise."""
     if text is None:

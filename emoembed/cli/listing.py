@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from emoembed.cli.common import print_table, short, verb
+from emoembed.cli.common import print_records, print_table, short, verb
 
 WHAT = ("formats", "recipes", "datasets", "encoders", "pretrained")
 
@@ -15,6 +15,9 @@ def _list_args(p: argparse.ArgumentParser) -> None:
                    "datasets: dataset and pair cards; encoders: content encoders, objectives and packaged weights; "
                    "pretrained: models shipped with the package (emoembed/NAME)")
     p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    p.add_argument("--wide", action="store_true", help="pretrained: one table row per model with every cell whole "
+                   "(wider than a terminal; e.g. for `less -S`); the default is one block per model, wrapped to the "
+                   "terminal's width (COLUMNS)")
 
 
 def list_rows(what: str) -> tuple[list[dict], list[str]]:
@@ -46,11 +49,20 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
         from emoembed.model_zoo import list_rows as pretrained_rows
 
         return pretrained_rows(), ["name", "modality", "formats", "data", "licences", "size", "test"]
-    from emoembed.encoders.base import known_encoders, known_objectives
+    import sys
+
+    from emoembed.encoders import names
     from emoembed.packaged import PACKAGED
 
-    rows = [{"name": m, "kind": "encoder", "detail": f"fit-encoder --modality {m}"} for m in known_encoders()]
-    rows += [{"name": o, "kind": "objective", "detail": "recipe key objective: {name: " + o + "}"} for o in known_objectives()]
+    # the built-in names without importing the encoders (torch, transformers, timm: seconds); plug-ins registered
+    # in this process (only possible once emoembed.encoders.base is loaded) are listed too
+    base = sys.modules.get("emoembed.encoders.base")
+    encoders = {m: d for m, (_, d) in names.ENCODERS.items()} | {m: "plug-in" for m in getattr(base, "ENCODERS", {})
+                                                                 if m not in names.ENCODERS}
+    objectives = {o: d for o, (_, d) in names.OBJECTIVES.items()} | {o: "plug-in" for o in getattr(base, "OBJECTIVES", {})
+                                                                     if o not in names.OBJECTIVES}
+    rows = [{"name": m, "kind": "encoder", "detail": f"--modality {m}: {d}"} for m, d in sorted(encoders.items())]
+    rows += [{"name": o, "kind": "objective", "detail": f"objective: {{name: {o}}}: {d}"} for o, d in sorted(objectives.items())]
     rows += [{"name": f"packaged:{n}", "kind": f"{w.modality} weights", "detail": f"pip package {w.package}: {w.description}"}
              for n, w in PACKAGED.items()]
     return rows, ["name", "kind", "detail"]
@@ -60,11 +72,28 @@ def _list_run(args: argparse.Namespace) -> int:
     rows, cols = list_rows(args.what)
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
+    elif args.what == "pretrained" and not args.wide:
+        print_records(pretrained_records(rows))
     else:
-        if args.what == "pretrained":  # whole lists in --json; one screen line per model here
-            rows = [{k: short(str(v), 48) for k, v in r.items()} for r in rows]
         print_table(rows, cols)
     return 0
+
+
+def pretrained_records(rows: list[dict]) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """``list pretrained``'s rows as blocks for :func:`print_records`: the name with modality and size, then the
+    formats, training data, licences and each test score on a line of its own."""
+    from emoembed.model_zoo import PREFIX, card, score_parts
+
+    out = []
+    for r in rows:
+        name = r["name"][len(PREFIX):]
+        title = f"{r['name']}  ({r['modality']}, {r['size']})"
+        if r["size"] == "not built":
+            out.append((title, [("build", [f"emoembed pretrained build {name}  (see its entry in pretrained/models.yaml)"])]))
+            continue
+        out.append((title, [("formats", [r["formats"].replace(",", ", ")]), ("data", [r["data"].replace(",", ", ")]),
+                            ("licences", [r["licences"]]), ("test", score_parts(card(name).get("scores", {})))]))
+    return out
 
 
 verb("list", "what exists, one line each: formats | recipes | datasets | encoders | pretrained")((_list_args, _list_run))

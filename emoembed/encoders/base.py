@@ -30,11 +30,14 @@ from torch import nn
 
 from emoembed.errors import ConfigError
 
+from emoembed.encoders import names
+
 ENCODERS: dict[str, type[ContentEncoder]] = {}
 OBJECTIVES: dict[str, type[AuxiliaryObjective]] = {}
-# name -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm)
-_LAZY_ENCODERS = {"word": "emoembed.encoders.word", "text": "emoembed.encoders.text", "image": "emoembed.encoders.image"}
-_LAZY_OBJECTIVES = {"carl": "emoembed.encoders.carl"}
+# name -> module that registers it on import (kept lazy: text pulls in transformers, image pulls in timm); the
+# names and descriptions live in emoembed.encoders.names, which imports no torch
+_LAZY_ENCODERS = {n: module for n, (module, _) in names.ENCODERS.items()}
+_LAZY_OBJECTIVES = {n: module for n, (module, _) in names.OBJECTIVES.items()}
 
 def register_encoder(cls: type[ContentEncoder]) -> type[ContentEncoder]:
     ENCODERS[cls.modality] = cls
