@@ -5,7 +5,10 @@ Before a content model predicts, :func:`check_content` measures per item the sha
 share of its words that do; text models — the share of word pieces that are not the unknown token; image models
 have no notion of it) and
 
-* warns (:class:`UnknownContentWarning`) with the count and examples of unknown and partly known items;
+* warns (:class:`UnknownContentWarning`) with the count and examples of unknown and partly known items (text
+  models: the pieces of the text their tokenizer maps to its unknown token, e.g. ``'𝄞' in 'I 𝄞 it'``);
+* warns when a text model that reads emoji as given (one saved before emoji were read as their names, see
+  :mod:`emoembed.encoders.text`) gets emoji: its tokenizer sees them as the unknown token;
 * warns when a word model is given several words (``not happy``): it averages their vectors and cannot read
   negation or context, so a text model is the right tool;
 * applies the policy ``oov``: ``vector`` (default: unknown items are scored with the encoder's unknown-word
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from emoembed.errors import DataError, EmoembedWarning
-from emoembed.lexical import is_multiword
+from emoembed.lexical import emoji_description, is_multiword
 
 OOV_MODES = ("vector", "nan", "error")
 
@@ -58,6 +61,8 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
     cov = item_coverage(encoder, items)
     if cov is None:
         return None
+    if modality == "text":
+        return _check_text(encoder, items, cov, oov)
     unknown = cov <= 0.0
     partial = (cov > 0.0) & (cov < 1.0)
     what = "words" if modality == "word" else "items"
@@ -75,4 +80,46 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
     if partial.any():
         warnings.warn(f"{int(partial.sum())} of {len(items)} {what} are partly unknown ({_examples(items, partial)}): "
                       "only their known parts are read (see the coverage column)", UnknownContentWarning, stacklevel=3)
+    return cov
+
+
+def _pieces_examples(items: Sequence[str], pieces: Sequence[Sequence[str]], mask: np.ndarray, n: int = 5) -> str:
+    shown = [f"{', '.join(repr(p) for p in dict.fromkeys(pieces[i]))} in {str(items[i])[:60]!r}"
+             for i in np.flatnonzero(mask)[:n]]
+    more = int(mask.sum()) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_text(encoder, items: Sequence[str], cov: np.ndarray, oov: str) -> np.ndarray:
+    """Text models: report the texts (and the pieces of them) the tokenizer reads as its unknown token."""
+    legacy = getattr(encoder, "emoji", None) == "keep"
+    has_emoji = np.array([legacy and emoji_description(str(t)) is not None for t in items], dtype=bool)
+    if has_emoji.any():
+        warnings.warn(f"{int(has_emoji.sum())} of {len(items)} texts hold emoji ({_examples(items, has_emoji)}), and this "
+                      "model reads emoji as given: it was saved before emoji were read as their names (its config.json "
+                      "has no encoder.emoji), so its tokenizer maps most of them to the unknown token and they say "
+                      "nothing to it; a model trained with this emoembed reads them as words ('😂' → 'face with tears "
+                      "of joy')", UnknownContentWarning, stacklevel=4)
+    unknown = cov <= 0.0
+    partial = (cov > 0.0) & (cov < 1.0)
+    if not (unknown.any() or partial.any()):
+        return cov
+    fn = getattr(encoder, "unknown_pieces", None)
+    pieces = fn(items) if fn is not None else [[] for _ in items]
+    unk = getattr(getattr(encoder, "tokenizer", None), "unk_token", None) or "[UNK]"
+    if unknown.any():
+        listed = _examples(items, unknown, 10 if oov == "error" else 5)
+        head = (f"{int(unknown.sum())} of {len(items)} texts are unknown to the text model: its tokenizer reads every "
+                f"piece of them as the unknown token {unk} ({listed})")
+        if oov == "error":
+            raise DataError(f"{head}; --oov vector scores them from the unknown token alone, --oov nan leaves their "
+                            "outputs empty")
+        fate = ("their outputs are left empty (--oov nan)" if oov == "nan" else
+                "they are scored from the unknown token alone, which says nothing about them (--oov nan leaves them "
+                "empty, --oov error refuses them)")
+        warnings.warn(f"{head}; {fate}", UnknownContentWarning, stacklevel=4)
+    if partial.any():
+        warnings.warn(f"{int(partial.sum())} of {len(items)} texts hold pieces the text model's tokenizer does not know, "
+                      f"read as its unknown token {unk}: {_pieces_examples(items, pieces, partial)}; only the known "
+                      "pieces carry meaning (see the coverage column)", UnknownContentWarning, stacklevel=4)
     return cov

@@ -15,6 +15,7 @@ Nothing here guesses beyond that: an item for which no candidate is found is rep
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -76,6 +77,29 @@ def emoji_description(text: str) -> str | None:
     names = [e["emoji"] for e in emoji.emoji_list(text)]
     words = [emoji.demojize(e).strip(":").replace("_", " ") for e in names]
     return " ".join(w for w in words if w) or None
+
+
+_SKIN_TONE = re.compile(r"_(?:medium-light|medium-dark|light|medium|dark)_skin_tone")
+
+
+def _emoji_name(chars: str, data: dict) -> str:
+    name = str(data.get("en", "")).strip(":")
+    name = _SKIN_TONE.sub("", name).replace("_skin_tone", "").replace("_", " ").strip()
+    return f" {name} " if name else " "
+
+
+def emoji_as_words(text: str) -> str:
+    """``text`` with every emoji replaced by its CLDR short name in words (``I love it 😂`` → ``I love it face
+    with tears of joy``; ``👍🏽`` → ``thumbs up``, skin-tone modifiers dropped; ``👨‍👩‍👧`` → ``family man woman
+    girl``; ``🇫🇷`` → ``France``), for text encoders whose tokenizer maps emoji to its unknown token. Text without
+    emoji is returned unchanged (the very same string); with emoji, runs of whitespace become one space."""
+    try:
+        import emoji
+    except ImportError:  # pragma: no cover - a declared dependency
+        return text
+    if not emoji.emoji_count(text):
+        return text
+    return " ".join(emoji.replace_emoji(text, replace=_emoji_name).split())
 
 
 def emoji_content_words(description: str) -> str:

@@ -5,6 +5,7 @@ Library modules never import from here."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -49,13 +50,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with user_warnings_on_stderr(args.verb):
             threads_for(args)  # verbs with --threads: torch's thread count (see emoembed.threads)
-            return VERBS[args.verb][1](args)
+            status = VERBS[args.verb][1](args)
+            sys.stdout.flush()  # a closed pipe shows up here, inside the handler, not at interpreter exit
+            return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except EmoembedError as exc:
         print(f"emoembed {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a process ended by SIGPIPE (`yes | head -1`)
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (``emoembed predict … | head -1``): stop quietly, as Unix tools do.
+    The Python docs' recipe (signal module, "Note on SIGPIPE"): point stdout at devnull so the interpreter's final
+    flush of the unwritten buffer does not raise again, and exit 141 (128 + SIGPIPE) without a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing to redirect
+        pass
+    return SIGPIPE_STATUS
 
 
 def _register_verbs() -> None:

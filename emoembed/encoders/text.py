@@ -13,6 +13,13 @@ tokenizer files). Nothing is ever downloaded.
 * ``lora: {rank, alpha, dropout, target_modules}`` trains a LoRA adapter (:mod:`emoembed.adapters`, ``peft``)
   instead of the whole backbone: the backbone is frozen, its weights are left out of the state dict (a saved
   model holds the adapter and the projection only) and come back from the backbone spec on loading.
+* Emoji (``emoji``): ``names`` (models trained with this version) replaces every emoji by its CLDR short name in
+  words before tokenising (``😂`` → ``face with tears of joy``, :func:`emoembed.lexical.emoji_as_words`), in the
+  one place every path goes through (``collate``, so training, ``evaluate``, ``predict``, ``encode``, the ONNX
+  backend and the coverage report agree); a tokenizer such as MiniLM's maps nearly every emoji to ``[UNK]``
+  otherwise, so all emoji looked alike. ``keep`` passes text as it is — the behaviour of models saved before the
+  field existed (their ``config.json`` has no ``encoder.emoji``), which keep it: such a model reads emoji as
+  ``[UNK]``, and ``predict`` says so (:mod:`emoembed.coverage`).
 * ``forward_tokens`` exposes token states, the special-token mask and the input embeddings (and accepts
   perturbed ``inputs_embeds``) for token-level objectives such as CARL's perturbed-token detection. With
   ``keep_last_forward(True)`` the training forward keeps its outputs (graph attached) so an objective can reuse
@@ -34,12 +41,15 @@ from torch import nn
 from emoembed import adapters
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.errors import ConfigError, DataError
+from emoembed.lexical import emoji_as_words
 from emoembed.packaged import is_packaged, packaged_path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # collate may run in DataLoader worker processes
 
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 POOLINGS = ("mean", "cls")
+EMOJI_MODES = ("names", "keep")  # names: emoji → their CLDR names in words; keep: as given (models saved before 0.x)
+LEGACY_EMOJI_MODE = "keep"  # a saved config without encoder.emoji was trained on emoji as given
 _DROP_HF_KEYS = ("_name_or_path", "transformers_version", "_commit_hash", "_attn_implementation_autoset")
 _TOKENIZERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -136,12 +146,15 @@ class TextEncoder(ContentEncoder):
     modality = "text"
     path_fields: ClassVar[dict[str, str]] = {"backbone": "", "tokenizer": ""}  # relative: to the model folder
     _FIELDS: ClassVar[frozenset[str]] = frozenset({"dim", "backbone", "tokenizer", "hf_config", "pooling", "max_length",
-                                                   "hidden", "dropout", "lora", "backbone_sha256"})
+                                                   "hidden", "dropout", "lora", "backbone_sha256", "emoji"})
 
     def __init__(self, dim: int, backbone: nn.Module, backbone_spec: str | None, tokenizer: str,
                  pooling: str = "mean", max_length: int = 128, hidden: Sequence[int] = (), dropout: float = 0.1,
-                 lora: Mapping[str, Any] | None = None):
+                 lora: Mapping[str, Any] | None = None, emoji: str = "names"):
         super().__init__(dim)
+        if emoji not in EMOJI_MODES:
+            raise ConfigError(f"text encoder: emoji must be one of {list(EMOJI_MODES)}, got {emoji!r}")
+        self.emoji = emoji
         self.lora = adapters.lora_settings(lora)
         if self.lora is not None:
             if backbone_spec is None:
@@ -202,11 +215,17 @@ class TextEncoder(ContentEncoder):
             out.append(t)
         return out
 
+    def prepare_text(self, item: Any) -> str:
+        """The string the tokenizer gets for ``item``: with ``emoji: names`` its emoji as their names in words."""
+        text = str(item)
+        return emoji_as_words(text) if self.emoji == "names" else text
+
     def token_lengths(self, items: Sequence[str]) -> np.ndarray:
         """Token counts (with special tokens) before truncation."""
         if not len(items):
             return np.zeros(0, dtype=np.int64)
-        enc = self.tokenizer([str(t) for t in items], add_special_tokens=True, truncation=False, verbose=False)
+        enc = self.tokenizer([self.prepare_text(t) for t in items], add_special_tokens=True, truncation=False,
+                             verbose=False)
         return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
 
     def input_report(self, items: Sequence[Any]) -> dict[str, Any]:
@@ -224,15 +243,37 @@ class TextEncoder(ContentEncoder):
         return float(len(str(item)))
 
     def coverage(self, items: Sequence[Any]) -> np.ndarray:
-        """Per text the share of its word pieces that are not the tokenizer's unknown token (1 = all known)."""
+        """Per text the share of its word pieces that are not the tokenizer's unknown token (1 = all known), as the
+        encoder reads the text (emoji as names under ``emoji: names``)."""
         if not len(items):
             return np.zeros(0)
         unk = self.tokenizer.unk_token_id
-        enc = self.tokenizer([str(t) for t in items], add_special_tokens=False, truncation=False, verbose=False)
+        enc = self.tokenizer([self.prepare_text(t) for t in items], add_special_tokens=False, truncation=False,
+                             verbose=False)
         return np.array([float(np.mean([i != unk for i in ids])) if ids else 0.0 for ids in enc["input_ids"]])
 
+    def unknown_pieces(self, items: Sequence[Any]) -> list[list[str]]:
+        """Per text the parts of it (as the encoder reads it) that the tokenizer maps to its unknown token, e.g.
+        ``['𝄞']``; empty lists for fully known texts. Needs a fast tokenizer (offsets); otherwise the unknown
+        tokens are given as ``[UNK]``."""
+        tok = self.tokenizer
+        unk = tok.unk_token_id
+        texts = [self.prepare_text(t) for t in items]
+        if not texts:
+            return []
+        fast = bool(getattr(tok, "is_fast", False))
+        enc = tok(texts, add_special_tokens=False, truncation=False, verbose=False, return_offsets_mapping=fast)
+        out = []
+        for j, ids in enumerate(enc["input_ids"]):
+            if fast:
+                offsets = enc["offset_mapping"][j]
+                out.append([texts[j][a:b] for i, (a, b) in zip(ids, offsets) if i == unk])
+            else:
+                out.append([str(tok.unk_token)] * sum(1 for i in ids if i == unk))
+        return out
+
     def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer([str(t) for t in items], padding=True, truncation=True, max_length=self.max_length,
+        enc = self.tokenizer([self.prepare_text(t) for t in items], padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True, verbose=False)
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                  "special_tokens_mask": enc["special_tokens_mask"]}
@@ -310,7 +351,8 @@ class TextEncoder(ContentEncoder):
     def config(self) -> dict[str, Any]:
         cfg = {"dim": self.dim, "backbone": self.backbone_spec, "tokenizer": self.tokenizer_spec,
                "hf_config": clean_hf_config(self.backbone.config.to_dict()), "pooling": self.pooling,
-               "max_length": self.requested_max_length, "hidden": self.hidden, "dropout": self.dropout_p}
+               "max_length": self.requested_max_length, "hidden": self.hidden, "dropout": self.dropout_p,
+               "emoji": self.emoji}
         if self.lora is not None:
             cfg |= {"lora": dict(self.lora), "backbone_sha256": adapters.backbone_fingerprint(self.backbone)}
         return cfg
@@ -324,7 +366,15 @@ class TextEncoder(ContentEncoder):
             raise ConfigError("text encoder: config has no dim")
 
     @classmethod
-    def _build(cls, cfg: Mapping[str, Any], pretrained: bool) -> "TextEncoder":
+    def validate_saved_config(cls, cfg: Mapping[str, Any], source: str | Path, prefix: str = "encoder.") -> None:
+        super().validate_saved_config(cfg, source, prefix)
+        if "emoji" in cfg and cfg["emoji"] not in EMOJI_MODES:
+            from emoembed.integrity import bad_field
+
+            raise bad_field(source, f"{prefix}emoji", f"one of {list(EMOJI_MODES)}", cfg["emoji"])
+
+    @classmethod
+    def _build(cls, cfg: Mapping[str, Any], pretrained: bool, emoji_default: str = LEGACY_EMOJI_MODE) -> "TextEncoder":
         cls._check_fields(cfg)
         spec = cfg.get("backbone", PACKAGED_MINILM if not cfg.get("hf_config") else None)
         if pretrained and spec is None:
@@ -342,24 +392,27 @@ class TextEncoder(ContentEncoder):
             adapters.check_fingerprint(cfg.get("backbone_sha256"), backbone, str(spec))
         return cls(int(cfg["dim"]), backbone, spec, str(tokenizer), pooling=cfg.get("pooling", "mean"),
                    max_length=int(cfg.get("max_length", 128)), hidden=cfg.get("hidden", ()) or (),
-                   dropout=float(cfg.get("dropout", 0.1)), lora=cfg.get("lora"))
+                   dropout=float(cfg.get("dropout", 0.1)), lora=cfg.get("lora"),
+                   emoji=str(cfg.get("emoji") or emoji_default))
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TextEncoder":
         """Architecture from ``hf_config`` when present (weights come from the owning model's checkpoint);
         otherwise — and always for a LoRA adapter, whose checkpoint leaves the frozen backbone out — the
-        pretrained backbone named by ``backbone``."""
+        pretrained backbone named by ``backbone``. A config without ``emoji`` (saved before the field) reads emoji
+        as given (``keep``), as that model was trained."""
         return cls._build(cfg, pretrained=cfg.get("lora") is not None or not cfg.get("hf_config"))
 
     @classmethod
     def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> "TextEncoder":
         """Pretrained weights from ``backbone`` (default ``packaged:all-MiniLM-L6-v2``); ``backbone: null``
-        with an ``hf_config`` builds a randomly initialised model (tests, from-scratch runs)."""
+        with an ``hf_config`` builds a randomly initialised model (tests, from-scratch runs). ``emoji`` defaults to
+        ``names`` (emoji read as their names)."""
         cfg = {**encoder_cfg, "dim": dim}
         if "backbone" in cfg and cfg["backbone"] is None:
-            return cls._build(cfg, pretrained=False)
+            return cls._build(cfg, pretrained=False, emoji_default="names")
         cfg.setdefault("backbone", PACKAGED_MINILM)
-        return cls._build(cfg, pretrained=True)
+        return cls._build(cfg, pretrained=True, emoji_default="names")
 
 
 def _drop_frozen_backbone(module: TextEncoder, state: dict, prefix: str, local_metadata: Any) -> None:
