@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emoembed.errors import CheckpointError, ConfigError, EmoembedError
+from emoembed.errors import CheckpointError, ConfigError, EmoembedError, index_row_names, row_ref
 from emoembed.format_kinds import activate, format_output
 from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
 from emoembed.pretrained import PretrainedModule
@@ -188,7 +188,13 @@ class EmotionCodec(PretrainedModule):
         mapped to ``output_scale``; the linear heads are unbounded, so regression outputs are clipped to the
         format's range unless ``clip=False``. ``domain`` (one of :attr:`domains`, the paired datasets of training)
         converts as that dataset's raters would; the default is the pooled mapping. Class targets give one probability column per class and a ``label`` column
-        (argmax for multiclass/distribution, the classes above 0.5 for multilabel)."""
+        (argmax for multiclass/distribution, the classes above 0.5 for multilabel).
+
+        Raises :class:`~emoembed.scales.InputScaleError` for a value outside the scale it is read on, and
+        EmoembedError for a missing value or an unknown class name, naming the row: for an array or list by its
+        0-based position (``row index 4 (0-based), column 'valence': 4.2 is outside …``), for a DataFrame or Series
+        by its index label (``index label 'b'``; ``line 7`` for a table read by emoembed, whose index holds the
+        file's line numbers)."""
         src, tgt = self.format(source), self.format(target)
         self.domain_vector(domain)  # unknown domains fail before any work
         x = self._input_matrix(values, src, input_scale)
@@ -215,11 +221,10 @@ class EmotionCodec(PretrainedModule):
 
     @staticmethod
     def _input_matrix(values: Any, fmt: LabelFormat, input_scale: Sequence[float] | None) -> np.ndarray:
-        row_labels, row_word = None, "row"
-        if isinstance(values, pd.Series):
-            row_labels, row_word = list(values.index), values.index.name or "row"
+        rows = None  # how errors name a row: by its 0-based position, or a pandas index label (a file's line)
+        if isinstance(values, (pd.Series, pd.DataFrame)):
+            rows = index_row_names(values.index)
         if isinstance(values, pd.DataFrame):
-            row_labels, row_word = list(values.index), values.index.name or "row"
             missing = [v for v in fmt.variables if v not in values.columns]
             if fmt.is_class_format and missing and values.shape[1] == 1:
                 values = values.iloc[:, 0].tolist()
@@ -229,7 +234,7 @@ class EmotionCodec(PretrainedModule):
                 values = values[list(fmt.variables)].to_numpy()
         if fmt.is_class_format and _is_label_list(values):
             labels = list(values) if not isinstance(values, (str, int, np.integer)) else [values]
-            return class_indicators(labels, fmt, row_labels, row_word)
+            return class_indicators(labels, fmt, rows)
         try:
             x = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
@@ -241,11 +246,10 @@ class EmotionCodec(PretrainedModule):
         bad = ~np.isfinite(x)
         if bad.any():
             r, c = (int(v[0]) for v in np.nonzero(bad))
-            label = row_labels[r] if row_labels is not None else r
-            raise EmoembedError(f"{row_word} {label}, column {fmt.variables[c]!r}: value is missing or not finite")
+            raise EmoembedError(f"{row_ref(r, '', rows)}, column {fmt.variables[c]!r}: value is missing or not finite")
         given = input_scale is not None and fmt.kind == "regression"
         scale = tuple(float(v) for v in input_scale) if given else fmt.range  # type: ignore[union-attr]
-        check_scale(x, fmt.variables, scale, fmt.name, given, row_labels, row_word)
+        check_scale(x, fmt.variables, scale, fmt.name, given, rows)
         if fmt.kind == "regression":
             warn_if_suspicious(x, scale, fmt.name, given)
         if given:
@@ -289,12 +293,12 @@ class EmotionCodec(PretrainedModule):
             raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
 
 
-def class_indicators(labels: Sequence[Any], fmt: LabelFormat, row_labels: Sequence | None = None,
-                     row_word: str = "row") -> np.ndarray:
+def class_indicators(labels: Sequence[Any], fmt: LabelFormat, rows: Sequence[str] | None = None) -> np.ndarray:
     """(N, k) 0/1 indicators of class names or indices, one entry per row. Names match the format's classes
     case-insensitively, then through the equivalence classes' aliases (``happiness`` → fer7's ``happy``); a
     multilabel row may hold several comma-separated names (or none: an empty string).
-    A multiclass or distribution row needs exactly one class. Raises :class:`EmoembedError` naming the row."""
+    A multiclass or distribution row needs exactly one class. Raises :class:`EmoembedError` naming the row:
+    ``rows[i]`` when given (``line 7``), else its 0-based position (``row index 4 (0-based)``)."""
     from emoembed.formats import default_registry
 
     lookup = {v.lower(): j for j, v in enumerate(fmt.variables)}
@@ -302,7 +306,7 @@ def class_indicators(labels: Sequence[Any], fmt: LabelFormat, row_labels: Sequen
     by_class = {equiv.canonical(v).lower(): j for j, v in enumerate(fmt.variables)}  # happy → fer7's "happy" via joy
     x = np.zeros((len(labels), fmt.size), dtype=np.float32)
     for i, lab in enumerate(labels):
-        where = f"{row_word} {row_labels[i] if row_labels is not None else i}"
+        where = row_ref(i, "", rows)
         parts = [lab] if isinstance(lab, (int, np.integer)) else [p.strip() for p in str(lab).split(",") if p.strip()]
         if fmt.kind != "multilabel" and len(parts) != 1:
             raise EmoembedError(f"{where}: {fmt.name} is {fmt.kind}: give exactly one class name, got {lab!r}")

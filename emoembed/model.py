@@ -10,6 +10,7 @@ training formats and source scales): no YAML file or dataset is needed to load i
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from torch import nn
 from emoembed.codec import EmotionCodec
 from emoembed.coverage import check_content
 from emoembed.encoders.base import ContentEncoder, encoder_class
-from emoembed.errors import CheckpointError, ConfigError, EmoembedError
+from emoembed.errors import CheckpointError, ConfigError, EmoembedError, index_row_names
 from emoembed.formats import LabelFormat
 from emoembed.format_kinds import activate, format_output
 from emoembed.inference import embed_items, evaluate_task
@@ -102,17 +103,20 @@ class EmotionModel(PretrainedModule):
         return param.device if param is not None else torch.device("cpu")
 
     # ------------------------------------------------------------------ inference
-    def _items(self, items: Items) -> list[Any]:
+    def _items(self, items: Items, rows: Sequence[str] | None = None) -> list[Any]:
         if isinstance(items, (str, Path)):
             items = [items]
         elif isinstance(items, pd.Series):
+            rows = rows if rows is not None else index_row_names(items.index)
             items = items.tolist()
         elif items is None:
             raise EmoembedError("no input: give a list of items")
         items = list(items)
         if not items:
             raise EmoembedError("no input: the list of items is empty")
-        return self.encoder.check_items(items, where="input")
+        if rows is not None and len(rows) != len(items):
+            raise EmoembedError(f"rows names {len(rows)} rows for {len(items)} items")
+        return self.encoder.check_items(items, where="input", rows=rows)
 
     def encode(self, items: Items, batch_size: int = 64, normalize: bool = False, show_progress: bool = False) -> np.ndarray:
         """Emotion-space embeddings (N, d), in input order (sentence-transformers' ``encode``)."""
@@ -128,7 +132,8 @@ class EmotionModel(PretrainedModule):
     @torch.no_grad()
     def predict(self, items: Items, format: str, scale: str | Sequence[float] = "normalized", batch_size: int = 64,
                 clip: bool = True, show_progress: bool = False, oov: str = "vector",
-                coverage_column: bool = False) -> pd.DataFrame:
+                coverage_column: bool = False, on_bad_image: str | None = None,
+                rows: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per item, one column per variable of ``format`` (class formats: probabilities + ``label``).
 
         ``scale``: ``"normalized"`` (the format's range, e.g. [-1, 1] for VAD), ``"source"`` (the rating scale of
@@ -136,9 +141,39 @@ class EmotionModel(PretrainedModule):
         without a vector, texts of unknown tokens only) are reported as an ``UnknownContentWarning`` and handled by
         ``oov``: ``vector`` (scored with the learned unknown-word vector), ``nan`` (empty outputs) or ``error``
         (DataError); ``coverage_column`` adds ``coverage``, the share of each item the encoder knows (see
-        :mod:`emoembed.coverage`)."""
+        :mod:`emoembed.coverage`).
+
+        Image models: ``on_bad_image`` — ``"error"`` (a missing or undecodable image raises a DataError naming it) or
+        ``"skip"`` (it is reported on stderr and its outputs are left empty, NaN); None keeps the model's own setting
+        (its recipe's ``on_bad_image``), as ``predict --on-bad-image`` does. ``rows`` name the items in error messages
+        (e.g. ``["in.csv, line 2", …]``); by default a list's items are named by their 0-based position (``input,
+        row index 4 (0-based)``) and a Series' by its index labels. Raises DataError for a missing/empty item or a bad
+        image, ConfigError for an unknown format or ``on_bad_image`` on a model that is not an image model."""
         fmt = self.format(format)
-        clean = self._items(items)
+        with self._bad_image_policy(on_bad_image):
+            return self._predict(items, fmt, scale, batch_size, clip, show_progress, oov, coverage_column, rows)
+
+    @contextlib.contextmanager
+    def _bad_image_policy(self, on_bad_image: str | None):
+        """The encoder's ``on_bad_image`` set to ``on_bad_image`` for one call (None: unchanged)."""
+        if on_bad_image is None:
+            yield
+            return
+        if self.modality != "image":
+            raise ConfigError(f"on_bad_image is for image models; this model's modality is {self.modality!r}")
+        if on_bad_image not in ("skip", "error"):
+            raise ConfigError(f"on_bad_image must be 'skip' or 'error', got {on_bad_image!r}")
+        target = getattr(self.encoder, "data_side", self.encoder)  # an ONNX-backed encoder: its torch data side
+        before = target.on_bad_image
+        target.on_bad_image = on_bad_image
+        try:
+            yield
+        finally:
+            target.on_bad_image = before
+
+    def _predict(self, items: Items, fmt: LabelFormat, scale, batch_size: int, clip: bool, show_progress: bool,
+                 oov: str, coverage_column: bool, rows: Sequence[str] | None) -> pd.DataFrame:
+        clean = self._items(items, rows)
         coverage = check_content(self.encoder, clean, oov)
         z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
         raw = self.heads.decode(fmt.name, z.to(self._device()))
@@ -186,7 +221,8 @@ class EmotionModel(PretrainedModule):
             raise ConfigError(f"dataset {task.name!r} has gold labels in {task.fmt.name!r}, not {fmt.name!r}")
         if not task.items.get(split):
             raise EmoembedError(f"dataset {task.name!r} has no {split!r} items")
-        task = Task(task.name, task.fmt, {split: self.encoder.check_items(task.items[split], f"{task.name} ({split})")},
+        rows = task.rows.get(split) if task.rows else None
+        task = Task(task.name, task.fmt, {split: self.encoder.check_items(task.items[split], f"{task.name} ({split})", rows)},
                     {split: task.labels[split]}, task.scales, task.modality)
         out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt)
         out.update({"dataset": task.name, "format": fmt.name, "split": split,

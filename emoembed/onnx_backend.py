@@ -214,8 +214,8 @@ class OnnxEncoder(ContentEncoder):
     def data_side(self) -> ContentEncoder:
         return self.__dict__["_data_side"]
 
-    def check_items(self, items: Sequence[Any], where: str = "input") -> list[Any]:
-        return self.data_side.check_items(items, where)
+    def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[Any]:
+        return self.data_side.check_items(items, where, rows)
 
     def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:
         return self.data_side.collate(items, train=False)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emoembed.errors import DataError, EmoembedWarning
+from emoembed.errors import DataError, EmoembedWarning, row_ref
 
 COMMON_SCALES: tuple[tuple[float, float], ...] = (
     (-1.0, 1.0), (0.0, 1.0), (1.0, 5.0), (0.0, 4.0), (1.0, 7.0), (-3.0, 3.0), (1.0, 9.0), (0.0, 10.0), (1.0, 10.0),
@@ -61,19 +61,19 @@ def fitting_scale(values: np.ndarray, exclude: Sequence[float] | None = None) ->
 
 
 def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float], fmt_name: str,
-                given: bool, row_labels: Sequence | None = None, row_word: str = "row") -> None:
+                given: bool, rows: Sequence[str] | None = None) -> None:
     """Raise :class:`InputScaleError` for the first value of ``x`` (N, k) outside ``scale``.
 
     ``given``: whether the user named the scale (``--input-scale``) or it is the format's normalised range; the
-    message then suggests a scale that holds all values. ``row_labels`` name the rows (e.g. the file's line
-    numbers), ``row_word`` what they are (``row``/``line``)."""
+    message then suggests a scale that holds all values. ``rows`` name the rows (``line 7`` for a file's line,
+    ``index label 'b'`` for a DataFrame's index, see :func:`emoembed.errors.index_row_names`); without them a row
+    is named by its 0-based position, ``row index 4 (0-based)``."""
     lo, hi = (float(v) for v in scale)
     outside = (x < lo) | (x > hi)
     if not outside.any():
         return
     r, c = (int(v[0]) for v in np.nonzero(outside))
-    label = row_labels[r] if row_labels is not None else r
-    where = f"{row_word} {label}, column {variables[c]!r}: {x[r, c]:g}"
+    where = f"{row_ref(r, '', rows)}, column {variables[c]!r}: {x[r, c]:g}"
     fit = fitting_scale(x)
     lo_all, hi_all = float(np.nanmin(x)), float(np.nanmax(x))
     hint = (f"the values ({lo_all:g} to {hi_all:g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: if that is the scale, "

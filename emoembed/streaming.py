@@ -215,18 +215,11 @@ def line_of(path: Path, row: int) -> str:
     return f"line {row + (2 if kind in ('.csv', '.tsv') else 1)}"
 
 
-def check_chunk(encoder: Any, items: list[Any], path: Path, first_row: int) -> None:
-    """``encoder.check_items`` on a chunk; a bad item is reported by its file line."""
-    try:
-        encoder.check_items(items, where=str(path))
-    except DataError:
-        for i, item in enumerate(items):
-            try:
-                encoder.check_items([item], where="")
-            except DataError as exc:
-                reason = str(exc).split("row 0: ", 1)[-1]
-                raise DataError(f"{path}, {line_of(path, first_row + i)}: {reason}") from None
-        raise
+def chunk_rows(path: Path, first_row: int, n: int) -> list[str]:
+    """How errors name the ``n`` input rows from ``first_row`` (0-based) on: ``in.csv, line 7``."""
+    return [f"{path}, {line_of(path, first_row + i)}" for i in range(n)]
+
+
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -340,7 +333,6 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     atomic_write_json(manifest, parts / MANIFEST)
     done = {k for k in range(n_chunks) if _part_path(parts, k).exists()}
     resumed = len(done)
-    encoder = model.encoder
     bar = tqdm(total=stop - start, unit="row", desc=f"predict {input.name}" + (f" [shard {i}/{n}]" if n > 1 else ""),
                disable=not progress, file=sys.stderr, smoothing=0.1, dynamic_ncols=True)
     try:
@@ -348,11 +340,12 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
         for index, first, items in iter_chunks(input, col, chunk_size, start, stop):
             if index in done:
                 continue
-            try:
-                frame = model.predict(items, format, scale=scale, batch_size=batch_size, **extra).reset_index()
-            except DataError:
-                check_chunk(encoder, items, input, first)  # names the file line of the bad item
-                raise
+            if model.modality == "image":  # relative paths: relative to the input file's folder
+                from emoembed.data.images import resolve_table_image
+
+                items = [resolve_table_image(x, input) for x in items]
+            frame = model.predict(items, format, scale=scale, batch_size=batch_size,  # errors name the file line
+                                  rows=chunk_rows(input, first, len(items)), **extra).reset_index()
             _write_part(frame, _part_path(parts, index))
             bar.update(len(items))
     finally:

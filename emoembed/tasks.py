@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class Task:
     labels: dict[str, np.ndarray]
     scales: dict[str, list[float]] = field(default_factory=dict)
     modality: str | None = None
+    rows: dict[str, list[str]] = field(default_factory=dict)  # per split, where each item came from (file, line)
 
     def size(self, split: str) -> int:
         return len(self.items.get(split, []))
@@ -66,7 +68,7 @@ def task_from_dataset(ds: Dataset, fmt_name: str | None,
         fmt = target
     else:
         fmt = ds.formats[fmt_name]
-    items, labels = {}, {}
+    items, labels, rows = {}, {}, {}
     for split in ("train", "dev", "test"):
         sub = ds.split(split)
         y = sub.labels(source_name)
@@ -74,13 +76,26 @@ def task_from_dataset(ds: Dataset, fmt_name: str | None,
         keep = ~np.isnan(y).any(axis=1)
         items[split] = [c for c, k in zip(sub.content, keep) if k]
         labels[split] = y[keep]
+        rows[split] = [r for r, k in zip(source_rows(sub.frame), keep) if k]
     scales = {}
     spec = ds.card.formats.get(source_name, {})
     if fmt.kind == "regression" and isinstance(spec, Mapping):
         for var in fmt.variables:
             if isinstance(spec.get(var), Mapping) and "scale" in spec[var]:
                 scales[var] = [float(x) for x in spec[var]["scale"]]
-    return Task(ds.name, fmt, items, labels, scales, ds.card.modality)
+    return Task(ds.name, fmt, items, labels, scales, ds.card.modality, rows)
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".psv", ".dat")
+
+
+def source_rows(frame) -> list[str]:
+    """Per item of a dataset frame, where it came from in words an editor uses: ``ratings.csv, line 7`` (the
+    file's line, header = line 1) for rows of a delimited file; '' where no line applies (arrays, image folders)."""
+    if "_file" not in frame or "_row" not in frame:
+        return [""] * len(frame)
+    return [f"{f}, line {int(r)}" if Path(str(f)).suffix.lower() in TABLE_SUFFIXES else ""
+            for f, r in zip(frame["_file"], frame["_row"])]
 
 
 def _lookup_format(name: str, known_formats: Sequence[str] | Mapping[str, LabelFormat] | None) -> LabelFormat | None:

@@ -156,7 +156,7 @@ def test_convert_errors_are_clear(trained):
         trained.codec.convert([[0, 0, 0]], "vad", "fer7")
     with pytest.raises(EmoembedError, match="must have 3 columns"):
         trained.codec.convert([[0.1, 0.2]], "vad", "be5")
-    with pytest.raises(EmoembedError, match="row 1, column 'arousal'"):
+    with pytest.raises(EmoembedError, match=r"row index 1 \(0-based\), column 'arousal'"):
         trained.codec.convert([[0.1, 0.2, 0.3], [0.1, float("nan"), 0.3]], "vad", "be5")
     with pytest.raises(EmoembedError, match="outside the input scale"):
         trained.codec.convert([[10, 5, 5]], "vad", "be5", input_scale=(1, 9))

@@ -235,10 +235,10 @@ def test_check_items_error_names_the_file(image_files):
     for key in ("missing", "garbage", "truncated"):
         with pytest.raises(DataError) as exc:
             enc.check_items([*good, str(image_files[key])], "oasis (train)")
-        assert str(exc.value).startswith(f"oasis (train), row 2: {image_files[key]}"), str(exc.value)
-    with pytest.raises(DataError, match="row 1: missing image reference"):
+        assert str(exc.value).startswith(f"oasis (train), row index 2 (0-based): {image_files[key]}"), str(exc.value)
+    with pytest.raises(DataError, match=r"row index 1 \(0-based\): missing image reference"):
         enc.check_items([good[0], None])
-    with pytest.raises(DataError, match="row 0: expected an image path, a PIL image or an array, got int"):
+    with pytest.raises(DataError, match=r"row index 0 \(0-based\): expected an image path, a PIL image or an array, got int"):
         enc.check_items([3])
 
 

@@ -104,7 +104,7 @@ def test_the_assumed_scale_is_printed_and_0to1_values_warned(codec_dir, capsys):
 
 def test_convert_api_checks_the_scale_too(small_trained_codec):
     codec = small_trained_codec
-    with pytest.raises(InputScaleError, match=r"row 0, column 'valence': 4.2 is outside vad's normalised range.*input_scale=\(1, 5\)"):
+    with pytest.raises(InputScaleError, match=r"row index 0 \(0-based\), column 'valence': 4.2 is outside vad's normalised range.*input_scale=\(1, 5\)"):
         codec.convert([[4.2, 3.4, 3.1], [1.8, 3.6, 2.6]], "vad", "be5")
     with pytest.warns(ScaleWarning, match="within 0–1"):
         codec.convert([[0.91, 0.52, 0.70], [0.12, 0.46, 0.25]], "vad", "be5")
@@ -336,7 +336,7 @@ def test_class_names_match_through_aliases():
     fer7 = default_registry().get("fer7")
     x = class_indicators(["happiness", "Angry", "sadness"], fer7)
     assert [fer7.variables[j] for j in x.argmax(1)] == ["happy", "angry", "sad"]
-    with pytest.raises(EmoembedError, match="row 1: unknown class 'glee'"):
+    with pytest.raises(EmoembedError, match=r"row index 1 \(0-based\): unknown class 'glee'"):
         class_indicators(["happy", "glee"], fer7)
     with pytest.raises(EmoembedError, match="give exactly one class name"):
         class_indicators(["happy,sad"], fer7)

@@ -118,7 +118,7 @@ def test_issue_case_trains_evaluates_and_predicts(tiny_home, capsys):
     assert main(argv + ["--on-bad-image", "error"]) == 2
     assert "gone.jpg: no such image file or folder" in capsys.readouterr().err
     assert main(argv[:-1] + ["--on-bad-image", "error"]) == 2
-    assert "row 0: " in (err := capsys.readouterr().err) and "broken.jpg: cannot decode the image (truncated or corrupt file)" in err
+    assert "row index 0 (0-based): " in (err := capsys.readouterr().err) and "broken.jpg: cannot decode the image (truncated or corrupt file)" in err
     assert main(argv + ["--on-bad-image", "skip"]) == 0
     out, err = capsys.readouterr()
     rows = {line.split(",")[0].rsplit("/", 1)[-1]: line.split(",")[1:] for line in out.strip().splitlines()[1:]}

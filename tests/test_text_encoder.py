@@ -43,7 +43,7 @@ def test_registered_for_the_text_modality():
 def test_check_items_rejects_missing_and_empty_texts_by_row(encoder):
     assert encoder.check_items(["  happy day ", 42]) == ["happy day", "42"]
     for bad, why in ((None, "missing"), (float("nan"), "missing"), ("", "empty"), ("  \t ", "empty")):
-        with pytest.raises(DataError, match=rf"reviews\.csv, row 2: {why} text"):
+        with pytest.raises(DataError, match=rf"reviews\.csv, row index 2 \(0-based\): {why} text"):
             encoder.check_items(["good", "bad", bad], where="reviews.csv")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emoembed.cli.common import parse_scale, test_table, verb, with_codec_option
 from emoembed.cli.inference import add_predict_options, check_streaming_options, stream_predict, streamable
-from emoembed.errors import EmoembedError
+from emoembed.errors import EmoembedError, index_row_names
 from emoembed.io import check_output_path
 from emoembed.runlock import run_folder_lock
 from emoembed.threads import add_threads_argument
@@ -81,8 +81,11 @@ def _predict_run(args: argparse.Namespace) -> int:
         raise EmoembedError("give items on the command line or --input FILE, not both")
     if args.input and args.output and streamable(args):  # emoembed.streaming: files of any size
         return stream_predict(model, args)
+    rows = None  # where each item came from, for error messages: the --input file's line
     if args.input:
-        items = content_column(read_user_table(args.input), args.column, args.input)
+        frame = read_user_table(args.input)
+        items = content_column(frame, args.column, args.input)
+        rows = [f"{args.input}, {name}" for name in index_row_names(frame.index)]
     elif args.column:
         raise EmoembedError("--column picks a column of --input FILE; there is no --input")
     elif args.items:
@@ -91,15 +94,15 @@ def _predict_run(args: argparse.Namespace) -> int:
         raise EmoembedError("nothing to predict: give items (words, texts, image paths) or --input FILE")
     if args.on_bad_image and model.modality != "image":
         raise EmoembedError(f"--on-bad-image is for image models; this model's modality is {model.modality!r}")
-    if model.modality == "image":  # folders and .txt lists of paths → image files
-        from emoembed.data.images import expand_image_inputs
+    if model.modality == "image":  # folders and .txt lists of paths → image files; --input paths: relative to it
+        from emoembed.data.images import expand_image_rows
 
         if args.on_bad_image:
             model.encoder.on_bad_image = args.on_bad_image
-        items = expand_image_inputs(items, missing_ok=model.encoder.on_bad_image == "skip")
+        items, rows = expand_image_rows(items, rows, args.input, missing_ok=model.encoder.on_bad_image == "skip")
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size, oov=args.oov or "vector",
-                        coverage_column=True)
+                        coverage_column=True, rows=rows)
     out = out.reset_index()
     write_table(out, Path(args.output) if args.output else None)
     if args.output:

@@ -12,6 +12,10 @@ A content string is self-describing, so an encoder can load the image from the i
 Arrays are read once per process and file (a 35,887-row FER2013 npz decompresses in about a second) and shared
 by later lookups; DataLoader workers forked after the first lookup share the copy.
 
+Relative paths in a table (a ``predict --input`` csv, a dataset card's csv) are read relative to that table's
+folder — the convention of Hugging Face ``imagefolder``'s ``metadata.csv`` — by :func:`resolve_table_image`; when
+the file is not there either, the error names every path tried.
+
 Folders: :func:`list_images` lists the image files under a folder, :func:`expand_image_inputs` turns a mix of
 files, folders and list files into image references (``emoembed predict`` on paths/folders), and
 :func:`scan_class_folders` reads the class-folder layout (``root/[split/]class/*.jpg``) the ``image_folders``
@@ -19,6 +23,7 @@ reader of :mod:`emoembed.data.readers` uses.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ DEFAULT_CSV_COLUMN = "pixels"
 
 _ARRAYS: dict[tuple[str, str], np.ndarray] = {}
 _LOCK = threading.Lock()
+_TRIED: dict[str, tuple[str, ...]] = {}  # a resolved relative path that was missing → every path tried for it
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,44 @@ def _check_file(path: Path) -> None:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not an image file")
     if not path.exists():
-        raise DataError(f"{path}: image file not found")
+        raise DataError(_not_found(path, "image file not found"))
+
+
+def _not_found(path: Path, what: str) -> str:
+    tried = _TRIED.get(str(path))
+    if tried:
+        return (f"{path}: {what} (a relative path in a table is read relative to the table's folder; tried "
+                f"{' and '.join(tried)})")
+    return f"{path}: {what}"
+
+
+def resolve_table_image(content: Any, table: str | Path, cwd_fallback: bool = True) -> Any:
+    """An image reference read from the table file ``table``, with a relative path made absolute against the
+    table's folder (``images/a.jpg`` in ``data/meta.csv`` → ``data/images/a.jpg``, as Hugging Face imagefolder's
+    ``metadata.csv``). ``cwd_fallback``: when the file is not there but is relative to the working directory (what
+    older emoembed read), that one is used. When neither exists the table-relative path is returned and its
+    not-found error (:func:`check_ref`) names both paths tried. Absolute paths, empty cells and non-strings are
+    returned unchanged; ``x.npz#3`` keeps its row."""
+    if not isinstance(content, (str, Path)):
+        return content
+    text = str(content).strip()
+    if not text:
+        return content
+    ref = parse_ref(text) if isinstance(content, str) else ImageRef(Path(content))
+    raw = ref.path.expanduser()
+    if raw.is_absolute():
+        return content
+    suffix = "#" + text.rpartition("#")[2] if ref.is_array else ""
+    base = Path(os.path.abspath(Path(table).parent / raw))
+    if base.exists():
+        return str(base) + suffix
+    cwd = Path(os.path.abspath(raw))
+    if cwd_fallback and cwd.exists():
+        return str(cwd) + suffix
+    tried = (str(base),) + ((str(cwd),) if cwd_fallback and cwd != base else ())
+    how = (f"relative to {Path(table).name}'s folder", "relative to the working directory")
+    _TRIED[str(base)] = tuple(f"{t} ({how[i]})" for i, t in enumerate(tried))
+    return str(base) + suffix
 
 
 def open_image(content: Any, mode: str | None = "RGB"):
@@ -270,10 +313,33 @@ def expand_image_inputs(inputs: Iterable[str | Path], recursive: bool = True, mi
                     p = Path(line)
                     out.append(str(p if p.is_absolute() else base / p))
         elif not path.exists() and not missing_ok:
-            raise DataError(f"{path}: no such image file or folder")
+            raise DataError(_not_found(path, "no such image file or folder"))
         else:
             out.append(text)
     return out
+
+
+def expand_image_rows(inputs: Sequence[Any], rows: Sequence[str] | None, table: str | Path | None = None,
+                      recursive: bool = True, missing_ok: bool = False) -> tuple[list[Any], list[str] | None]:
+    """:func:`expand_image_inputs` item by item, keeping where each came from: ``rows[i]`` names input ``i``
+    (``in.csv, line 3``) and is repeated for every image a folder or list file expands to; errors are prefixed
+    with it. ``table``: the file the inputs were read from — their relative paths are read relative to its
+    folder (:func:`resolve_table_image`)."""
+    out: list[Any] = []
+    names: list[str] = []
+    for i, raw in enumerate(inputs):
+        item = resolve_table_image(raw, table) if table is not None else raw
+        if not isinstance(item, (str, Path)):
+            out.append(item)
+            names.append(rows[i] if rows else "")
+            continue
+        try:
+            found = expand_image_inputs([item], recursive, missing_ok)
+        except DataError as exc:
+            raise DataError(f"{rows[i]}: {exc}" if rows else str(exc)) from None
+        out.extend(found)
+        names.extend([rows[i] if rows else ""] * len(found))
+    return out, (names if rows else None)
 
 
 def scan_class_folders(root: Path, classes: Sequence[str] | None = None, split_folders: Sequence[str] | None = None,

@@ -277,6 +277,11 @@ def build_dataset(card: DatasetCard, paths: dict[str, Path], formats: FormatRegi
     if card.content and card.content.get("relative_to"):
         base = paths[card.content["relative_to"]].parent
         frame["content"] = [str(base / str(c)) for c in frame["content"]]
+    elif card.modality == "image":  # a relative image path in a table: relative to that table's folder
+        from emoembed.data.images import resolve_table_image
+
+        frame["content"] = [resolve_table_image(c, f) if isinstance(c, str) else c
+                            for c, f in zip(frame["content"], frame["_file"])]
     used: dict[str, Any] = {}
     for fname, spec in card.formats.items():
         fmt = formats.get(fname, context=where)

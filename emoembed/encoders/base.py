@@ -143,7 +143,9 @@ class ContentEncoder(nn.Module):
         self.dim = int(dim)
 
     # -- data side -------------------------------------------------------------------------------
-    def check_items(self, items: Sequence[Any], where: str = "input") -> list[Any]:
+    def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[Any]:
+        """The items, cleaned (stripped strings…); a DataError naming the bad item's row: ``rows[i]`` when given
+        (``ratings.csv, line 7``), else ``WHERE, row index i (0-based)`` (:func:`emoembed.errors.row_ref`)."""
         raise NotImplementedError
 
     def collate(self, items: Sequence[Any], train: bool = False) -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ from torch import nn
 from emoembed.pretrained import state_mismatch
 from emoembed.data.images import check_ref, open_image, parse_ref
 from emoembed.encoders.base import ContentEncoder, register_encoder
-from emoembed.errors import ConfigError, DataError
+from emoembed.errors import ConfigError, DataError, row_ref
 from emoembed.packaged import packaged_path
 
 PACKAGED_WEIGHTS = {"efficientnet-lite0": "tf_efficientnet_lite0"}
@@ -259,20 +259,21 @@ class ImageEncoder(ContentEncoder):
         return self
 
     # -- data side -------------------------------------------------------------------------------
-    def check_items(self, items: Sequence[Any], where: str = "input") -> list[Any]:
+    def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[Any]:
         """Every image is opened once (``check: decode``; ``exists`` only checks files and array rows). A bad one
         raises a DataError naming the file (``on_bad_image: error``) or is reported and skipped (``skip``)."""
         out: list[Any] = []
         dropped: list[int] = []
+        named: dict[int, str] = {}  # row → its error, with where the row came from
         for i, item in enumerate(items):
             if item is None or (isinstance(item, float) and np.isnan(item)):
-                raise DataError(f"{where}, row {i}: missing image reference (None/NaN)")
+                raise DataError(f"{row_ref(i, where, rows)}: missing image reference (None/NaN)")
             if isinstance(item, Path):
                 item = str(item)
             if isinstance(item, str):
                 item = item.strip()
                 if not item:
-                    raise DataError(f"{where}, row {i}: empty image reference")
+                    raise DataError(f"{row_ref(i, where, rows)}: empty image reference")
                 if self.on_bad_image == "skip" and item in self.bad:
                     dropped.append(i)
                     out.append(item)
@@ -281,15 +282,17 @@ class ImageEncoder(ContentEncoder):
                     check_ref(item, decode=self.check_mode == "decode")
                 except DataError as exc:
                     if self.on_bad_image == "error":
-                        raise DataError(f"{where}, row {i}: {exc}") from None
+                        raise DataError(f"{row_ref(i, where, rows)}: {exc}") from None
                     self.bad[item] = str(exc)
                     dropped.append(i)
+                    named[i] = f"{row_ref(i, where, rows)}: {exc}"
             elif not _is_image_like(item):
-                raise DataError(f"{where}, row {i}: expected an image path, a PIL image or an array, got {type(item).__name__}")
+                raise DataError(f"{row_ref(i, where, rows)}: expected an image path, a PIL image or an array, got {type(item).__name__}")
             out.append(item)
         self.last_dropped = dropped
         if dropped:
-            examples = "; ".join(self.bad.get(out[i], str(out[i])) for i in dropped[:3])
+            examples = "; ".join(named.get(i) or f"{row_ref(i, where, rows)}: {self.bad.get(out[i], out[i])}"
+                                 for i in dropped[:3])
             print(f"{where}: skipped {len(dropped)} unreadable image(s) of {len(items)} (on_bad_image: skip): {examples}"
                   + (" …" if len(dropped) > 3 else ""), file=sys.stderr)
         return out

@@ -40,7 +40,7 @@ from torch import nn
 
 from emoembed import adapters
 from emoembed.encoders.base import ContentEncoder, register_encoder
-from emoembed.errors import ConfigError, DataError
+from emoembed.errors import ConfigError, DataError, row_ref
 from emoembed.lexical import emoji_as_words
 from emoembed.packaged import is_packaged, packaged_path
 
@@ -203,15 +203,15 @@ class TextEncoder(ContentEncoder):
         return min(limits)
 
     # -- data side -------------------------------------------------------------------------------
-    def check_items(self, items: Sequence[Any], where: str = "input") -> list[str]:
+    def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[str]:
         out = []
         for i, t in enumerate(items):
             if t is None or (isinstance(t, float) and math.isnan(t)):
-                raise DataError(f"{where}, row {i}: missing text (None/NaN)")
+                raise DataError(f"{row_ref(i, where, rows)}: missing text (None/NaN)")
             t = t if isinstance(t, str) else str(t)
             t = t.strip()
             if not t:
-                raise DataError(f"{where}, row {i}: empty text")
+                raise DataError(f"{row_ref(i, where, rows)}: empty text")
             out.append(t)
         return out
 

@@ -26,7 +26,7 @@ from torch import nn
 from emoembed.encoders.base import ContentEncoder, register_encoder
 from emoembed.encoders.sentence_vectors import SENTENCE_VECTOR_SPECS, SentenceEncoderVectors
 from emoembed.encoders.vectors import PACKAGED_VECTORS, canonical_spec, is_packaged, load_vectors, refuse_pickled
-from emoembed.errors import ConfigError, DataError
+from emoembed.errors import ConfigError, DataError, row_ref
 from emoembed.lexical import lookup_candidates
 
 OOV_POLICIES = ("learned", "zero", "skip")
@@ -75,16 +75,16 @@ class WordEncoder(ContentEncoder):
         return load_vectors(self.vectors_spec, self.fasttext)
 
     # -- data side -------------------------------------------------------------------------------
-    def check_items(self, items: Sequence[Any], where: str = "input") -> list[str]:
+    def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[str]:
         out = []
         for i, w in enumerate(items):
             if w is None or (isinstance(w, float) and np.isnan(w)):
-                raise DataError(f"{where}, row {i}: missing word (None/NaN)")
+                raise DataError(f"{row_ref(i, where, rows)}: missing word (None/NaN)")
             if not isinstance(w, str):
                 w = str(w)
             w = w.strip()
             if not w:
-                raise DataError(f"{where}, row {i}: empty word")
+                raise DataError(f"{row_ref(i, where, rows)}: empty word")
             out.append(w)
         return out
 

@@ -202,7 +202,8 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     masks: list[np.ndarray] = []
     for t in tasks:
         for split in ("train", "dev", "test"):
-            t.items[split] = encoder.check_items(t.items[split], where=f"{t.name} ({split})")
+            t.items[split] = encoder.check_items(t.items[split], where=f"{t.name} ({split})",
+                                                 rows=t.rows.get(split) or None)
         cap = tr["max_train_items"]
         cap = cap.get(t.name) if isinstance(cap, Mapping) else cap  # one cap for all, or {dataset: cap}
         if cap and t.size("train") > int(cap):
