@@ -293,17 +293,26 @@ class EmotionCodec(PretrainedModule):
             raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
 
 
+def class_index(name: str, fmt: LabelFormat) -> int | None:
+    """The position of class ``name`` in ``fmt``: matched case-insensitively, then through the equivalence
+    classes' aliases (``happiness`` → fer7's ``happy``); None when ``fmt`` has no such class."""
+    from emoembed.formats import default_registry
+
+    key = str(name).strip().lower()
+    lookup = {v.lower(): j for j, v in enumerate(fmt.variables)}
+    if key in lookup:
+        return lookup[key]
+    equiv = default_registry().equivalences
+    by_class = {equiv.canonical(v).lower(): j for j, v in enumerate(fmt.variables)}  # happy → fer7's "happy" via joy
+    return by_class.get(equiv.canonical(key).lower())
+
+
 def class_indicators(labels: Sequence[Any], fmt: LabelFormat, rows: Sequence[str] | None = None) -> np.ndarray:
     """(N, k) 0/1 indicators of class names or indices, one entry per row. Names match the format's classes
     case-insensitively, then through the equivalence classes' aliases (``happiness`` → fer7's ``happy``); a
     multilabel row may hold several comma-separated names (or none: an empty string).
     A multiclass or distribution row needs exactly one class. Raises :class:`EmoembedError` naming the row:
     ``rows[i]`` when given (``line 7``), else its 0-based position (``row index 4 (0-based)``)."""
-    from emoembed.formats import default_registry
-
-    lookup = {v.lower(): j for j, v in enumerate(fmt.variables)}
-    equiv = default_registry().equivalences
-    by_class = {equiv.canonical(v).lower(): j for j, v in enumerate(fmt.variables)}  # happy → fer7's "happy" via joy
     x = np.zeros((len(labels), fmt.size), dtype=np.float32)
     for i, lab in enumerate(labels):
         where = row_ref(i, "", rows)
@@ -315,10 +324,8 @@ def class_indicators(labels: Sequence[Any], fmt: LabelFormat, rows: Sequence[str
                 j = int(part)
                 if not 0 <= j < fmt.size:
                     raise EmoembedError(f"{where}: class index {j} is outside 0..{fmt.size - 1} of {fmt.name}")
-            elif part.lower() in lookup:
-                j = lookup[part.lower()]
-            elif equiv.canonical(part.lower()).lower() in by_class:
-                j = by_class[equiv.canonical(part.lower()).lower()]
+            elif (found := class_index(part, fmt)) is not None:
+                j = found
             else:
                 raise EmoembedError(f"{where}: unknown class {part!r} for {fmt.name}; classes: {', '.join(fmt.variables)}")
             x[i, j] = 1.0

@@ -36,7 +36,11 @@ from emoembed.errors import DataError, EmoembedError
 
 CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence", "words", "texts", "term", "lemma",
                    "token", "item", "items", "emoji", "file", "filename", "image_path", "headline", "tweet")
-NAME_COLUMNS = ("label", "labels", "emotion", "emotions", "class", "classes", "category", "categories")
+NAME_COLUMNS = ("label", "labels", "emotion", "emotions", "class", "classes", "category", "categories",
+                "class_name", "class_names", "label_name", "label_names", "emotion_label", "emotion_labels",
+                "emotion_name", "emotion_names", "emotion_class", "emotion_category", "emotion_categories",
+                "gold", "gold_label", "gold_labels", "target", "targets", "annotation", "annotations", "tag", "tags",
+                "expression", "mood", "feeling", "feelings", "affect")  # headers of a class-name column (normalised)
 DELIMITERS = ("\t", ",", ";", "|")
 SAMPLE_LINES = 500
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
@@ -299,12 +303,13 @@ def label_table(frame: pd.DataFrame, fmt, source: str, columns: Mapping[str, str
         data = {v: numeric_column(frame, found[v], source) for v in fmt.variables}
         return pd.DataFrame(data, index=frame.index), list(found.values())
     if fmt.is_class_format and not columns:
-        col = _name_column(frame, fmt)
+        col = _name_column(frame, fmt, source)
         if col is not None:
             return _names(frame, col, source), [col]
     missing = [v for v in fmt.variables if v not in found]
     need = (f"one column per class ({', '.join(fmt.variables)}) holding 0/1 or probabilities, or one column of class "
-            f"names{' (several comma-separated per row)' if fmt.kind == 'multilabel' else ''} named with --column"
+            f"names{' (several comma-separated per row, e.g. joy,love)' if fmt.kind == 'multilabel' else ''}: name it "
+            f"with --column COLUMN, or head it {'/'.join(NAME_COLUMNS[:5])} (found without --column){_name_hint(frame, fmt)}"
             if fmt.is_class_format else f"one column per variable ({', '.join(fmt.variables)})")
     raise InputError(f"{source}: missing column(s) {missing} for format {fmt.name!r}; columns: {list(frame.columns)}. "
                      f"Format {fmt.name!r} needs {need}; name other columns with --columns "
@@ -316,18 +321,54 @@ def _split_names(cell) -> list[str]:
     return [p.strip() for p in str(cell).split(",") if p.strip()] if cell is not None else []
 
 
-def _name_column(frame: pd.DataFrame, fmt) -> str | None:
-    classes = {v.casefold() for v in fmt.variables}
+def _header_key(name: Any) -> str:
+    """A header as :data:`NAME_COLUMNS` holds it: case-folded, spaces and hyphens as ``_`` (``Emotion Label`` →
+    ``emotion_label``)."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().casefold())
 
-    def all_names(col) -> bool:
-        cells = [_split_names(v) for v in frame[col].tolist()]
-        return any(cells) and all(p.casefold() in classes for c in cells for p in c)
 
-    named = [c for c in frame.columns if str(c).strip().casefold() in NAME_COLUMNS and all_names(c)]
-    if named:
-        return named[0]
-    fitting = [c for c in frame.columns if all_names(c)]
+def _name_share(frame: pd.DataFrame, col: str, fmt) -> float:
+    """The share of the names in column ``col`` that are classes of ``fmt`` (or their aliases, or class indices);
+    0 for a column without names."""
+    from emoembed.codec import class_index
+
+    parts = [p for v in frame[col].tolist() for p in _split_names(v)]
+    if not parts:
+        return 0.0
+    ok = sum(1 for p in parts if class_index(p, fmt) is not None or (p.isdigit() and int(p) < fmt.size))
+    return ok / len(parts)
+
+
+def _name_column(frame: pd.DataFrame, fmt, source: str) -> str | None:
+    """The column of class names: the one whose header is a usual name for it (:data:`NAME_COLUMNS`, whatever its
+    cells hold — a cell that is not a class is then an error naming its line), else the one column whose every cell
+    is made of the format's class names. Several headed columns: the one holding only class names, else an error
+    asking for --column."""
+    headed = [c for c in frame.columns if _header_key(c) in NAME_COLUMNS]
+    if len(headed) == 1:
+        return headed[0]
+    if len(headed) > 1:
+        full = [c for c in headed if _name_share(frame, c, fmt) == 1.0]
+        if len(full) == 1:
+            return full[0]
+        raise InputError(f"{source}: several columns could hold the {fmt.name} class names ({', '.join(map(repr, headed))}); "
+                         f"name the one to read with --column")
+    fitting = [c for c in frame.columns if _name_share(frame, c, fmt) == 1.0]
     return fitting[0] if len(fitting) == 1 else None
+
+
+def _name_hint(frame: pd.DataFrame, fmt) -> str:
+    """A pointer to the column that most looks like class names (at least half of its names are classes)."""
+    shares = {c: _name_share(frame, c, fmt) for c in frame.columns}
+    best = max(shares, key=shares.get) if shares else None
+    if best is None or shares[best] < 0.5:
+        return ""
+    from emoembed.codec import class_index
+
+    bad = next((p for v in frame[best].tolist() for p in _split_names(v) if class_index(p, fmt) is None
+                and not (p.isdigit() and int(p) < fmt.size)), None)
+    return (f"; column {best!r} looks like {fmt.name} class names" + (f" except {bad!r}" if bad else "")
+            + f": --column {best}")
 
 
 def _names(frame: pd.DataFrame, col: str, source: str) -> pd.Series:

@@ -185,8 +185,55 @@ def test_a_name_column_for_a_multilabel_source(goemo_codec_dir, capsys, tmp_path
                             bad, "--column", "emotion"], capsys)
     assert rc == 2 and "line 3: unknown class 'glee' for goemotions28" in err
     rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
-                            bad], capsys)
-    assert rc == 2 and "one column of class names" in err and "--column" in err
+                            bad], capsys)  # the header 'emotion' says what the column is: its bad cell is named
+    assert rc == 2 and "line 3: unknown class 'glee' for goemotions28" in err
+
+
+@pytest.mark.parametrize("header", ["emotion", "Label", "labels", "category", "class", "Emotion Label", "emotion-label",
+                                    "gold_label", "tags"])
+def test_a_name_column_is_found_by_its_usual_header(goemo_codec_dir, capsys, tmp_path, header):
+    f = tmp_path / "names.csv"
+    f.write_text(f'id,{header}\nt1,"joy,love"\nt2,Grief\nt3,neutral\n')
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            f], capsys)
+    assert rc == 0, err
+    assert out.splitlines()[0] == "id,valence,arousal,dominance" and len(out.splitlines()) == 4
+
+
+def test_a_name_column_under_another_header_is_asked_for_exactly(goemo_codec_dir, capsys, tmp_path):
+    f = tmp_path / "feels.csv"
+    f.write_text("id,feels\nt1,joy\nt2,glee\nt3,grief\n")
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            f], capsys)
+    assert rc == 2
+    assert ("or one column of class names (several comma-separated per row, e.g. joy,love): name it with --column "
+            "COLUMN, or head it label/labels/emotion/emotions/class (found without --column); column 'feels' looks "
+            "like goemotions28 class names except 'glee': --column feels") in err
+    f.write_text("id,feels\nt1,joy\nt2,admiration\nt3,grief\n")  # every cell a class: found without a header
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            f], capsys)
+    assert rc == 0, err
+    two = tmp_path / "two.csv"
+    two.write_text("id,label,emotion\nt1,joy,x\nt2,sadness,y\n")  # two headed columns, one of class names
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            two], capsys)
+    assert rc == 0, err
+    two.write_text("id,label,emotion\nt1,joy,x\nt2,glee,y\n")
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            two], capsys)
+    assert rc == 2 and "several columns could hold the goemotions28 class names ('label', 'emotion'); name the one " \
+                       "to read with --column" in err
+
+
+def test_a_name_column_of_aliases_for_a_multiclass_source(codec_dir, tmp_path):
+    from emoembed.codec import class_index
+
+    fer7 = default_registry().get("fer7")
+    assert [class_index(n, fer7) for n in ("Happiness", "anger", "sad", "glee")] == [3, 0, 4, None]
+    frame = pd.DataFrame({"id": ["a", "b"], "category": ["happiness", "anger"]}, dtype=object,
+                         index=pd.Index([2, 3], name="line"))
+    values, used = label_table(frame, fer7, "e.csv")
+    assert used == ["category"] and values.tolist() == ["happiness", "anger"]
 
 
 def test_multilabel_names_equal_indicator_columns(goemo_codec_dir):
