@@ -35,7 +35,9 @@ import pandas as pd
 from emoembed.errors import DataError, EmoembedError
 
 CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence", "words", "texts", "term", "lemma",
-                   "token", "item", "items", "emoji", "file", "filename", "image_path", "headline", "tweet")
+                   "token", "item", "items", "emoji", "file", "filename", "image_path", "headline", "tweet",
+                   "file_name", "filepath", "file_path", "image_file", "image_name", "img", "img_path")  # file_name:
+# the image column of Hugging Face imagefolder's metadata.csv
 NAME_COLUMNS = ("label", "labels", "emotion", "emotions", "class", "classes", "category", "categories",
                 "class_name", "class_names", "label_name", "label_names", "emotion_label", "emotion_labels",
                 "emotion_name", "emotion_names", "emotion_class", "emotion_category", "emotion_categories",
