@@ -284,9 +284,9 @@ def test_save_load_round_trip_and_version_check(trained, tmp_path):
 
 
 def test_bad_prediction_input(trained):
-    with pytest.raises(DataError, match="row 1: empty word"):
+    with pytest.raises(DataError, match=r"row index 1 \(0-based\): empty word"):
         trained.predict(["happy", "  "], "vad")
-    with pytest.raises(DataError, match="row 0: missing word"):
+    with pytest.raises(DataError, match=r"row index 0 \(0-based\): missing word"):
         trained.predict([None], "vad")
     with pytest.raises(EmoembedError, match="empty"):
         trained.predict([], "vad")

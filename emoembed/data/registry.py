@@ -277,7 +277,8 @@ def build_dataset(card: DatasetCard, paths: dict[str, Path], formats: FormatRegi
     if card.content and card.content.get("relative_to"):
         base = paths[card.content["relative_to"]].parent
         frame["content"] = [str(base / str(c)) for c in frame["content"]]
-    elif card.modality == "image":  # a relative image path in a table: relative to that table's folder
+    elif card.modality == "image" and not (card.content and "relative_to" in card.content):
+        # a relative image path in a table: relative to that table's folder (relative_to: null keeps it as written)
         from emoembed.data.images import resolve_table_image
 
         frame["content"] = [resolve_table_image(c, f) if isinstance(c, str) else c
