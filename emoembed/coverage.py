@@ -99,7 +99,8 @@ def _check_text(encoder, items: Sequence[str], cov: np.ndarray, oov: str) -> np.
                       "model reads emoji as given: it was saved before emoji were read as their names (its config.json "
                       "has no encoder.emoji), so its tokenizer maps most of them to the unknown token and they say "
                       "nothing to it; a model trained with this emoembed reads them as words ('😂' → 'face with tears "
-                      "of joy')", UnknownContentWarning, stacklevel=4)
+                      "of joy'); to have this one do so, set \"emoji\": \"names\" in the encoder section of its "
+                      "config.json", UnknownContentWarning, stacklevel=4)
     unknown = cov <= 0.0
     partial = (cov > 0.0) & (cov < 1.0)
     if not (unknown.any() or partial.any()):
