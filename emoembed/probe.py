@@ -212,7 +212,9 @@ def text_embedder(source: str | Path, layer: str = "pooled", pooling: str | None
     else:
         if layer == "emotion":
             raise ConfigError(f"probe: {src} is a bare backbone; layer 'emotion' needs a model directory")
-        enc = TextEncoder.from_recipe({"backbone": src, "pooling": pooling or "mean", "max_length": max_length}, 8)
+        # a bare backbone is probed on the raw texts, as the CARL paper does (emoji as given)
+        enc = TextEncoder.from_recipe({"backbone": src, "pooling": pooling or "mean", "max_length": max_length,
+                                       "emoji": "keep"}, 8)
     enc = enc.to(dev).eval()
 
     @torch.inference_mode()
