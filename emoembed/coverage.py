@@ -25,6 +25,8 @@ from emoembed.errors import DataError, EmoembedWarning
 from emoembed.lexical import emoji_description, is_multiword
 
 OOV_MODES = ("vector", "nan", "error")
+# warnings point at the user's call: check_content ← EmotionModel._predict ← predict ← torch.no_grad's wrapper ← caller
+_CALLER = 5
 
 
 class UnknownContentWarning(EmoembedWarning):
@@ -57,7 +59,7 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
             warnings.warn(f"{int(multi.sum())} of {len(items)} items are several words ({_examples(items, multi)}): a word "
                           f"model is trained on single words and {how}, so negation ('not happy') and context are not "
                           "read reliably; for phrases and sentences use a text model (emoembed fit-encoder --modality "
-                          "text, see docs/text.md)", UnknownContentWarning, stacklevel=3)
+                          "text, see docs/text.md)", UnknownContentWarning, stacklevel=_CALLER)
     cov = item_coverage(encoder, items)
     if cov is None:
         return None
@@ -76,10 +78,10 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
                 "they are scored with the learned unknown-word vector, which says nothing about them (--oov nan "
                 "leaves them empty, --oov error refuses them)")
         warnings.warn(f"{int(unknown.sum())} of {len(items)} {what} are unknown to the {modality} encoder "
-                      f"({listed}); {fate}", UnknownContentWarning, stacklevel=3)
+                      f"({listed}); {fate}", UnknownContentWarning, stacklevel=_CALLER)
     if partial.any():
         warnings.warn(f"{int(partial.sum())} of {len(items)} {what} are partly unknown ({_examples(items, partial)}): "
-                      "only their known parts are read (see the coverage column)", UnknownContentWarning, stacklevel=3)
+                      "only their known parts are read (see the coverage column)", UnknownContentWarning, stacklevel=_CALLER)
     return cov
 
 
@@ -100,7 +102,7 @@ def _check_text(encoder, items: Sequence[str], cov: np.ndarray, oov: str) -> np.
                       "has no encoder.emoji), so its tokenizer maps most of them to the unknown token and they say "
                       "nothing to it; a model trained with this emoembed reads them as words ('😂' → 'face with tears "
                       "of joy'); to have this one do so, set \"emoji\": \"names\" in the encoder section of its "
-                      "config.json", UnknownContentWarning, stacklevel=4)
+                      "config.json", UnknownContentWarning, stacklevel=_CALLER + 1)
     unknown = cov <= 0.0
     partial = (cov > 0.0) & (cov < 1.0)
     if not (unknown.any() or partial.any()):
@@ -118,9 +120,9 @@ def _check_text(encoder, items: Sequence[str], cov: np.ndarray, oov: str) -> np.
         fate = ("their outputs are left empty (--oov nan)" if oov == "nan" else
                 "they are scored from the unknown token alone, which says nothing about them (--oov nan leaves them "
                 "empty, --oov error refuses them)")
-        warnings.warn(f"{head}; {fate}", UnknownContentWarning, stacklevel=4)
+        warnings.warn(f"{head}; {fate}", UnknownContentWarning, stacklevel=_CALLER + 1)
     if partial.any():
         warnings.warn(f"{int(partial.sum())} of {len(items)} texts hold pieces the text model's tokenizer does not know, "
                       f"read as its unknown token {unk}: {_pieces_examples(items, pieces, partial)}; only the known "
-                      "pieces carry meaning (see the coverage column)", UnknownContentWarning, stacklevel=4)
+                      "pieces carry meaning (see the coverage column)", UnknownContentWarning, stacklevel=_CALLER + 1)
     return cov
