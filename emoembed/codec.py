@@ -6,6 +6,8 @@ needed to rebuild it without the YAML files.
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -293,6 +295,21 @@ class EmotionCodec(PretrainedModule):
             raise CheckpointError(f"{source}: invalid codec config: {exc}") from None
 
 
+_NAME_SEPARATORS = re.compile(r"[,;|]")
+
+
+def split_class_names(cell: Any) -> list[str]:
+    """The class names in one cell: separated by commas, semicolons or ``|`` (``joy,love``, ``joy; love``), also as
+    a list literal as pandas writes a column of lists (``['joy', 'love']``, ``[3, 17]``); quotes and spaces around
+    each name are dropped. None or an empty cell: no names."""
+    if cell is None:
+        return []
+    text = str(cell).strip()
+    if len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+        text = text[1:-1]
+    return [p.strip().strip("'\"`").strip() for p in _NAME_SEPARATORS.split(text) if p.strip().strip("'\"`").strip()]
+
+
 def class_index(name: str, fmt: LabelFormat) -> int | None:
     """The position of class ``name`` in ``fmt``: matched case-insensitively, then through the equivalence
     classes' aliases (``happiness`` → fer7's ``happy``); None when ``fmt`` has no such class."""
@@ -316,7 +333,7 @@ def class_indicators(labels: Sequence[Any], fmt: LabelFormat, rows: Sequence[str
     x = np.zeros((len(labels), fmt.size), dtype=np.float32)
     for i, lab in enumerate(labels):
         where = row_ref(i, "", rows)
-        parts = [lab] if isinstance(lab, (int, np.integer)) else [p.strip() for p in str(lab).split(",") if p.strip()]
+        parts = [lab] if isinstance(lab, (int, np.integer)) else split_class_names(lab)
         if fmt.kind != "multilabel" and len(parts) != 1:
             raise EmoembedError(f"{where}: {fmt.name} is {fmt.kind}: give exactly one class name, got {lab!r}")
         for part in parts:

@@ -320,7 +320,9 @@ def label_table(frame: pd.DataFrame, fmt, source: str, columns: Mapping[str, str
 
 
 def _split_names(cell) -> list[str]:
-    return [p.strip() for p in str(cell).split(",") if p.strip()] if cell is not None else []
+    from emoembed.codec import split_class_names
+
+    return split_class_names(cell)
 
 
 def _header_key(name: Any) -> str:

@@ -212,3 +212,17 @@ def test_main_returns_141_on_a_broken_pipe(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", Closed())
     assert main(["list", "formats"]) == 141
+
+
+def test_a_decoding_error_found_late_still_names_the_row(tmp_path):
+    """check: exists opens images only when a batch is built; the error then still names the table line."""
+    from emoembed.encoders.image import ImageEncoder
+
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "ok.png").write_bytes(png(90))
+    torch.manual_seed(0)
+    enc = ImageEncoder.from_config({**TINY_IMAGE, "dim": 8, "check": "exists"})
+    items = [str(tmp_path / "ok.png"), str(tmp_path / "bad.png")]
+    assert enc.check_items(items, "mine (train)", rows=["r.csv, line 2", "r.csv, line 3"]) == items
+    with pytest.raises(DataError, match=rf"^r.csv, line 3: {tmp_path / 'bad.png'}: not an image file PIL can read$"):
+        enc.collate(items)

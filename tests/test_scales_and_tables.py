@@ -395,3 +395,19 @@ def test_a_pandas_index_column_does_not_break_the_header(tmp_path):
     frame = read_user_table(f)
     assert list(frame.columns) == ["unnamed_1", "word", "valence"]
     assert content_items(frame, None, "f") == ["happy", "sad"]
+
+
+@pytest.mark.parametrize("cell", ['"joy,love"', "joy;love", "joy|love", "\"['joy', 'love']\"", '" joy , love "'])
+def test_multilabel_name_cells_in_the_usual_spellings(goemo_codec_dir, capsys, tmp_path, cell):
+    from emoembed.codec import split_class_names
+
+    f = tmp_path / "names.csv"
+    f.write_text(f"id,labels\nt1,{cell}\nt2,grief\n")
+    rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
+                            f], capsys)
+    assert rc == 0, err
+    ref = tmp_path / "ref.csv"
+    ref.write_text('id,labels\nt1,"joy,love"\nt2,grief\n')
+    assert predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input", ref],
+                   capsys)[1] == out
+    assert split_class_names("[3, 17]") == ["3", "17"] and split_class_names("[]") == [] and split_class_names(None) == []

@@ -237,6 +237,7 @@ class ImageEncoder(ContentEncoder):
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.bad: dict[str, str] = {}  # reference → reason, for on_bad_image: skip
+        self.row_names: dict[str, str] = {}  # reference → where check_items was told it came from (csv, line)
         self.last_dropped: list[int] = []
         self.weights_report: dict[str, list[str]] = {}
 
@@ -265,6 +266,9 @@ class ImageEncoder(ContentEncoder):
         out: list[Any] = []
         dropped: list[int] = []
         named: dict[int, str] = {}  # row → its error, with where the row came from
+        if rows is not None:  # a later decoding error (check: exists) can still name the row
+            self.row_names.update((str(x).strip(), str(r)) for x, r in zip(items, rows)
+                                  if r and isinstance(x, (str, Path)))
         for i, item in enumerate(items):
             if item is None or (isinstance(item, float) and np.isnan(item)):
                 raise DataError(f"{row_ref(i, where, rows)}: missing image reference (None/NaN)")
@@ -352,7 +356,8 @@ class ImageEncoder(ContentEncoder):
                     tensor = tf(self.load(item))
                 except DataError as exc:
                     if self.on_bad_image == "error":
-                        raise
+                        where = self.row_names.get(str(item)) if isinstance(item, str) else None
+                        raise DataError(f"{where}: {exc}" if where else str(exc)) from None
                     self.bad[str(item)] = str(exc)
             tensors.append(tensor)
             ok.append(tensor is not None)
