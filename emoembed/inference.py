@@ -49,8 +49,8 @@ def embed_items(encoder: ContentEncoder, items: Sequence[Any], batch_size: int, 
     output is undefined (e.g. OOV under skip), or None."""
     was = encoder.training
     encoder.eval()
-    keys = [encoder.sort_key(x) for x in items]
-    order = np.argsort(keys, kind="stable") if any(keys) else np.arange(len(items))
+    keys = np.asarray(encoder.sort_keys(items), dtype=float)
+    order = np.argsort(keys, kind="stable") if keys.any() else np.arange(len(items))
     out = torch.empty(len(items), encoder.dim)
     undefined = torch.zeros(len(items), dtype=torch.bool)
     any_undef = False

@@ -13,12 +13,24 @@ What an exported folder holds:
   based ``torch.onnx.export`` (opset 17, dynamic batch and sequence axes; text backbones with eager attention, whose
   plain MatMul/Softmax graph onnxruntime optimises and quantises best), and with ``quantize="int8"`` dynamically
   quantised by ``onnxruntime.quantization.quantize_dynamic`` (int8 per-channel weights, activations quantised per
-  batch at run time; no calibration data). The session applies onnxruntime's full graph optimisation at load time.
-  (onnxruntime's offline BERT fusion, Attention/SkipLayerNormalization, was measured slower here on CPU, fp32 and
-  int8 alike, and is not applied.)
+  batch at run time; no calibration data).
+* Two changes make onnxruntime fast on CPU (measured in ``docs/inference.md``): (1) the attention mask's fill
+  value for padded keys, ``finfo(float32).min`` in the traced graph, becomes :data:`ATTENTION_MASK_FILL` (−40):
+  onnxruntime's Softmax computes ``exp`` of masked logits that far below the row's maximum as *denormal* floats,
+  4–12× slower per element; at −40 a padded key's weight stays below ``e^-34`` of the strongest real key's for
+  any score gap under 6 (on EmoBank the largest padded-minus-best-real gap is 5.2), so the embeddings are
+  unchanged to float rounding (the export check below still applies). (2) The session runs onnxruntime's full
+  graph optimisation except the transforms in :data:`DISABLED_OPTIMIZERS` (``SkipLayerNormFusion``: its fused
+  kernel is ~2× slower than the plain Add + LayerNormalization it replaces on this build). onnxruntime's offline
+  BERT fusion (``onnxruntime.transformers.optimizer``: Attention, SkipLayerNormalization, BiasGelu) was measured
+  no faster and is not applied.
+* ``tokenizer/`` (text) — the tokenizer files, so the folder is self-contained: it can be moved or copied to
+  another machine (``config.json`` names ``tokenizer`` relative to the folder; the backbone is rebuilt from
+  ``hf_config`` without weights, so the backbone it was trained from need not exist there).
 * ``model.safetensors`` — only the codec (or direct) heads: they are tiny and stay in torch.
-* ``config.json`` — the torch model's config plus a ``backend`` block (file, quantisation, opset, versions and the
-  export check: the largest difference to the torch encoder on a probe batch).
+* ``config.json`` — the torch model's config plus a ``backend`` block (file, quantisation, opset, versions, the
+  mask fill, the disabled optimisers, where the backbone/tokenizer came from, and the export check: the largest
+  difference to the torch encoder on a probe batch with padding).
 
 Tokenisation and image decoding stay the torch encoder's own (its ``collate``), built on PyTorch's ``meta``
 device so the backbone weights are never allocated; only the ONNX session holds weights. Word models are vector
@@ -53,6 +65,9 @@ OPSET = 17
 QUANTIZE_MODES = (None, "int8")
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FP32_TOLERANCE = 1e-3  # largest |ONNX − torch| accepted on the probe batch for an fp32 export
+ATTENTION_MASK_FILL = -40.0  # additive attention-mask value for padded keys (see the module doc)
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)  # onnxruntime graph transforms left out (see the module doc)
+TOKENIZER_DIR = "tokenizer"
 
 
 def _require_onnxruntime():
@@ -110,6 +125,34 @@ def _eager_attention(encoder: ContentEncoder) -> None:
             pass
 
 
+def soften_attention_mask(model: Any, fill: float = ATTENTION_MASK_FILL) -> int:
+    """Replace, in an ONNX ``ModelProto`` (in place), the float32 scalar ``finfo(float32).min`` constants that feed a
+    ``Where`` node — the additive attention mask of a traced Hugging Face encoder — by ``fill``. Returns how many
+    were replaced (0 for a graph without such a mask, e.g. an image model)."""
+    from onnx import numpy_helper
+
+    lowest = float(np.finfo(np.float32).min)
+    where_inputs = {name for node in model.graph.node if node.op_type == "Where" for name in node.input}
+
+    def softened(tensor: Any) -> bool:
+        value = numpy_helper.to_array(tensor)
+        if value.dtype != np.float32 or value.size != 1 or float(value.reshape(())) > lowest * 0.99:
+            return False
+        tensor.CopyFrom(numpy_helper.from_array(np.full(value.shape, fill, dtype=np.float32), tensor.name))
+        return True
+
+    count = 0
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] in where_inputs:
+            for attr in node.attribute:
+                if attr.name == "value" and softened(attr.t):
+                    count += 1
+    for init in model.graph.initializer:
+        if init.name in where_inputs and softened(init):
+            count += 1
+    return count
+
+
 def _quantize_int8(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -118,16 +161,21 @@ def _quantize_int8(src: Path, dst: Path) -> None:
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
-def make_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session with ``threads`` intra-op threads (default: ``torch.get_num_threads()``)."""
+def make_session(path: str | Path, threads: int | None = None,
+                 disabled_optimizers: Sequence[str] = DISABLED_OPTIMIZERS):
+    """An onnxruntime CPU session: ``threads`` intra-op threads (default: ``torch.get_num_threads()``), sequential
+    execution, full graph optimisation except ``disabled_optimizers``. CheckpointError if onnxruntime cannot load
+    ``path``."""
     ort = _require_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads or torch.get_num_threads())
     so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=[str(x) for x in disabled_optimizers])
     except Exception as exc:  # noqa: BLE001 — onnxruntime raises its own exception types
         raise CheckpointError(f"{path}: onnxruntime cannot load it: {exc}") from None
 
@@ -165,6 +213,10 @@ def export_onnx(model: EmotionModel, directory: str | Path, quantize: str | None
             torch.onnx.export(graph, inputs, str(raw), dynamo=False, input_names=names, output_names=[OUTPUT_NAME],
                               dynamic_axes={**dynamic, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
                               do_constant_folding=True)
+        proto = onnx.load(str(raw))
+        mask_fills = soften_attention_mask(proto)
+        onnx.save(proto, str(raw))
+        del proto
         current = raw
         if quantize == "int8":
             q = Path(tmp) / "int8.onnx"
@@ -178,15 +230,35 @@ def export_onnx(model: EmotionModel, directory: str | Path, quantize: str | None
             raise CheckpointError(f"ONNX export check failed: the exported encoder differs from torch by {diff:.3g} "
                                   f"(> {FP32_TOLERANCE}) on a probe batch; nothing was written")
         atomic_write(directory / ONNX_FILE, lambda t: shutil.copyfile(current, t))
+        if encoder.modality == "text":
+            _write_tokenizer(encoder, directory, Path(tmp))
     heads = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
     save_safetensors_atomic(heads, directory / WEIGHTS_NAME)
     cfg = model.header() | model.config() | integrity_record(heads, model.codec_prefix)
+    source = {}
+    if encoder.modality == "text":  # self-contained: the tokenizer is in the folder, the backbone comes from hf_config
+        enc_cfg = dict(cfg["encoder"])
+        source = {k: enc_cfg.pop(k, None) for k in ("backbone", "tokenizer", "lora", "backbone_sha256")}
+        cfg["encoder"] = enc_cfg | {"backbone": None, "tokenizer": TOKENIZER_DIR}
     cfg["backend"] = {"name": "onnx", "file": ONNX_FILE, "quantize": quantize, "opset": opset, "inputs": names,
                       "output": OUTPUT_NAME, "onnxruntime": ort.__version__, "onnx": onnx.__version__,
-                      "torch": torch.__version__,
+                      "torch": torch.__version__, "attention_mask_fill": ATTENTION_MASK_FILL if mask_fills else None,
+                      "disabled_optimizers": list(DISABLED_OPTIMIZERS),
+                      "source_encoder": {k: v for k, v in source.items() if v is not None},
                       "export_check": {"max_abs_diff": diff, "min_cosine": cos, "probe_items": int(inputs[0].shape[0])}}
     atomic_write_json(cfg, directory / CONFIG_NAME)
     return directory
+
+
+def _write_tokenizer(encoder: ContentEncoder, directory: Path, tmp: Path) -> None:
+    """The text encoder's tokenizer files into ``directory/tokenizer`` (replacing an older copy as a whole)."""
+    staged = tmp / TOKENIZER_DIR
+    encoder.tokenizer.save_pretrained(str(staged))
+    target = directory / TOKENIZER_DIR
+    if target.exists():
+        old = tmp / "old-tokenizer"
+        target.rename(old)  # removed with tmp
+    staged.rename(target)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -226,6 +298,9 @@ class OnnxEncoder(ContentEncoder):
     def sort_key(self, item: Any) -> float:
         return self.data_side.sort_key(item)
 
+    def sort_keys(self, items: Sequence[Any]) -> Sequence[float]:
+        return self.data_side.sort_keys(items)
+
     def output_mask(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         fn = getattr(self.data_side, "output_mask", None)
         return fn(batch) if fn is not None else None
@@ -256,7 +331,8 @@ def load_onnx_model(directory: str | Path, threads: int | None = None) -> Emotio
     with torch.device("meta"):  # the torch model's shape only: no weights are allocated
         shell = EmotionModel.from_saved_config(cfg, directory / CONFIG_NAME)
     data_side = shell.encoder.eval()
-    encoder = OnnxEncoder(data_side, make_session(onnx_path, threads), backend.get("inputs", list(TEXT_INPUTS)))
+    disabled = backend.get("disabled_optimizers", list(DISABLED_OPTIMIZERS))
+    encoder = OnnxEncoder(data_side, make_session(onnx_path, threads, disabled), backend.get("inputs", list(TEXT_INPUTS)))
     codec = EmotionCodec.from_config(cfg["codec"])
     direct = DirectHeads(shell.direct_heads.formats, encoder.dim) if shell.direct_heads is not None else None
     model = OnnxEmotionModel(encoder, codec, direct, shell.meta)

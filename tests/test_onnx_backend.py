@@ -58,6 +58,59 @@ def test_fp32_export_matches_torch_encode_and_predict(text_model, exported):
     cfg = json.loads((exported[None] / "config.json").read_text())
     assert cfg["backend"]["quantize"] is None and cfg["backend"]["export_check"]["max_abs_diff"] < 1e-4
     assert cfg["backend"]["inputs"][:2] == ["input_ids", "attention_mask"]
+    assert cfg["backend"]["disabled_optimizers"] == ["SkipLayerNormFusion"]
+
+
+def test_attention_mask_fill_is_softened_and_outputs_unchanged(text_model, exported):
+    """The traced mask's finfo.min fill (denormal exp in onnxruntime's Softmax) becomes ATTENTION_MASK_FILL; texts
+    padded to very different lengths in one batch still give torch's embeddings."""
+    import onnx
+    from onnx import numpy_helper
+
+    from emoembed.onnx_backend import ATTENTION_MASK_FILL, soften_attention_mask
+
+    for q in (None, "int8"):
+        proto = onnx.load(str(exported[q] / ONNX_FILE))
+        consts = [numpy_helper.to_array(a.t) for n in proto.graph.node if n.op_type == "Constant"
+                  for a in n.attribute if a.name == "value"]
+        floats = [float(c.reshape(())) for c in consts if c.dtype == np.float32 and c.size == 1]
+        assert ATTENTION_MASK_FILL in floats and min(floats) > -1e30
+        assert soften_attention_mask(proto) == 0  # nothing left to replace
+        assert json.loads((exported[q] / "config.json").read_text())["backend"]["attention_mask_fill"] == ATTENTION_MASK_FILL
+    fast = EmotionModel.from_pretrained(exported[None])
+    long_and_short = ["a", TEXTS[2] + " " + TEXTS[2], "b c", TEXTS[0]]
+    np.testing.assert_allclose(fast.encode(long_and_short, batch_size=4), text_model.encode(long_and_short, batch_size=1),
+                               atol=1e-5)
+
+
+def test_export_is_self_contained_and_moves(tmp_path, format_registry):
+    """The export carries its tokenizer: moved elsewhere, with the original tokenizer folder gone, it loads and
+    predicts as the torch model did."""
+    import shutil
+
+    tok = tiny_tokenizer_dir(tmp_path / "tok")
+    model = EmotionModel(tiny_encoder(tok, dim=16, max_length=24), tiny_codec(format_registry),
+                         meta={"trained_formats": ["vad"]}).eval()
+    ref_z, ref_p = model.encode(TEXTS), model.predict(TEXTS, "vad")
+    model.export_onnx(tmp_path / "export", quantize=None)
+    cfg = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert cfg["encoder"]["tokenizer"] == "tokenizer" and cfg["encoder"]["backbone"] is None
+    assert cfg["backend"]["source_encoder"]["tokenizer"] == str(tok)
+    assert (tmp_path / "export" / "tokenizer" / "tokenizer_config.json").is_file()
+    model.export_onnx(tmp_path / "export", quantize=None)  # re-export over itself replaces the tokenizer copy
+    shutil.rmtree(tok)
+    moved = shutil.move(str(tmp_path / "export"), str(tmp_path / "elsewhere" / "copied-model"))
+    fast = EmotionModel.from_pretrained(moved)
+    assert str(fast.encoder.tokenizer_spec).startswith(str(moved))
+    np.testing.assert_allclose(fast.encode(TEXTS), ref_z, atol=1e-5)
+    pd.testing.assert_frame_equal(fast.predict(TEXTS, "vad"), ref_p, atol=1e-5)
+
+
+def test_text_batches_are_sorted_by_token_count(text_model):
+    enc = text_model.encoder
+    keys = enc.sort_keys(["a b c d e f g h", "happy", "x " * 60])
+    assert keys.tolist() == [10.0, 3.0, 24.0]  # [CLS] … [SEP]; capped at max_length
+    assert keys.tolist() == [min(n, 24) for n in enc.token_lengths(["a b c d e f g h", "happy", "x " * 60])]
 
 
 def test_int8_export_is_quantised_and_close(text_model, exported):

@@ -159,6 +159,11 @@ class ContentEncoder(nn.Module):
         """Items of similar key are batched together by ``encode`` (e.g. text length); 0 = keep order."""
         return 0.0
 
+    def sort_keys(self, items: Sequence[Any]) -> Sequence[float]:
+        """:meth:`sort_key` of many items at once (what ``encode``/``predict`` batch by); encoders override it when
+        a batched computation is cheaper or more exact (texts: token counts from one tokenizer call)."""
+        return [self.sort_key(x) for x in items]
+
     # -- model side ------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:  # (B, dim)
         raise NotImplementedError
