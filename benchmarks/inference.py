@@ -6,16 +6,18 @@
 
 Speed (one process, the same EmoBank texts, the same batch size, the same thread count for every engine):
 
-* ``emoembed torch`` — ``EmotionModel.encode`` of the trained text model (length-sorted batches);
+* ``emoembed torch`` — ``EmotionModel.encode`` of the trained text model (batches of texts sorted by token count,
+  as every emoembed backend batches);
 * ``emoembed onnx fp32`` / ``onnx int8`` — the same model exported by ``EmotionModel.export_onnx`` (int8: dynamic
   per-channel quantisation), loaded with ``from_pretrained(..., backend="onnx")``;
 * ``sentence-transformers`` — ``SentenceTransformer(<packaged all-MiniLM-L6-v2>).encode`` on the same backbone
   architecture (its own length sorting), and its ``backend="onnx"`` when it can load offline.
 
-Engines run interleaved for ``--rounds`` rounds (each round times every engine once on all texts), so load from
-other processes on a shared machine hits all of them alike; the table gives the median over rounds of texts/s (wall
-clock) and of each engine's ratio to our torch ``encode`` within the same round, by wall time and by the process's
-CPU time (which discounts waiting for a core on a busy machine). Peak RSS is measured per engine in a
+Engines run interleaved for ``--rounds`` rounds (each round times every engine once on all texts, the order
+rotating from round to round), so load from other processes on a shared machine hits all of them alike; the table
+gives the median over rounds of texts per CPU-second (the process's CPU time, ``time.process_time``: what a
+contended machine can compare fairly, as it discounts waiting for a core) and of texts/s by wall clock, and of each
+engine's ratio to our torch ``encode`` within the same round. Peak RSS is measured per engine in a
 fresh subprocess that loads only that engine and encodes the texts once (``VmHWM``).
 
 Quality: EmoBank test (vad) mean Pearson r of each emoembed backend (``EmotionModel.evaluate``) and its change
@@ -112,25 +114,33 @@ def export_models(model_dir: Path, out: Path) -> dict[str, Path]:
 
 # ---------------------------------------------------------------------------------------------- measurements
 def speed(engines: dict, texts: list[str], batch: int, rounds: int) -> dict[str, dict]:
-    rows: dict[str, dict] = {n: {"tps": [], "cpu_tps": [], "ratio": [], "cpu_ratio": []} for n in engines}
+    """Per engine the median over ``rounds`` of texts/s by wall clock and by the process's CPU time, and of its
+    ratio to our torch ``encode`` in the same round. Engines are interleaved (each round times every engine once
+    on all texts), and the order rotates from round to round, so load from other processes hits all alike."""
+    rows: dict[str, dict] = {n: {"tps": [], "cpu_tps": [], "wall": [], "cpu": []} for n in engines}
     for fn in engines.values():
         fn(texts[:batch], batch)  # warm-up: session/graph initialisation, tokenizer caches
+    names = list(engines)
     for r in range(rounds):
-        base = base_cpu = None
-        for name, fn in engines.items():
+        for name in names[r % len(names):] + names[:r % len(names)]:
             t, c = time.perf_counter(), time.process_time()
-            fn(texts, batch)
+            engines[name](texts, batch)
             wall, cpu = time.perf_counter() - t, time.process_time() - c
+            rows[name]["wall"].append(wall)
+            rows[name]["cpu"].append(cpu)
             rows[name]["tps"].append(len(texts) / wall)
             rows[name]["cpu_tps"].append(len(texts) / cpu)
-            if name == "emoembed torch":
-                base, base_cpu = wall, cpu
-            rows[name]["ratio"].append(base / wall if base else float("nan"))
-            rows[name]["cpu_ratio"].append(base_cpu / cpu if base_cpu else float("nan"))
-            print(f"round {r + 1}/{rounds} {name}: {len(texts) / wall:.1f} texts/s", file=sys.stderr)
-    return {n: {"texts_per_s": statistics.median(v["tps"]), "cpu_texts_per_s": statistics.median(v["cpu_tps"]),
-                "ratio_vs_torch": statistics.median(v["ratio"]), "cpu_ratio_vs_torch": statistics.median(v["cpu_ratio"]),
-                "rounds": v["tps"], "cpu_rounds": v["cpu_tps"]} for n, v in rows.items()}
+            print(f"round {r + 1}/{rounds} {name}: {len(texts) / cpu:.1f} texts per CPU-second "
+                  f"({len(texts) / wall:.1f} texts/s wall)", file=sys.stderr)
+    base = rows.get("emoembed torch")
+    out = {}
+    for n, v in rows.items():
+        ratio = [b / w for b, w in zip(base["wall"], v["wall"])] if base else [float("nan")]
+        cpu_ratio = [b / c for b, c in zip(base["cpu"], v["cpu"])] if base else [float("nan")]
+        out[n] = {"texts_per_s": statistics.median(v["tps"]), "cpu_texts_per_s": statistics.median(v["cpu_tps"]),
+                  "ratio_vs_torch": statistics.median(ratio), "cpu_ratio_vs_torch": statistics.median(cpu_ratio),
+                  "rounds": v["tps"], "cpu_rounds": v["cpu_tps"], "cpu_ratio_rounds": cpu_ratio}
+    return out
 
 
 def rss_probe(name: str, model_dir: Path, exports: dict[str, Path], threads: int, n: int, batch: int,
@@ -196,9 +206,9 @@ def machine() -> str:
 
 
 def table(speeds: dict, rss: dict, scores: dict, threads: int, batch: int, n: int) -> str:
-    lines = [f"| engine (same {n} EmoBank texts, batch {batch}, {threads} thread{'s' if threads > 1 else ''}) | texts/s "
-             "| × our torch encode | texts/s per CPU-second | × our torch (CPU time) | peak RSS MiB | EmoBank test mean r "
-             "| Δ r vs torch |",
+    lines = [f"| engine (same {n} EmoBank texts, batch {batch}, {threads} thread{'s' if threads > 1 else ''}) "
+             "| texts per CPU-second | × our torch `encode` (CPU time) | texts/s (wall) | × our torch (wall) "
+             "| peak RSS MiB | EmoBank test mean r | Δ r vs torch |",
              "|---|---|---|---|---|---|---|---|"]
     base = scores.get("emoembed torch", {}).get("mean_r")
     for name in ENGINES:
@@ -208,9 +218,10 @@ def table(speeds: dict, rss: dict, scores: dict, threads: int, batch: int, n: in
             continue
         sc = scores.get(name, {}).get("mean_r")
         delta = "" if sc is None or base is None else f"{sc - base:+.5f}"
-        lines.append(f"| {name} | {s['texts_per_s']:.1f} | {s['ratio_vs_torch']:.2f} | {s['cpu_texts_per_s']:.1f} | "
-                     f"{s['cpu_ratio_vs_torch']:.2f} | "
-                     f"{rss.get(name) or '-'} | {'' if sc is None else f'{sc:.4f}'} | {delta} |")
+        r = rss.get(name)
+        lines.append(f"| {name} | {s['cpu_texts_per_s']:.1f} | {s['cpu_ratio_vs_torch']:.2f} | {s['texts_per_s']:.1f} | "
+                     f"{s['ratio_vs_torch']:.2f} | {'-' if r is None else f'{r:.0f}'} | "
+                     f"{'' if sc is None else f'{sc:.4f}'} | {delta} |")
     return "\n".join(lines)
 
 
@@ -337,7 +348,9 @@ def main() -> int:
                                                out / "texts.json") for n in ENGINES if n not in errors}
     md = table(speeds, rss, scores, args.threads, args.batch_size, len(texts))
     cmd = "python benchmarks/inference.py " + " ".join(sys.argv[1:])
-    report = f"{md}\n\nMachine: {info}.\nCommand: `{cmd}`; {args.rounds} interleaved rounds, medians.\n"
+    report = (f"{md}\n\nMachine: {info}.\nCommand: `{cmd}`; {args.rounds} interleaved rounds (every engine once per "
+              "round, order rotated), medians; CPU time = the process's user+system time (time.process_time), "
+              f"{args.threads} intra-op thread(s) for torch and onnxruntime alike.\n")
     atomic_write_json({"speed": speeds, "rss_mib": rss, "quality": scores, "machine": info, "command": cmd,
                        "texts": len(texts), "batch_size": args.batch_size, "threads": args.threads}, out / "inference.json")
     atomic_write_text(report, out / "inference.md")
