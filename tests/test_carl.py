@@ -306,3 +306,90 @@ def test_detection_auc():
     assert detection_auc(logits, positive, mask) == 1.0
     assert detection_auc(-logits, positive, mask) == 0.0
     assert detection_auc(logits, mask, mask) == 0.5  # no clean token: undefined → chance
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def test_deferred_ptd_gives_the_gradients_of_the_one_backward_step(tok_dir, codec):
+    """``split_backward``: MCCL's backward first, then PTD's forward and backward — the same loss parts and
+    parameter gradients as one backward of the whole CARL loss (same seed, so the same dropout masks)."""
+    texts, y = toy_corpus(6, seed=4)
+    grads, parts_of = {}, {}
+    for split in (False, True):
+        enc = tiny_encoder(tok_dir, seed=1)
+        obj = CARLObjective(**SMALL_HEADS)
+        torch.manual_seed(2)
+        obj.setup(enc)
+        torch.manual_seed(3)
+        ctx = make_ctx(enc, codec, texts, y, pretraining=True)
+        ctx.extras["split_backward"] = split
+        loss, parts = obj.loss(ctx)
+        loss.backward()
+        late = obj.deferred_loss(ctx)
+        assert (late is not None) == split
+        if split:
+            assert "ptd" not in parts
+            late_loss, late_parts = late
+            late_loss.backward()
+            parts = {**parts, **late_parts}
+            assert obj.deferred_loss(ctx) is None  # handed out once
+        parts_of[split] = parts
+        grads[split] = {n: p.grad.clone() for n, p in [*enc.named_parameters(), *obj.named_parameters()]
+                        if p.grad is not None}
+    assert parts_of[True] == pytest.approx(parts_of[False], rel=1e-5)
+    assert grads[True].keys() == grads[False].keys()
+    assert any("detector" in n for n in grads[True]) and any("backbone" in n for n in grads[True])
+    for name, g in grads[False].items():
+        assert torch.allclose(grads[True][name], g, rtol=1e-4, atol=1e-7), name
+
+
+def test_a_carl_step_never_holds_two_forward_graphs_nor_keeps_one(tok_dir, format_registry, monkeypatch):
+    """Counts the activations the autograd graphs hold (saved tensors): when PTD's forward on the perturbed
+    embeddings starts, the online forward's graph has been backpropagated and holds no float activation any more
+    (holding both graphs doubled the peak memory of ``emoembed pretrain``), and after every optimizer step no graph
+    holds anything (nothing — loss history, momentum target, saliency, logged parts — keeps a graph across steps)."""
+    alive: dict[int, tuple[int, bool]] = {}
+
+    class Saved:
+        def __init__(self, t):
+            self.t = t
+            alive[id(self)] = (t.numel() * t.element_size(), t.is_floating_point())
+
+        def __del__(self):
+            alive.pop(id(self), None)
+
+    def float_bytes() -> int:
+        return sum(n for n, is_float in alive.values() if is_float)
+
+    at_ptd, after_steps, online = [], [], []
+    detect, after_step = CARLObjective.detect, CARLObjective.after_step
+    forward = type(tiny_encoder(tok_dir)).forward
+
+    def spy_forward(self, batch):
+        z = forward(self, batch)
+        if self.training:
+            online.append(float_bytes())
+        return z
+
+    def spy_detect(self, *args, **kwargs):
+        at_ptd.append(float_bytes())
+        return detect(self, *args, **kwargs)
+
+    def spy_after_step(self, *args, **kwargs):
+        after_step(self, *args, **kwargs)
+        after_steps.append(len(alive))
+
+    monkeypatch.setattr(type(tiny_encoder(tok_dir)), "forward", spy_forward)
+    monkeypatch.setattr(CARLObjective, "detect", spy_detect)
+    monkeypatch.setattr(CARLObjective, "after_step", spy_after_step)
+    recipe = resolve_encoder_recipe({
+        "name": "carl-mem", "modality": "text", "seed": 3, "encoder": tiny_encoder_cfg(tok_dir, max_length=16),
+        "objective": {"name": "carl", **SMALL_HEADS},
+        "training": {"epochs": 1, "pretrain_epochs": 1, "batch_size": 8, "lr": 3e-3, "bf16": False,
+                     "max_steps_per_epoch": 4, "group_by_length": True}})
+    with torch.autograd.graph.saved_tensors_hooks(Saved, lambda s: s.t):
+        fit(recipe, tiny_codec(format_registry), [toy_task(format_registry, n_train=40, n_eval=16)],
+            progress=False, log=lambda *_: None)
+    assert len(at_ptd) == len(after_steps) == 4
+    assert len(online) == 4 and min(online) > 0  # the spy sees the online forward's activations
+    assert at_ptd == [0] * 4, f"the online forward's graph still held {at_ptd} bytes when PTD's forward started"
+    assert after_steps == [0] * 4, f"graphs kept across optimizer steps: {after_steps} saved tensors"

@@ -214,6 +214,14 @@ class AuxiliaryObjective(nn.Module):
     def loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def deferred_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """Loss terms built only after the loop has run the backward of (main loss + :meth:`loss`) for ``ctx``
+        and so freed the training forward's graph — e.g. a second forward on perturbed inputs — which the loop then
+        backpropagates on its own; None (the default) when there are none. The loop asks for them only when
+        ``ctx.extras["split_backward"]`` is true (one process: a DistributedDataParallel backward must see every
+        gradient at once), and an objective defers terms only then."""
+        return None
+
     def after_step(self, encoder: ContentEncoder, step: int, total_steps: int) -> None:
         """After each optimizer step."""
 

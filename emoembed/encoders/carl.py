@@ -167,6 +167,7 @@ class CARLObjective(AuxiliaryObjective):
         self.detector: nn.Module | None = None
         self.target_encoder: ContentEncoder | None = None
         self.target_projector: nn.Module | None = None
+        self._deferred: tuple | None = None  # (ctx, δ, selected, mask, special mask) for deferred_loss
 
     # -- setup -------------------------------------------------------------------------------------
     def setup(self, encoder: ContentEncoder) -> None:
@@ -318,18 +319,39 @@ class CARLObjective(AuxiliaryObjective):
             mccl_value = self._mccl(feats, target, va)
             total = total + self.lambda_mccl * mccl_value
             parts["mccl"] = float(mccl_value.detach())
+        self._deferred = None
         if self.use_ptd:
             sal_loss = self._saliency_loss(ctx, out, mccl_value)
             delta, selected = self.perturb(ctx, out, sal_loss, target, va)
-            ptd_value, ptd_parts = self.detect(ctx, out, delta, selected)
-            total = total + self.lambda_ptd * ptd_value
-            parts["ptd"] = float(ptd_value.detach())
-            parts.update(ptd_parts)
+            del sal_loss
+            if ctx.extras.get("split_backward"):
+                # PTD's forward runs in deferred_loss, once the loop's backward has freed this forward's graph
+                self._deferred = (ctx, delta, selected, out["mask"], out["special_mask"])
+            else:
+                ptd_value, ptd_parts = self.detect(ctx, out, delta, selected)
+                total = total + self.lambda_ptd * ptd_value
+                parts["ptd"] = float(ptd_value.detach())
+                parts.update(ptd_parts)
         if self.use_momentum and self.use_mccl:
             parts["momentum"] = self.momentum_now
         if hasattr(ctx.module, "clear_last_forward"):
             ctx.module.clear_last_forward()
         return self.weight * total, parts
+
+    def deferred_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """``weight · λ₂ · PTD`` of the batch :meth:`loss` just saw with ``ctx.extras["split_backward"]``: the
+        detector's forward on the perturbed input embeddings, built after the loop's backward of the MCCL terms
+        freed the online forward's graph, so the step holds one backbone graph at a time instead of two (the
+        numbers are those of the one-backward path; the input embeddings are looked up again, the first lookup's
+        graph being spent). None when nothing is deferred."""
+        pending, self._deferred = self._deferred, None
+        if pending is None or pending[0] is not ctx:
+            return None
+        _, delta, selected, mask, special_mask = pending
+        emb = ctx.module.input_embeddings(ctx.batch["input_ids"])
+        ptd_value, ptd_parts = self.detect(ctx, {"embeddings": emb, "mask": mask, "special_mask": special_mask},
+                                           delta, selected)
+        return self.weight * self.lambda_ptd * ptd_value, {"ptd": float(ptd_value.detach()), **ptd_parts}
 
     @torch.no_grad()
     def after_step(self, encoder: ContentEncoder, step: int, total_steps: int) -> None:

@@ -52,6 +52,7 @@ from emoembed.format_kinds import activate, format_loss, hard_targets
 from emoembed.formats import LabelFormat
 from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
 from emoembed.integrity import restoring
+from emoembed.memory import release_freed_memory
 from emoembed.metrics import mean_defined, min_items
 from emoembed.io import atomic_write_json
 from emoembed.model import DirectHeads, EmotionModel
@@ -336,14 +337,28 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                     if objective is not None:
                         ctx = StepContext(train_module, encoder, batch, z, task.fmt.name, y, codec,
                                           lambda f, _y=y, _fmt=task.fmt: synthetic_labels(codec, _fmt, _y, f, "soft"),
-                                          step, total_steps, {"pretraining": pretraining, "device": device})
+                                          step, total_steps, {"pretraining": pretraining, "device": device,
+                                                              "split_backward": dist.world == 1})
                         aux, aux_parts = objective.loss(ctx)
                         loss = loss + aux
                         parts.update(aux_parts)
-                if not torch.isfinite(loss):
-                    raise EmoembedError(f"loss became {float(loss)} at epoch {epoch + 1}, step {i + 1} (dataset {task.name}); "
-                                        "lower the learning rate or check the data")
+                _check_finite(loss, epoch, i, task.name)
                 (loss / accumulate).backward()
+                loss_value = float(loss.detach())
+                del z, loss  # the training forward's graph is spent: drop it before any deferred forward
+                if objective is not None:
+                    # terms built after that backward (CARL's PTD forward on perturbed embeddings): the step then
+                    # never holds two forward graphs at once
+                    with autocast_for(device, use_bf16):
+                        deferred = objective.deferred_loss(ctx)
+                    if deferred is not None:
+                        late, late_parts = deferred
+                        _check_finite(late, epoch, i, task.name)
+                        (late / accumulate).backward()
+                        loss_value += float(late.detach())
+                        parts.update(late_parts)
+                        del late, deferred
+                    del ctx, aux
             if last_micro:
                 if dist.world > 1:
                     _average_gradients(extra_params, dist.world)
@@ -351,12 +366,13 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
                     torch.nn.utils.clip_grad_norm_(params, float(tr["grad_clip"]))
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                release_freed_memory()  # the step's activations go back to the system (emoembed.memory)
                 if step_sched is not None:
                     step_sched.step()
                 step += 1
                 if objective is not None:
                     objective.after_step(encoder, step, total_steps)
-            parts["loss"] = float(loss.detach())
+            parts["loss"] = loss_value
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             if last_micro and ckpt_every and step % ckpt_every == 0 and i + 1 < len(batches):
@@ -383,6 +399,12 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     if head_fingerprint(codec) != fingerprint:
         raise EmoembedError("internal error: the frozen codec changed during encoder training")
     return FitResult(encoder, heads, keeper.best_epoch, keeper.best_score, history, time.perf_counter() - t0, reports)
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, i: int, dataset: str) -> None:
+    if not torch.isfinite(loss):
+        raise EmoembedError(f"loss became {float(loss)} at epoch {epoch + 1}, step {i + 1} (dataset {dataset}); "
+                            "lower the learning rate or check the data")
 
 
 def _step_loss(heads: nn.Module, codec: EmotionCodec, fmt: LabelFormat, z: torch.Tensor, y: torch.Tensor,
