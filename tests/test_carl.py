@@ -309,9 +309,11 @@ def test_detection_auc():
 
 
 # ---------------------------------------------------------------------------------------------- memory
-def test_deferred_ptd_gives_the_gradients_of_the_one_backward_step(tok_dir, codec):
+@pytest.mark.parametrize("pretraining", [True, False])
+def test_deferred_ptd_gives_the_gradients_of_the_one_backward_step(tok_dir, codec, pretraining):
     """``split_backward``: MCCL's backward first, then PTD's forward and backward — the same loss parts and
-    parameter gradients as one backward of the whole CARL loss (same seed, so the same dropout masks)."""
+    parameter gradients as one backward of the whole CARL loss (same seed, so the same dropout masks). In
+    pre-training the saliency is the gradient that backward passes through the embeddings (no extra backward)."""
     texts, y = toy_corpus(6, seed=4)
     grads, parts_of = {}, {}
     for split in (False, True):
@@ -320,8 +322,9 @@ def test_deferred_ptd_gives_the_gradients_of_the_one_backward_step(tok_dir, code
         torch.manual_seed(2)
         obj.setup(enc)
         torch.manual_seed(3)
-        ctx = make_ctx(enc, codec, texts, y, pretraining=True)
+        ctx = make_ctx(enc, codec, texts, y, pretraining=pretraining)
         ctx.extras["split_backward"] = split
+        assert obj.saliency_from_backward(ctx) == (split and pretraining)
         loss, parts = obj.loss(ctx)
         loss.backward()
         late = obj.deferred_loss(ctx)
@@ -384,12 +387,12 @@ def test_a_carl_step_never_holds_two_forward_graphs_nor_keeps_one(tok_dir, forma
     recipe = resolve_encoder_recipe({
         "name": "carl-mem", "modality": "text", "seed": 3, "encoder": tiny_encoder_cfg(tok_dir, max_length=16),
         "objective": {"name": "carl", **SMALL_HEADS},
-        "training": {"epochs": 1, "pretrain_epochs": 1, "batch_size": 8, "lr": 3e-3, "bf16": False,
-                     "max_steps_per_epoch": 4, "group_by_length": True}})
+        "training": {"epochs": 2, "pretrain_epochs": 1, "batch_size": 8, "lr": 3e-3, "bf16": False,
+                     "max_steps_per_epoch": 3, "group_by_length": True}})  # a pure-CARL epoch, then one with heads
     with torch.autograd.graph.saved_tensors_hooks(Saved, lambda s: s.t):
         fit(recipe, tiny_codec(format_registry), [toy_task(format_registry, n_train=40, n_eval=16)],
             progress=False, log=lambda *_: None)
-    assert len(at_ptd) == len(after_steps) == 4
-    assert len(online) == 4 and min(online) > 0  # the spy sees the online forward's activations
-    assert at_ptd == [0] * 4, f"the online forward's graph still held {at_ptd} bytes when PTD's forward started"
-    assert after_steps == [0] * 4, f"graphs kept across optimizer steps: {after_steps} saved tensors"
+    assert len(at_ptd) == len(after_steps) == 6
+    assert len(online) == 6 and min(online) > 0  # the spy sees the online forward's activations
+    assert at_ptd == [0] * 6, f"the online forward's graph still held {at_ptd} bytes when PTD's forward started"
+    assert after_steps == [0] * 6, f"graphs kept across optimizer steps: {after_steps} saved tensors"

@@ -13,11 +13,17 @@ is a second forward of the online encoder (other dropout mask) with direct gradi
 
 **PTD** (gradient-based perturbed-token detection). Saliency per token = ‖∂L/∂e_t‖₂ over the input embeddings
 (L: the sentence-level loss, by default λ₁·MCCL + the frozen-head loss), taken from the training forward the loop
-already ran (one extra backward to the embeddings, no extra forward). The top ``top_k`` fraction of each
-sentence's real tokens (no padding, no special tokens) is perturbed by PGD,
+already ran (one extra backward to the embeddings, no extra forward; in pure-CARL pre-training, where L is
+λ₁·MCCL, not even that: the loop's own backward passes ∂L/∂e, up to a positive factor, and it is caught there).
+The top ``top_k`` fraction of each sentence's real tokens (no padding, no special tokens) is perturbed by PGD,
 ``δ ← Π_ε(δ + α·sign(∇_e L/‖∇_e L‖))`` — its first step reuses the saliency gradient — and a token-level detector
 (MLP + sigmoid) on the online encoder's token states of the perturbed input is trained with the binary focal loss
 ``−(1 − p_t)^γ·log p_t`` to find the perturbed tokens.
+
+**Memory.** In one process the loop backpropagates the MCCL terms first and only then asks for PTD
+(:meth:`CARLObjective.deferred_loss`): the detector's forward on the perturbed input is built once the online
+forward's graph is freed, so a step holds one backbone graph at a time, not two (same numbers; docs/text.md,
+"Memory": peak RSS of the pre-training recipe 11.3 → see there).
 
 The losses are pure functions (:func:`mccl_loss`, :func:`momentum_at`, :func:`select_salient`,
 :func:`pgd_step`, :func:`focal_loss`) so tests can check them against hand computations. See docs/text.md for
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
@@ -39,7 +46,7 @@ from emoembed.encoders.base import (
     StepContext,
     register_objective,
 )
-from emoembed.errors import ConfigError
+from emoembed.errors import ConfigError, EmoembedError
 
 
 # ---------------------------------------------------------------------------------------------- pure functions
@@ -167,7 +174,7 @@ class CARLObjective(AuxiliaryObjective):
         self.detector: nn.Module | None = None
         self.target_encoder: ContentEncoder | None = None
         self.target_projector: nn.Module | None = None
-        self._deferred: tuple | None = None  # (ctx, δ, selected, mask, special mask) for deferred_loss
+        self._deferred: _DeferredPTD | None = None  # what deferred_loss needs of the last loss() call
 
     # -- setup -------------------------------------------------------------------------------------
     def setup(self, encoder: ContentEncoder) -> None:
@@ -275,8 +282,13 @@ class CARLObjective(AuxiliaryObjective):
         """(perturbation δ (B, T, H) detached, selected-token mask (B, T)). Saliency and the first PGD step come
         from one gradient of ``loss`` w.r.t. the input embeddings of the forward the loop already ran."""
         emb = out["embeddings"]
-        candidates = out["mask"] & ~out["special_mask"]
         (grad,) = torch.autograd.grad(loss, emb, retain_graph=True)
+        return self.perturb_from(ctx, emb.detach(), grad, out["mask"] & ~out["special_mask"], target, va)
+
+    def perturb_from(self, ctx: StepContext, emb: torch.Tensor, grad: torch.Tensor, candidates: torch.Tensor,
+                     target: torch.Tensor | None, va: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`perturb` given the saliency gradient ``grad`` (B, T, H) of the sentence loss w.r.t. the input
+        embeddings ``emb`` (detached). Selection and PGD directions are invariant to a positive scale of ``grad``."""
         selected = select_salient(grad.float().norm(dim=-1), candidates, self.top_k)
         radius = self._radius(emb)
         delta = pgd_step(torch.zeros_like(grad, dtype=torch.float32), grad, selected, self.alpha, radius)
@@ -286,6 +298,13 @@ class CARLObjective(AuxiliaryObjective):
             (grad,) = torch.autograd.grad(self._sentence_loss(ctx, adv, target, va), x)
             delta = pgd_step(delta, grad, selected, self.alpha, radius)
         return delta.detach(), selected
+
+    def saliency_from_backward(self, ctx: StepContext) -> bool:
+        """Whether the loop's own backward gives the saliency gradient up to a positive factor, so that no extra
+        backward to the embeddings is needed: split backward, a pure-CARL pre-training step (head weight 0, so
+        the loop's loss is weight·λ₁·MCCL plus zero-weighted terms) and a saliency loss of MCCL alone there."""
+        return (bool(ctx.extras.get("split_backward")) and bool(ctx.extras.get("pretraining"))
+                and self.use_mccl and self.saliency in ("total", "mccl") and self.weight > 0 and self.lambda_mccl > 0)
 
     def detect(self, ctx: StepContext, out: Mapping[str, torch.Tensor], delta: torch.Tensor,
                selected: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -321,17 +340,25 @@ class CARLObjective(AuxiliaryObjective):
             parts["mccl"] = float(mccl_value.detach())
         self._deferred = None
         if self.use_ptd:
-            sal_loss = self._saliency_loss(ctx, out, mccl_value)
-            delta, selected = self.perturb(ctx, out, sal_loss, target, va)
-            del sal_loss
-            if ctx.extras.get("split_backward"):
-                # PTD's forward runs in deferred_loss, once the loop's backward has freed this forward's graph
-                self._deferred = (ctx, delta, selected, out["mask"], out["special_mask"])
+            candidates = out["mask"] & ~out["special_mask"]
+            if self.saliency_from_backward(ctx):
+                # the loop's backward of weight·λ₁·MCCL passes ∂L/∂e (a positive multiple of the saliency
+                # gradient) through the input embeddings: catch it there instead of one more backward
+                caught: dict[str, torch.Tensor] = {}
+                out["embeddings"].register_hook(lambda g: caught.__setitem__("grad", g.detach()))
+                self._deferred = _DeferredPTD(ctx, candidates, target, va, caught=caught)
             else:
-                ptd_value, ptd_parts = self.detect(ctx, out, delta, selected)
-                total = total + self.lambda_ptd * ptd_value
-                parts["ptd"] = float(ptd_value.detach())
-                parts.update(ptd_parts)
+                sal_loss = self._saliency_loss(ctx, out, mccl_value)
+                delta, selected = self.perturb(ctx, out, sal_loss, target, va)
+                del sal_loss
+                if ctx.extras.get("split_backward"):
+                    # PTD's forward runs in deferred_loss, once the loop's backward has freed this forward's graph
+                    self._deferred = _DeferredPTD(ctx, candidates, target, va, delta=delta, selected=selected)
+                else:
+                    ptd_value, ptd_parts = self.detect(ctx, out, delta, selected)
+                    total = total + self.lambda_ptd * ptd_value
+                    parts["ptd"] = float(ptd_value.detach())
+                    parts.update(ptd_parts)
         if self.use_momentum and self.use_mccl:
             parts["momentum"] = self.momentum_now
         if hasattr(ctx.module, "clear_last_forward"):
@@ -341,15 +368,24 @@ class CARLObjective(AuxiliaryObjective):
     def deferred_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]] | None:
         """``weight · λ₂ · PTD`` of the batch :meth:`loss` just saw with ``ctx.extras["split_backward"]``: the
         detector's forward on the perturbed input embeddings, built after the loop's backward of the MCCL terms
-        freed the online forward's graph, so the step holds one backbone graph at a time instead of two (the
-        numbers are those of the one-backward path; the input embeddings are looked up again, the first lookup's
-        graph being spent). None when nothing is deferred."""
+        freed the online forward's graph, so the step holds one backbone graph at a time instead of two. In
+        pure-CARL pre-training (:meth:`saliency_from_backward`) the saliency gradient is the one that backward
+        passed through the input embeddings, otherwise it was taken in :meth:`loss`; the numbers are those of the
+        one-backward path (tested). The input embeddings are looked up again (the first lookup's graph is spent).
+        None when nothing is deferred."""
         pending, self._deferred = self._deferred, None
-        if pending is None or pending[0] is not ctx:
+        if pending is None or pending.ctx is not ctx:
             return None
-        _, delta, selected, mask, special_mask = pending
         emb = ctx.module.input_embeddings(ctx.batch["input_ids"])
-        ptd_value, ptd_parts = self.detect(ctx, {"embeddings": emb, "mask": mask, "special_mask": special_mask},
+        delta, selected = pending.delta, pending.selected
+        if delta is None:
+            grad = pending.caught.get("grad")
+            if grad is None:
+                raise EmoembedError("internal error: carl: the backward passed no gradient through the input "
+                                    "embeddings (no saliency for PTD)")
+            delta, selected = self.perturb_from(ctx, emb.detach(), grad, pending.candidates, pending.target, pending.va)
+        mask = ctx.batch["attention_mask"].bool()
+        ptd_value, ptd_parts = self.detect(ctx, {"embeddings": emb, "mask": mask, "special_mask": ~pending.candidates},
                                            delta, selected)
         return self.weight * self.lambda_ptd * ptd_value, {"ptd": float(ptd_value.detach()), **ptd_parts}
 
@@ -361,6 +397,19 @@ class CARLObjective(AuxiliaryObjective):
         self.momentum_now = m
         ema_update(self.target_encoder, encoder, m)
         ema_update(self.target_projector, self.projector, m)
+
+
+@dataclass
+class _DeferredPTD:
+    """What :meth:`CARLObjective.deferred_loss` needs of its batch: nothing of the online forward's graph."""
+
+    ctx: StepContext
+    candidates: torch.Tensor  # (B, T) real, non-special tokens
+    target: torch.Tensor | None
+    va: torch.Tensor | None
+    delta: torch.Tensor | None = None  # the perturbation, when loss() already computed it
+    selected: torch.Tensor | None = None
+    caught: dict[str, torch.Tensor] = field(default_factory=dict)  # else the saliency gradient, caught in backward
 
 
 @torch.no_grad()
