@@ -200,6 +200,18 @@ class EmotionCodec(PretrainedModule):
         src, tgt = self.format(source), self.format(target)
         self.domain_vector(domain)  # unknown domains fail before any work
         x = self._input_matrix(values, src, input_scale)
+        unlabelled = _unlabelled_rows(values, src)
+        if unlabelled.any():
+            import warnings
+
+            from emoembed.errors import EmoembedWarning
+
+            rows = index_row_names(values.index) if isinstance(values, (pd.Series, pd.DataFrame)) else None
+            shown = [row_ref(int(i), "", rows) for i in np.flatnonzero(unlabelled)[:5]]
+            more = int(unlabelled.sum()) - len(shown)
+            warnings.warn(f"{int(unlabelled.sum())} of {len(x)} rows have no {src.name} class name (an empty cell is no "
+                          f"label): {', '.join(shown)}{f' and {more} more' if more > 0 else ''}; their outputs are left "
+                          "empty", EmoembedWarning, stacklevel=2)
         was_training = self.training
         self.eval()
         try:
@@ -210,7 +222,12 @@ class EmotionCodec(PretrainedModule):
         finally:
             self.train(was_training)
         out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
-        return format_output(out, tgt, output_scale, clip, self.calibration.get(target))
+        df = format_output(out, tgt, output_scale, clip, self.calibration.get(target))
+        if unlabelled.any():
+            df.loc[unlabelled, list(tgt.variables)] = np.nan
+            if "label" in df:
+                df.loc[unlabelled, "label"] = ""
+        return df
 
     def paired_directly(self, a: str, b: str) -> bool | None:
         """Whether a paired training dataset links formats ``a`` and ``b`` (None: the codec does not record it)."""
@@ -327,14 +344,14 @@ def class_index(name: str, fmt: LabelFormat) -> int | None:
 def class_indicators(labels: Sequence[Any], fmt: LabelFormat, rows: Sequence[str] | None = None) -> np.ndarray:
     """(N, k) 0/1 indicators of class names or indices, one entry per row. Names match the format's classes
     case-insensitively, then through the equivalence classes' aliases (``happiness`` → fer7's ``happy``); a
-    multilabel row may hold several comma-separated names (or none: an empty string).
-    A multiclass or distribution row needs exactly one class. Raises :class:`EmoembedError` naming the row:
+    multilabel row may hold several comma-separated names; a multiclass or distribution row at most one. An empty
+    entry (``""``, None) is *no label*: its row is all zeros (:meth:`EmotionCodec.convert` gives it empty outputs). Raises :class:`EmoembedError` naming the row:
     ``rows[i]`` when given (``line 7``), else its 0-based position (``row index 4 (0-based)``)."""
     x = np.zeros((len(labels), fmt.size), dtype=np.float32)
     for i, lab in enumerate(labels):
         where = row_ref(i, "", rows)
         parts = [lab] if isinstance(lab, (int, np.integer)) else split_class_names(lab)
-        if fmt.kind != "multilabel" and len(parts) != 1:
+        if fmt.kind != "multilabel" and len(parts) > 1:
             raise EmoembedError(f"{where}: {fmt.name} is {fmt.kind}: give exactly one class name, got {lab!r}")
         for part in parts:
             if isinstance(part, (int, np.integer)) or part.isdigit():
@@ -364,6 +381,18 @@ def head_fingerprint(codec: EmotionCodec) -> str:
     """SHA-256 of all of a codec's tensors: content models trained on codecs with equal fingerprints share one
     emotion space (their embeddings are comparable)."""
     return tensors_fingerprint(codec.state_dict())
+
+
+def _unlabelled_rows(values: Any, fmt: LabelFormat) -> np.ndarray:
+    """Rows of class-name input (a list/Series of names, or a one-column frame of them) with no name in them: an
+    empty cell is *no label*, so those rows get empty outputs instead of what the codec makes of all zeros."""
+    if isinstance(values, pd.DataFrame):
+        if not (fmt.is_class_format and values.shape[1] == 1 and values.columns[0] not in fmt.variables):
+            return np.zeros(len(values), dtype=bool)
+        values = values.iloc[:, 0]
+    if not fmt.is_class_format or isinstance(values, (str, int, np.integer)) or not _is_label_list(values):
+        return np.zeros(0, dtype=bool)  # numbers, or one label: nothing is unlabelled
+    return np.array([not isinstance(v, (int, np.integer)) and not split_class_names(v) for v in values], dtype=bool)
 
 
 def _is_label_list(values: Any) -> bool:

@@ -30,6 +30,7 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
         raise EmoembedError(f"--output-scale is for rating formats; {target} is {tgt.kind} (its outputs are probabilities)")
     frame = read_user_table(path)
     values, used = label_table(frame, src, str(path), columns, name_column)
+    check_table_values(values, used, src, str(path), input_scale)
     if isinstance(values, pd.DataFrame) and src.kind == "regression":
         if input_scale is None:
             note(verb, f"no --input-scale given: reading {source} values on its normalised range "
@@ -45,6 +46,27 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
     for c in reversed(extra):  # keep identifying columns (word, id…) in front
         out.insert(0, c, frame[c].to_numpy())
     return out
+
+
+def check_table_values(values: pd.DataFrame | pd.Series, used: Sequence[str], src, source: str,
+                       input_scale: Sequence[float] | None) -> None:
+    """Check the label values read from a user's table before conversion, so that errors name the file, the line
+    and the file's own column (``ratings.csv, line 2, column 'VALENCE': 4.2 is outside …``; ``names.csv, line 3,
+    column 'label': unknown class 'glee' …``) — :meth:`EmotionCodec.convert` checks the same but only knows the rows.
+
+    ``values``/``used`` as :func:`emoembed.inputs.label_table` returns them. Raises
+    :class:`~emoembed.scales.InputScaleError` or :class:`~emoembed.errors.EmoembedError`."""
+    from emoembed.codec import class_indicators
+    from emoembed.errors import index_row_names
+    from emoembed.scales import check_scale
+
+    rows = [f"{source}, {name}" for name in index_row_names(values.index)]
+    if isinstance(values, pd.Series):
+        class_indicators(values.tolist(), src, [f"{r}, column {used[0]!r}" for r in rows])
+        return
+    given = input_scale is not None and src.kind == "regression"
+    scale = tuple(float(v) for v in input_scale) if given else src.range
+    check_scale(values[list(src.variables)].to_numpy(dtype=float), list(used), scale, src.name, given, rows)
 
 
 def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:

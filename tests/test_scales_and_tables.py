@@ -183,10 +183,10 @@ def test_a_name_column_for_a_multilabel_source(goemo_codec_dir, capsys, tmp_path
     bad.write_text("id,emotion\nt1,joy\nt2,glee\n")
     rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
                             bad, "--column", "emotion"], capsys)
-    assert rc == 2 and "line 3: unknown class 'glee' for goemotions28" in err
+    assert rc == 2 and f"{bad}, line 3, column 'emotion': unknown class 'glee' for goemotions28" in err
     rc, out, err = predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input",
                             bad], capsys)  # the header 'emotion' says what the column is: its bad cell is named
-    assert rc == 2 and "line 3: unknown class 'glee' for goemotions28" in err
+    assert rc == 2 and f"{bad}, line 3, column 'emotion': unknown class 'glee' for goemotions28" in err
 
 
 @pytest.mark.parametrize("header", ["emotion", "Label", "labels", "category", "class", "Emotion Label", "emotion-label",
