@@ -16,7 +16,7 @@ from emoembed.notices import note
 def convert_user_table(codec, path: str | Path, source: str, target: str, columns: Mapping[str, str] | None = None,
                        name_column: str | None = None, input_scale: Sequence[float] | None = None,
                        output_scale: Sequence[float] | None = None, domain: str | None = None,
-                       verb: str = "predict") -> pd.DataFrame:
+                       verb: str = "predict", header: bool | None = None) -> pd.DataFrame:
     """The converted table: the input's other columns (word, id…) first, then ``target``'s columns.
 
     Raises :class:`~emoembed.errors.EmoembedError` (naming file, line, column, value) for unreadable tables, missing
@@ -28,7 +28,8 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
                             "class, or class names)")
     if output_scale is not None and tgt.kind != "regression":
         raise EmoembedError(f"--output-scale is for rating formats; {target} is {tgt.kind} (its outputs are probabilities)")
-    frame = read_user_table(path)
+    names = [*src.variables, *(columns or {}).values(), *([name_column] if name_column else [])]
+    frame = read_user_table(path, header=header, header_names=names)  # header: None decides, False = --no-header
     values, used = label_table(frame, src, str(path), columns, name_column)
     check_table_values(values, used, src, str(path), input_scale)
     if isinstance(values, pd.DataFrame) and src.kind == "regression":

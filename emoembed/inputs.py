@@ -23,10 +23,12 @@ What a user can rely on (see ``docs/formats.md``, "Your own tables"):
 from __future__ import annotations
 
 import csv
+import shlex
 import io
 import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +56,17 @@ class InputError(DataError):
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_user_table(path: str | Path) -> pd.DataFrame:
+def read_user_table(path: str | Path, header: bool | None = None, header_names: Sequence[str] = ()) -> pd.DataFrame:
     """The table at ``path`` as a DataFrame of strings (object dtype), index = the file's line numbers (``line``).
 
-    Raises :class:`InputError` naming the file (and line) for a missing, empty, undecodable or ragged file."""
+    ``header``: None (default) decides by the rules of the module docstring; False reads every line as data
+    (``--no-header``: one column is named ``content``, several ``1``, ``2`` … by position); True: line 1 is the
+    header. ``header_names``: more names that make a one-column file's first line a header (``--column``'s name,
+    the source format's variables).
+
+    Raises :class:`InputError` naming the file (and line) for a missing, empty, undecodable or ragged file, a
+    blank line inside a one-column table (every line is an item there), and a one-column ``.csv``/``.tsv`` whose
+    first line reads like an item rather than a header (pass ``header=False`` / ``--no-header``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -77,14 +86,17 @@ def read_user_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: file is empty")
     delimiter = sniff_delimiter([ln for _, ln in numbered[:SAMPLE_LINES]], suffix)
     if delimiter is None:
-        return _one_column(path, numbered)
-    rows = _split_rows(text, delimiter)
+        _check_no_blank_lines(path, [i + 1 for i, ln in enumerate(lines) if not ln.strip()], [n for n, _ in numbered])
+        return _one_column(path, numbered, header, header_names)
+    blank: list[int] = []
+    rows = _split_rows(text, delimiter, blank)
     if not rows:
         raise InputError(f"{path}: file is empty")
     if all(len(cells) == 1 for _, cells in rows):
-        return _one_column(path, [(line, cells[0]) for line, cells in rows])
+        _check_no_blank_lines(path, blank, [line for line, _ in rows])
+        return _one_column(path, [(line, cells[0]) for line, cells in rows], header, header_names)
     first_line, first = rows[0]
-    if _looks_headerless(rows):
+    if header is False or (header is None and _looks_headerless(rows)):
         header = [str(i + 1) for i in range(len(first))]
         body = rows
     else:
@@ -129,31 +141,118 @@ def sniff_delimiter(sample: Sequence[str], suffix: str = "") -> str | None:
     for d in DELIMITERS:
         if not any(d in ln for ln in sample):
             continue
-        counts = {len(r) for r in csv.reader(sample, delimiter=d)}
-        if len(counts) == 1 and counts.pop() >= 2:
+        rows = list(csv.reader(sample, delimiter=d))
+        counts = {len(r) for r in rows}
+        if len(counts) == 1 and counts.pop() >= 2 and (suffix == ".csv" or d == "\t" or _clear_table(rows)):
             return d
     if suffix == ".csv":  # a one-column .csv is still CSV: quotes are unquoted
         return ","
     return None
 
 
-def _split_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+def _clear_table(rows: Sequence[Sequence[str]]) -> bool:
+    """For a ``.txt`` (or other non-CSV) file split evenly by a comma, semicolon or ``|``: whether it is clearly a
+    table rather than lines of text that happen to hold one (``Well, I am happy``): its first line is a header —
+    every field a name (not empty, not a number, no space around it) — and some column below it holds only numbers
+    (``Term;V.Mean.Sum;…`` over ``vacation;8.53;…``)."""
+    if len(rows) < 2:
+        return False
+    head = rows[0]
+    if any(not h or h != h.strip() or _is_number(h) for h in head):
+        return False
+    return any(all(_is_number(r[j].strip()) for r in rows[1:]) for j in range(len(head)))
+
+
+def _split_rows(text: str, delimiter: str, blank: list[int] | None = None) -> list[tuple[int, list[str]]]:
+    """(line, cells) per row with text; the lines of blank rows go to ``blank`` when given."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows, prev = [], 0
     for cells in reader:
         start = prev + 1
         prev = reader.line_num
         if not cells or all(not c.strip() for c in cells):
+            if blank is not None:
+                blank.append(start)
             continue
         rows.append((start, cells))
     return rows
 
 
-def _one_column(path: Path, numbered: list[tuple[int, str]]) -> pd.DataFrame:
+def _check_no_blank_lines(path: Path, blank: Sequence[int], filled: Sequence[int]) -> None:
+    """In a one-column table every line is an item: a blank (or whitespace-only) line between items is an empty
+    cell — an error naming its line, as an empty cell is in any table — not a line to drop, which would shift every
+    output row after it. Blank lines before the first and after the last item are ignored. ``blank``/``filled``:
+    the line numbers of blank rows and of rows with text."""
+    if not filled:
+        return
+    inside = [n for n in blank if filled[0] < n < filled[-1]]
+    if inside:
+        raise InputError(f"{path}, line {inside[0]}: empty line in a one-column table, where every line is an item "
+                         f"(dropping it would shift the output rows after it); remove the line or fill it")
+
+
+def looks_like_a_header(first: str, body: Sequence[str]) -> bool:
+    """Whether the first line of a one-column table whose name is not a usual column name still reads as a header
+    rather than as one more item like those below it: it has an ``_`` the items lack (``words_en``), ends in ``:``,
+    is capitalised or all capitals where the items mostly are not (``Adjective`` over ``happy``), or the items are
+    mostly file paths and it is not (``photo`` over ``a.png``). ``happy`` over ``sad``, ``angry`` reads as an item."""
+    first = first.strip()
+    sample = [b.strip() for b in body[:SAMPLE_LINES] if b.strip()]
+    if not first or not sample:
+        return True
+
+    def share(test) -> float:
+        return sum(1 for b in sample if test(b)) / len(sample)
+
+    if first.endswith(":") or ("_" in first and share(lambda b: "_" in b) == 0):
+        return True
+    if first[:1].isupper() and share(lambda b: b[:1].isupper()) < 0.5:
+        return True
+    if len(first) > 1 and first.isupper() and share(lambda b: b.isupper()) < 0.5:
+        return True
+    pathlike = re.compile(r".*([/\\]|\.[A-Za-z0-9]{2,5})$")
+    return share(lambda b: bool(pathlike.match(b))) >= 0.8 and not pathlike.match(first)
+
+
+def check_one_column_file(path: str | Path, header_names: Sequence[str] = ()) -> None:
+    """The checks :func:`read_user_table` makes of a one-column ``.csv``/``.tsv`` (its first line must read as a
+    header; no blank line between items), by one pass over the file with one line in memory — for the streaming
+    reader (:mod:`emoembed.streaming`). Raises :class:`InputError` as :func:`read_user_table` does."""
+    path = Path(path)
+    first: str | None = None
+    sample: list[str] = []
+    pending_blank: int | None = None  # first blank line since the last item
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                if first is not None and pending_blank is None:
+                    pending_blank = n
+                continue
+            if pending_blank is not None:
+                raise InputError(f"{path}, line {pending_blank}: empty line in a one-column table, where every line is "
+                                 f"an item (dropping it would shift the output rows after it); remove the line or fill it")
+            if first is None:
+                first = line
+            elif len(sample) < SAMPLE_LINES:
+                sample.append(line)
+    if first is not None:
+        _one_column(path, [(1, first)] + [(i + 2, ln) for i, ln in enumerate(sample)], None, header_names)
+
+
+def _one_column(path: Path, numbered: list[tuple[int, str]], header: bool | None = None,
+                header_names: Sequence[str] = ()) -> pd.DataFrame:
     first_line, first = numbered[0]
     name = first.strip()
     csv_like = path.suffix.lower() in (".csv", ".tsv", ".tab")  # CSV files carry a header by convention
-    if csv_like or name.lower() in CONTENT_COLUMNS or name.lower() in NAME_COLUMNS:
+    known = (name.casefold() in CONTENT_COLUMNS or _header_key(name) in NAME_COLUMNS
+             or name.casefold() in {str(h).strip().casefold() for h in header_names})
+    if header is None and csv_like and not known and not looks_like_a_header(name, [ln for _, ln in numbered[1:]]):
+        raise InputError(f"{path}: is line 1 ({name!r}) a header or the first item? A one-column {path.suffix} file has "
+                         f"a header line, but {name!r} is not a usual column name (word, text, content, label …) and "
+                         f"reads like the lines below it. Pass --no-header to read every line as an item "
+                         f"(header=False), or --column {shlex.quote(name)} to use it as the header")
+    if header is True or (header is None and (csv_like or known)):
         body = numbered[1:]
     else:
         name, body = "content", numbered  # a plain list: its first line is an item, not a header

@@ -311,7 +311,12 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     if output.resolve() == input.resolve():
         raise EmoembedError(f"--output {output} is the input file")
     model.format(format)
-    col = pick_column(input_columns(input), column, input)
+    columns = input_columns(input)
+    if len(columns) == 1 and _kind(input, INPUT_SUFFIXES, "--input") in (".csv", ".tsv"):
+        from emoembed.inputs import check_one_column_file  # a headerless list or a blank line: as predict in memory
+
+        check_one_column_file(input, [column] if column else ())
+    col = pick_column(columns, column, input)
     total = count_rows(input, col)
     if total == 0:
         raise DataError(f"{input}: no rows")

@@ -66,3 +66,99 @@ def _codec(d):
     from emoembed.codec import EmotionCodec
 
     return EmotionCodec.from_pretrained(d)
+
+
+# ---------------------------------------------------------------------------------------------- c. headerless .csv
+@pytest.fixture(scope="module")
+def word_model_dir():
+    """The packaged GloVe word model (small, offline)."""
+    return "emoembed/words-glove50"
+
+
+HEADER_QUESTION = ("{f}: is line 1 ('happy') a header or the first item? A one-column .csv file has a header line, but "
+                   "'happy' is not a usual column name (word, text, content, label …) and reads like the lines below "
+                   "it. Pass --no-header to read every line as an item (header=False), or --column happy to use it as "
+                   "the header")
+
+
+def test_a_headerless_one_column_csv_is_asked_about_not_cut(tmp_path, word_model_dir, capsys):
+    from emoembed.inputs import InputError, looks_like_a_header, read_user_table
+
+    f = tmp_path / "nohdr.csv"
+    f.write_text("happy\nsad\nangry\n")
+    with pytest.raises(InputError) as e:
+        read_user_table(f)
+    assert str(e.value) == HEADER_QUESTION.format(f=f)
+    assert read_user_table(f, header=False)["content"].tolist() == ["happy", "sad", "angry"]
+    assert list(read_user_table(f, header_names=["happy"]).columns) == ["happy"]  # --column happy: it is the header
+    for out in (None, tmp_path / "o.csv"):  # in memory and streamed
+        rc, stdout, err = predict(["--model", word_model_dir, "--format", "vad", "--input", f,
+                                   *(["--output", out] if out else [])], capsys)
+        assert rc == 2 and HEADER_QUESTION.format(f=f) in err and stdout == ""
+        rc, stdout, err = predict(["--model", word_model_dir, "--format", "vad", "--input", f, "--no-header",
+                                   *(["--output", out] if out else [])], capsys)
+        assert rc == 0, err
+        table = pd.read_csv(out) if out else pd.read_csv(__import__("io").StringIO(stdout))
+        assert table.iloc[:, 0].tolist() == ["happy", "sad", "angry"]
+    # first lines that read as headers are still headers
+    assert looks_like_a_header("Adjective", ["happy", "sad"]) and looks_like_a_header("words_en", ["happy", "sad"])
+    assert looks_like_a_header("photo", ["a.png", "b/c.jpg"]) and looks_like_a_header("TERM", ["happy", "sad"])
+    assert not looks_like_a_header("Happy", ["Sad", "Angry"]) and not looks_like_a_header("grief", ["sad", "angry"])
+    for header in ("word", "Emotion", "Adjective"):
+        g = tmp_path / f"{header}.csv"
+        g.write_text(f"{header}\nhappy\nsad\n")
+        assert read_user_table(g).iloc[:, 0].tolist() == ["happy", "sad"]
+
+
+# ---------------------------------------------------------------------------------------------- d. sentences in .txt
+def test_a_txt_of_sentences_with_commas_is_one_item_per_line(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from emoembed.inputs import read_user_table
+
+    f = tmp_path / "sent.txt"
+    f.write_text("Well, I am happy\nNo, not sad\nOh, great\n")
+    assert read_user_table(f)["content"].tolist() == ["Well, I am happy", "No, not sad", "Oh, great"]
+    g = tmp_path / "semi.txt"
+    g.write_text("Yes; I am happy\nNo; not sad\n")
+    assert read_user_table(g)["content"].tolist() == ["Yes; I am happy", "No; not sad"]
+    h = tmp_path / "hdr.txt"
+    h.write_text("text\nWell, I am happy\nNo, not sad\n")
+    assert read_user_table(h)["text"].tolist() == ["Well, I am happy", "No, not sad"]
+    nrc = tmp_path / "nrc.txt"  # a tab-separated lexicon saved as .txt is a table
+    shutil.copy(Path(__file__).parent / "cases" / "nrc_vad_style.tsv", nrc)
+    assert list(read_user_table(nrc).columns) == ["Word", "Valence", "Arousal", "Dominance"]
+    w = tmp_path / "warriner.txt"  # a ;-separated table with a header and a numeric column is a table
+    w.write_text("Term;V.Mean.Sum;A.Mean.Sum\nvacation;8.53;5.67\nfuneral;1.60;6.10\n")
+    assert list(read_user_table(w).columns) == ["Term", "V.Mean.Sum", "A.Mean.Sum"]
+    c = tmp_path / "sent.csv"  # a .csv is CSV: its commas are delimiters
+    c.write_text("a,b\nWell, I am happy\n")
+    assert list(read_user_table(c).columns) == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------- e. blank lines
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_line_in_a_one_column_table_is_an_error_naming_it(tmp_path, word_model_dir, capsys, blank):
+    from emoembed.inputs import InputError, read_user_table
+
+    for suffix in (".csv", ".txt"):
+        f = tmp_path / f"blank{suffix}"
+        f.write_text(f"word\nhappy\n{blank}\nsad\n\n")
+        msg = (f"{f}, line 3: empty line in a one-column table, where every line is an item (dropping it would shift "
+               "the output rows after it); remove the line or fill it")
+        with pytest.raises(InputError) as e:
+            read_user_table(f)
+        assert str(e.value) == msg
+        for out in ([], ["--output", tmp_path / "o.csv"]):
+            rc, stdout, err = predict(["--model", word_model_dir, "--format", "vad", "--input", f, *out], capsys)
+            assert rc == 2 and msg in err
+    g = tmp_path / "trailing.csv"  # blank lines after the last item are not rows
+    g.write_text("word\nhappy\nsad\n\n  \n")
+    assert read_user_table(g)["word"].tolist() == ["happy", "sad"]
+    two = tmp_path / "two.csv"  # several columns: an empty cell is an error naming its line, as before
+    two.write_text("id,word\n1,happy\n2,   \n")
+    from emoembed.inputs import content_items
+
+    with pytest.raises(InputError, match=r"line 3, column 'word': empty cell"):
+        content_items(read_user_table(two), "word", str(two))

@@ -264,9 +264,9 @@ def test_na_and_none_words_are_words(tmp_path):
 
 def test_headerless_word_lists_keep_their_first_line(tmp_path):
     f = tmp_path / "words.txt"
-    f.write_text("happy\nsad\n\nNA\n")
+    f.write_text("happy\nsad\nNA\n\n")
     frame = read_user_table(f)
-    assert content_items(frame, None, "f") == ["happy", "sad", "NA"] and list(frame.index) == [1, 2, 4]
+    assert content_items(frame, None, "f") == ["happy", "sad", "NA"] and list(frame.index) == [1, 2, 3]
     g = tmp_path / "words2.txt"
     g.write_text("Word\nhappy\n")
     assert content_items(read_user_table(g), None, "g") == ["happy"]

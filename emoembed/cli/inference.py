@@ -55,10 +55,16 @@ def add_predict_options(p: argparse.ArgumentParser) -> None:
 def streamable(args: argparse.Namespace) -> bool:
     """Whether ``predict --input --output`` streams: a csv/tsv/jsonl/parquet input to a csv/tsv/parquet output, or
     any input when a streaming option is given (which then names what it reads)."""
+    from emoembed.errors import EmoembedError
     from emoembed.streaming import INPUT_SUFFIXES, OUTPUT_SUFFIXES
 
     if args.shard or args.chunk_size or args.fresh:
+        if getattr(args, "no_header", False):
+            raise EmoembedError("--no-header is read in memory; --shard, --chunk-size and --fresh stream a table with a "
+                                "header line: add one (e.g. `word`) to the file")
         return True
+    if getattr(args, "no_header", False):
+        return False
     return Path(args.input).suffix.lower() in INPUT_SUFFIXES and Path(args.output).suffix.lower() in OUTPUT_SUFFIXES
 
 

@@ -28,6 +28,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", help="models: column of --input holding the content (default: the only column, or "
                                     "word/text/image/content/path); codecs: the column of class names (comma-separated "
                                     "for multilabel) of a class --source-format. Matched case-insensitively")
+    p.add_argument("--no-header", action="store_true", help="--input has no header line: every line is an item (one "
+                   "column) or a row whose columns are named 1, 2, … by position (several). Without it a one-column "
+                   ".csv/.tsv whose first line reads like an item, not a column name, is an error")
     p.add_argument("--columns", help="codecs: which --input columns hold the source format's variables, e.g. "
                    "valence=V.Mean.Sum,arousal=A.Mean.Sum,dominance=D.Mean.Sum (default: columns named like the "
                    "variables, case-insensitively)")
@@ -83,11 +86,12 @@ def _predict_run(args: argparse.Namespace) -> int:
         return stream_predict(model, args)
     rows = None  # where each item came from, for error messages: the --input file's line
     if args.input:
-        frame = read_user_table(args.input)
+        frame = read_user_table(args.input, header=False if args.no_header else None,
+                                header_names=[args.column] if args.column else ())
         items = content_column(frame, args.column, args.input)
         rows = [f"{args.input}, {name}" for name in index_row_names(frame.index)]
-    elif args.column:
-        raise EmoembedError("--column picks a column of --input FILE; there is no --input")
+    elif args.column or args.no_header:
+        raise EmoembedError("--column and --no-header are about --input FILE; there is no --input")
     elif args.items:
         items = list(args.items)
     else:
@@ -124,7 +128,8 @@ def _convert_labels(codec, args: argparse.Namespace) -> int:
                             "and --output-scale")
     out = convert_user_table(codec, args.input, args.source_format, args.format, parse_columns_option(args.columns),
                              args.column, parse_scale(args.input_scale, "input-scale"),
-                             parse_scale(args.output_scale, "output-scale"), domain=args.domain)
+                             parse_scale(args.output_scale, "output-scale"), domain=args.domain,
+                             header=False if args.no_header else None)
     write_table(out, Path(args.output) if args.output else None)
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
