@@ -196,8 +196,11 @@ class EmotionCodec(PretrainedModule):
         EmoembedError for a missing value or an unknown class name, naming the row: for an array or list by its
         0-based position (``row index 4 (0-based), column 'valence': 4.2 is outside …``), for a DataFrame or Series
         by its index label (``index label 'b'``; ``line 7`` for a table read by emoembed, whose index holds the
-        file's line numbers)."""
+        file's line numbers). A scale that does nothing is refused (ConfigError): ``input_scale`` for a class
+        source format (its values are 0/1 or probabilities), ``output_scale`` for a class target (probabilities), and
+        a scale whose low end is not below its high end (``(5, 1)``)."""
         src, tgt = self.format(source), self.format(target)
+        check_convert_scales(src, tgt, input_scale, output_scale)
         self.domain_vector(domain)  # unknown domains fail before any work
         x = self._input_matrix(values, src, input_scale)
         unlabelled = _unlabelled_rows(values, src)
@@ -313,6 +316,27 @@ class EmotionCodec(PretrainedModule):
 
 
 _NAME_SEPARATORS = re.compile(r"[,;|]")
+
+
+def check_convert_scales(src: LabelFormat, tgt: LabelFormat, input_scale: Sequence[float] | None,
+                         output_scale: Sequence[float] | None) -> None:
+    """Refuse (:class:`ConfigError`) the scales of :meth:`EmotionCodec.convert` that would do nothing or turn the
+    values over: ``input_scale`` on a class source, ``output_scale`` on a class target, low ≥ high."""
+    for name, scale, fmt, role in (("input_scale", input_scale, src, "source"), ("output_scale", output_scale, tgt, "target")):
+        if scale is None:
+            continue
+        if fmt.kind != "regression":
+            what = ("0/1 indicators or probabilities per class, or class names" if role == "source"
+                    else "probabilities per class and a label")
+            raise ConfigError(f"{name} is for rating formats; the {role} format {fmt.name} is {fmt.kind} ({what}), so "
+                              f"{name}={tuple(scale)!r} would do nothing: leave it out")
+        try:
+            lo, hi = (float(v) for v in scale)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be (low, high), got {scale!r}") from None
+        if not lo < hi:
+            raise ConfigError(f"{name}: low must be below high, got {tuple(scale)!r} (a reversed scale is not read as "
+                              f"a flipped one; flip the values instead)")
 
 
 def split_class_names(cell: Any) -> list[str]:

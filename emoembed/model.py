@@ -148,8 +148,15 @@ class EmotionModel(PretrainedModule):
         (its recipe's ``on_bad_image``), as ``predict --on-bad-image`` does. ``rows`` name the items in error messages
         (e.g. ``["in.csv, line 2", …]``); by default a list's items are named by their 0-based position (``input,
         row index 4 (0-based)``) and a Series' by its index labels. Raises DataError for a missing/empty item or a bad
-        image, ConfigError for an unknown format or ``on_bad_image`` on a model that is not an image model."""
+        image, ConfigError for an unknown format, ``on_bad_image`` on a model that is not an image model, ``oov`` other than
+        ``vector`` on an image model, or a ``(low, high)`` scale for a class format."""
         fmt = self.format(format)
+        if fmt.kind != "regression" and not isinstance(scale, str):
+            raise ConfigError(f"scale is for rating formats; {fmt.name} is {fmt.kind} (probabilities per class and a "
+                              f"label), so scale={tuple(scale)!r} would do nothing: leave it out")
+        if oov != "vector" and self.modality == "image":
+            raise ConfigError(f"oov={oov!r} is for word and text models: an image model has no unknown content (a bad "
+                              "image file is handled by on_bad_image)")
         with self._bad_image_policy(on_bad_image):
             return self._predict(items, fmt, scale, batch_size, clip, show_progress, oov, coverage_column, rows)
 

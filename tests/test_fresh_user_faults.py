@@ -162,3 +162,107 @@ def test_a_blank_line_in_a_one_column_table_is_an_error_naming_it(tmp_path, word
 
     with pytest.raises(InputError, match=r"line 3, column 'word': empty cell"):
         content_items(read_user_table(two), "word", str(two))
+
+
+# ---------------------------------------------------------------------------------------------- f. options that do nothing
+TINY_IMAGE = {"backbone": "resnet10t", "weights": None, "dropout": 0.0, "image_size": 32,
+              "train_transform": [{"type": "Resize", "size": [32, 32]}],
+              "eval_transform": [{"type": "Resize", "size": 32}, {"type": "CenterCrop", "size": 32}]}
+
+
+@pytest.fixture(scope="module", params=["exists", "decode"])
+def image_model_dir(request, tmp_path_factory, format_registry):
+    import torch
+
+    from emoembed.codec import codec_for
+    from emoembed.encoders.image import ImageEncoder
+    from emoembed.model import EmotionModel
+
+    torch.manual_seed(0)
+    enc = ImageEncoder.from_config({**TINY_IMAGE, "dim": 8, "check": request.param})
+    model = EmotionModel(enc, codec_for(["va", "vad"], format_registry, dim=8, hidden=(8,), dropout=0.0),
+                         meta={"trained_formats": ["va"]}).eval()
+    d = tmp_path_factory.mktemp(f"img-{request.param}")
+    model.save_pretrained(d)
+    return d
+
+
+def _png(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((20, 20), value, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def bad_image_table(tmp_path):
+    """meta.csv: line 2 fine, line 3 a truncated file, line 4 not an image, line 5 missing, line 6 fine."""
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "ok.png").write_bytes(_png(30))
+    (tmp_path / "pics" / "broken.png").write_bytes(_png(90)[:40])
+    (tmp_path / "pics" / "notes.png").write_text("not an image")
+    (tmp_path / "meta.csv").write_text("image,note\npics/ok.png,a\npics/broken.png,b\npics/notes.png,c\n"
+                                       "pics/missing.png,d\npics/ok.png,e\n")
+    return tmp_path / "meta.csv"
+
+
+def test_options_that_do_nothing_are_errors(codec_dir, image_model_dir, capsys, tmp_path):
+    from emoembed.errors import ConfigError
+    from emoembed.model import EmotionModel
+
+    f = tmp_path / "i.csv"
+    (tmp_path / "a.png").write_bytes(_png(10))
+    f.write_text("image\na.png\n")
+    rc, out, err = predict(["--model", image_model_dir, "--format", "va", "--input", f, "--oov", "nan"], capsys)
+    assert rc == 2 and out == "" and ("error: --oov is for word and text models (unknown words, unknown word pieces); "
+                                      "an image model has no unknown content: a bad image file is handled by "
+                                      "--on-bad-image skip|error") in err
+    rc, out, err = predict(["--model", "emoembed/words-glove50", "--format", "ekman7", "happy", "--scale", "1,9"], capsys)
+    assert rc == 2 and ("error: --scale is for rating formats; ekman7 is multilabel (probabilities per class and a "
+                        "label), so --scale 1,9 would do nothing: leave it out") in err
+    rc, out, err = predict(["--model", "emoembed/words-glove50", "--format", "vad", "happy", "--scale", "1,9"], capsys)
+    assert rc == 0 and float(out.splitlines()[1].split(",")[1]) > 5
+    names = tmp_path / "n.csv"
+    names.write_text("id,label\nt1,joy\n")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "nrc10", "--input",
+                            tmp_path / "v.csv", "--output-scale", "1,9"], capsys)
+    assert rc == 2 and "--output-scale is for rating formats; nrc10 is multilabel" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "nrc10", "--format", "vad", "--input", names,
+                            "--input-scale", "0,1"], capsys)
+    assert rc == 2 and "--input-scale is for rating formats; nrc10 is multilabel" in err
+    codec = _codec(codec_dir)
+    with pytest.raises(ConfigError, match=r"^input_scale is for rating formats; the source format nrc10 is multilabel "
+                                          r"\(0/1 indicators or probabilities per class, or class names\), so "
+                                          r"input_scale=\(0, 1\) would do nothing: leave it out$"):
+        codec.convert(["joy"], "nrc10", "vad", input_scale=(0, 1))
+    with pytest.raises(ConfigError, match=r"^output_scale is for rating formats; the target format nrc10 is multilabel"):
+        codec.convert([[0.1, 0.2, 0.3]], "vad", "nrc10", output_scale=(1, 9))
+    with pytest.raises(ConfigError, match=r"^input_scale: low must be below high, got \(5, 1\)"):
+        codec.convert([[3, 3, 3]], "vad", "be5", input_scale=(5, 1))
+    with pytest.raises(ConfigError, match=r"^output_scale: low must be below high, got \(9, 1\)"):
+        codec.convert([[0.1, 0.2, 0.3]], "vad", "vad", output_scale=(9, 1))
+    image_model = EmotionModel.from_pretrained(image_model_dir)
+    with pytest.raises(ConfigError, match=r"^oov='nan' is for word and text models"):
+        image_model.predict([str(tmp_path / "a.png")], "va", oov="nan")
+    words = EmotionModel.from_pretrained("emoembed/words-glove50")
+    with pytest.raises(ConfigError, match=r"^scale is for rating formats; ekman7 is multilabel"):
+        words.predict(["happy"], "ekman7", scale=(1, 9))
+
+
+# ---------------------------------------------------------------------------------------------- g. first bad image
+@pytest.mark.parametrize("output", [False, True])
+def test_on_bad_image_error_stops_at_the_first_bad_row_in_file_order(image_model_dir, bad_image_table, capsys,
+                                                                     tmp_path, output):
+    args = ["--model", image_model_dir, "--format", "va", "--input", bad_image_table, "--on-bad-image", "error",
+            *(["--output", tmp_path / "out.csv"] if output else [])]
+    rc, out, err = predict(args, capsys)
+    assert rc == 2 and f"error: {bad_image_table}, line 3: {bad_image_table.parent / 'pics' / 'broken.png'}: " in err
+    assert "line 5" not in err and not (tmp_path / "out.csv").exists()
+    bad_image_table.write_text("image\npics/ok.png\npics/missing.png\npics/broken.png\n")  # missing first: it is named
+    if output:
+        args[-1] = tmp_path / "out2.csv"
+    rc, out, err = predict(args, capsys)
+    assert rc == 2 and f"error: {bad_image_table}, line 3: {bad_image_table.parent / 'pics' / 'missing.png'}: " in err

@@ -74,7 +74,13 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.source_format or args.domain or args.columns or args.input_scale or args.output_scale:
         raise EmoembedError("--source-format, --input-scale, --output-scale, --columns and --domain are for codec "
                             "directories; this is a content model (give items or --input, and --scale for outputs)")
-    model.format(args.format)
+    fmt = model.format(args.format)
+    if args.oov and model.modality == "image":
+        raise EmoembedError("--oov is for word and text models (unknown words, unknown word pieces); an image model has "
+                            "no unknown content: a bad image file is handled by --on-bad-image skip|error")
+    if args.scale not in ("normalized", "normalised") and fmt.kind != "regression":
+        raise EmoembedError(f"--scale is for rating formats; {args.format} is {fmt.kind} (probabilities per class and a "
+                            f"label), so --scale {args.scale} would do nothing: leave it out")
     from emoembed.conversion import model_zero_shot_note
     from emoembed.notices import note
 
@@ -103,7 +109,7 @@ def _predict_run(args: argparse.Namespace) -> int:
 
         if args.on_bad_image:
             model.encoder.on_bad_image = args.on_bad_image
-        items, rows = expand_image_rows(items, rows, args.input, missing_ok=model.encoder.on_bad_image == "skip")
+        items, rows = expand_image_rows(items, rows, args.input, missing_ok=True)  # a missing file is then reported where it is decoded: in file order with the other bad images
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size, oov=args.oov or "vector",
                         coverage_column=True, rows=rows)

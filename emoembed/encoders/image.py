@@ -260,6 +260,17 @@ class ImageEncoder(ContentEncoder):
         return self
 
     # -- data side -------------------------------------------------------------------------------
+    @staticmethod
+    def _raise_first_undecodable(items: Sequence[Any], where: str, rows: Sequence[str] | None) -> None:
+        """Under ``check: exists`` a missing file is found before any image is decoded; so that ``on_bad_image:
+        error`` stops at the first bad row in file order, the rows before it are decoded first (only then)."""
+        for i, item in enumerate(items):
+            if isinstance(item, (str, Path)) and str(item).strip():
+                try:
+                    check_ref(str(item).strip(), decode=True)
+                except DataError as exc:
+                    raise DataError(f"{row_ref(i, where, rows)}: {exc}") from None
+
     def check_items(self, items: Sequence[Any], where: str = "input", rows: Sequence[str] | None = None) -> list[Any]:
         """Every image is opened once (``check: decode``; ``exists`` only checks files and array rows). A bad one
         raises a DataError naming the file (``on_bad_image: error``) or is reported and skipped (``skip``)."""
@@ -286,6 +297,8 @@ class ImageEncoder(ContentEncoder):
                     check_ref(item, decode=self.check_mode == "decode")
                 except DataError as exc:
                     if self.on_bad_image == "error":
+                        if self.check_mode != "decode":  # the first bad row in file order: an earlier one may not decode
+                            self._raise_first_undecodable(items[:i], where, rows)
                         raise DataError(f"{row_ref(i, where, rows)}: {exc}") from None
                     self.bad[item] = str(exc)
                     dropped.append(i)
