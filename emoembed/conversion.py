@@ -81,8 +81,16 @@ def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
 
 
 def model_zero_shot_note(model, fmt: str) -> str | None:
-    """A note when ``model`` had no gold training labels in ``fmt``: zero-shot through the codec, or (a format of
-    the recipe's ``augment``) learnt from codec-made labels only."""
+    """A note when ``model`` had no gold training labels for (some of) the variables of ``fmt``: zero-shot through
+    the codec, or (a format of the recipe's ``augment``) learnt from codec-made labels only.
+
+    Variables are compared, not format names: a variable of ``fmt`` was trained when a format the model was
+    trained on has the same variable (after the equivalence classes' aliases) and is of the same sort — a rating
+    (regression) or a class (multilabel/multiclass/distribution). So ``valence`` and ``va`` are not zero-shot for a
+    model trained on ``vad``; ``be6`` is partly zero-shot for one trained on ``be5`` (its ``surprise``). None when
+    every variable was trained."""
+    from emoembed.formats import default_registry
+
     trained = list(getattr(model, "trained_formats", []) or [])
     if not trained or fmt in trained:
         return None
@@ -90,5 +98,28 @@ def model_zero_shot_note(model, fmt: str) -> str | None:
         return (f"{fmt} has no gold labels in this model's training data: it was trained on {', '.join(trained)} data "
                 f"with {fmt} labels made from them by the codec (label augmentation), so its {fmt} outputs are as good "
                 "as the codec's conversion")
+    formats = getattr(getattr(model, "codec", None), "formats", {}) or {}
+    target = formats.get(fmt)
+    if target is None:
+        target = model.format(fmt)
+    canonical = default_registry().equivalences.canonical
+
+    def sort(f) -> str:
+        return "rating" if f.kind == "regression" else "class"
+
+    seen: dict[tuple[str, str], str] = {}
+    for name in trained:
+        f = formats.get(name)
+        for var in (f.variables if f is not None else ()):
+            seen.setdefault((sort(f), canonical(var).lower()), f"{name} {var}")
+    found = {v: seen.get((sort(target), canonical(v).lower())) for v in target.variables}
+    known = [v for v in target.variables if found[v]]
+    if len(known) == len(target.variables):
+        return None
+    missing = [v for v in target.variables if not found[v]]
+    if known:
+        return (f"{fmt} is partly zero-shot for this model: {', '.join(known)} had training labels (as "
+                f"{', '.join(dict.fromkeys(found[v] for v in known))}), {', '.join(missing)} had none and "
+                f"{'is' if len(missing) == 1 else 'are'} predicted through the codec's shared space only")
     return (f"{fmt} is zero-shot for this model: it was trained on {', '.join(trained)} data and predicts {fmt} "
             f"through the codec's shared space, with no {fmt} training labels")

@@ -2,7 +2,8 @@
 
 Before a content model predicts, :func:`check_content` measures per item the share of it the encoder knows
 (``coverage``: word models — the item has a word vector after normalisation (see :mod:`emoembed.lexical`), or the
-share of its words that do; text models — the share of word pieces that are not the unknown token; image models
+share of its words that do; word models on word-piece vectors (MiniLM), which give any string a vector — the item is
+in the known-word lexicon, GloVe 6B's 400k words, after the same normalisation; text models — the share of word pieces that are not the unknown token; image models
 have no notion of it) and
 
 * warns (:class:`UnknownContentWarning`) with the count and examples of unknown and partly known items (text
@@ -25,6 +26,7 @@ from emoembed.errors import DataError, EmoembedWarning
 from emoembed.lexical import emoji_description, is_multiword
 
 OOV_MODES = ("vector", "nan", "error")
+SHIPPED_TEXT_MODEL = "emoembed/text-minilm"  # the packaged text model the multi-word warning points to
 # warnings point at the user's call: check_content ← EmotionModel._predict ← predict ← torch.no_grad's wrapper ← caller
 _CALLER = 5
 
@@ -58,8 +60,8 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
                    if getattr(encoder, "reads_phrases", False) else "averages their words' vectors")
             warnings.warn(f"{int(multi.sum())} of {len(items)} items are several words ({_examples(items, multi)}): a word "
                           f"model is trained on single words and {how}, so negation ('not happy') and context are not "
-                          "read reliably; for phrases and sentences use a text model (emoembed fit-encoder --modality "
-                          "text, see docs/text.md)", UnknownContentWarning, stacklevel=_CALLER)
+                          "read reliably; for phrases and sentences use a text model: the packaged one (predict --model "
+                          f"{SHIPPED_TEXT_MODEL}), or your own (emoembed fit-encoder --modality text, see docs/text.md)", UnknownContentWarning, stacklevel=_CALLER)
     cov = item_coverage(encoder, items)
     if cov is None:
         return None
@@ -68,15 +70,19 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector") -> np.ndar
     unknown = cov <= 0.0
     partial = (cov > 0.0) & (cov < 1.0)
     what = "words" if modality == "word" else "items"
+    pieces = modality == "word" and getattr(encoder, "reads_phrases", False)  # word-piece vectors: a lexicon decides
     if unknown.any():
         listed = _examples(items, unknown, 10 if oov == "error" else 5)
+        why = ("none of their forms is in the known-word lexicon, GloVe 6B's 400k words" if pieces
+               else "none of their forms has a vector")
+        scored = ("scores them from their word pieces" if pieces else "scores them with the learned unknown-word vector")
         if oov == "error":
             raise DataError(f"{int(unknown.sum())} of {len(items)} {what} are unknown to the {modality} encoder "
-                            f"(none of their forms has a vector): {listed}; --oov vector scores them with the learned "
-                            "unknown-word vector, --oov nan leaves their outputs empty")
+                            f"({why}): {listed}; --oov vector {scored}, --oov nan leaves their outputs empty")
         fate = ("their outputs are left empty (--oov nan)" if oov == "nan" else
-                "they are scored with the learned unknown-word vector, which says nothing about them (--oov nan "
-                "leaves them empty, --oov error refuses them)")
+                ("they are still scored from their word pieces, which say little about a word no lexicon knows" if pieces
+                 else "they are scored with the learned unknown-word vector, which says nothing about them")
+                + " (--oov nan leaves them empty, --oov error refuses them)")
         warnings.warn(f"{int(unknown.sum())} of {len(items)} {what} are unknown to the {modality} encoder "
                       f"({listed}); {fate}", UnknownContentWarning, stacklevel=_CALLER)
     if partial.any():

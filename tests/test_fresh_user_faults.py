@@ -266,3 +266,60 @@ def test_on_bad_image_error_stops_at_the_first_bad_row_in_file_order(image_model
         args[-1] = tmp_path / "out2.csv"
     rc, out, err = predict(args, capsys)
     assert rc == 2 and f"error: {bad_image_table}, line 3: {bad_image_table.parent / 'pics' / 'missing.png'}: " in err
+
+
+# ---------------------------------------------------------------------------------------------- h. zero-shot notes
+def test_zero_shot_notes_compare_variables_not_format_names(format_registry):
+    from types import SimpleNamespace
+
+    from emoembed.codec import codec_for
+    from emoembed.conversion import model_zero_shot_note
+
+    codec = codec_for(["vad", "be5", "valence", "va", "be6", "ekman7", "nrc10"], format_registry, dim=8, hidden=(8,))
+    model = SimpleNamespace(trained_formats=["be5", "vad"], meta={"augmented_formats": ["nrc10"]}, codec=codec,
+                            format=codec.format)
+    assert model_zero_shot_note(model, "valence") is None and model_zero_shot_note(model, "va") is None
+    assert model_zero_shot_note(model, "vad") is None
+    assert model_zero_shot_note(model, "be6") == (
+        "be6 is partly zero-shot for this model: joy, anger, sadness, fear, disgust had training labels (as be5 joy, "
+        "be5 anger, be5 sadness, be5 fear, be5 disgust), surprise had none and is predicted through the codec's shared "
+        "space only")
+    assert model_zero_shot_note(model, "ekman7") == (  # class outputs are not ratings: no ekman7 labels were seen
+        "ekman7 is zero-shot for this model: it was trained on be5, vad data and predicts ekman7 through the codec's "
+        "shared space, with no ekman7 training labels")
+    assert model_zero_shot_note(model, "nrc10").startswith("nrc10 has no gold labels in this model's training data")
+    image = SimpleNamespace(trained_formats=["vad"], meta={}, codec=codec, format=codec.format)
+    assert model_zero_shot_note(image, "va") is None
+    assert model_zero_shot_note(image, "be5").startswith("be5 is zero-shot for this model: it was trained on vad data")
+
+
+def test_packaged_word_model_notes_and_unknown_words(capsys):
+    """words-minilm (trained on be5 and vad): valence is not zero-shot; nonsense strings are unknown words (not in
+    the GloVe 6B lexicon) for the coverage column, the report and --oov nan|error, yet --oov vector scores them."""
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "valence", "happy", "asdfqwer", "xyzzyq",
+                            "Happy!", "😂", "not happy"], capsys)
+    assert rc == 0 and "zero-shot" not in err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert table["coverage"].tolist() == [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert table["valence"].notna().all()  # --oov vector (default): still scored, from their word pieces
+    assert ("warning: 2 of 6 words are unknown to the word encoder ('asdfqwer', 'xyzzyq'); they are still scored "
+            "from their word pieces, which say little about a word no lexicon knows (--oov nan leaves them empty, "
+            "--oov error refuses them)") in err
+    assert ("for phrases and sentences use a text model: the packaged one (predict --model emoembed/text-minilm), or "
+            "your own (emoembed fit-encoder --modality text, see docs/text.md)") in err
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "valence", "happy", "asdfqwer", "--oov",
+                            "nan"], capsys)
+    assert rc == 0 and out.splitlines()[2] == "asdfqwer,,0.0000"
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "valence", "happy", "xyzzyq", "--oov",
+                            "error"], capsys)
+    assert rc == 2 and out == "" and ("error: 1 of 2 words are unknown to the word encoder (none of their forms is in "
+                                      "the known-word lexicon, GloVe 6B's 400k words): 'xyzzyq'; --oov vector scores "
+                                      "them from their word pieces, --oov nan leaves their outputs empty") in err
+
+
+def test_the_multiword_warning_names_a_packaged_text_model():
+    from emoembed.coverage import SHIPPED_TEXT_MODEL
+    from emoembed.model_zoo import catalogue
+
+    assert SHIPPED_TEXT_MODEL == "emoembed/text-minilm" and "text-minilm" in catalogue()
+    assert catalogue()["text-minilm"].get("modality") == "text"

@@ -130,13 +130,15 @@ def test_cli_reports_unknown_words_and_writes_coverage(word_model, capsys, tmp_p
 
 
 def test_minilm_word_vectors_leave_no_case_word_unknown(one_torch_thread):
-    """The packaged MiniLM on the bare word: every word of the cases gets a vector (emoji via their names)."""
+    """The packaged MiniLM on the bare word: every word of the cases gets a vector (emoji via their names), and
+    only the nonsense string is an unknown word (not in the known-word lexicon)."""
     from emoembed.encoders.word import WordEncoder
 
     enc = WordEncoder(8, vectors="packaged:all-MiniLM-L6-v2", hidden=[16])
     assert enc.vector_dim == 384 and enc.reads_phrases
     words = ["happy", "happy!", "sad.", '"sad"', "asdfqwer", "😂", "😭", "🙂", ":)", ":(", "NA", "None"]
-    assert enc.coverage(words).tolist() == [1.0] * len(words)
+    # every word gets a vector; coverage says which are known words (the GloVe 6B lexicon): not the nonsense string
+    assert enc.coverage(words).tolist() == [1.0] * 4 + [0.0] + [1.0] * 7
     batch = enc.collate(words)
     v = batch["vectors"].numpy()
     assert v.shape == (12, 384) and batch["known"].all()

@@ -77,6 +77,30 @@ def _packaged_glove(spec: str) -> tuple[list[str], np.ndarray]:
     return [str(w) for w in words], vecs
 
 
+KNOWN_WORDS_SPEC = "packaged:glove-6b-50d"  # whose vocabulary is the known-word lexicon of sub-word word models
+
+
+def known_word_lexicon() -> frozenset[str]:
+    """The known-word lexicon of word models whose vectors come from word pieces (``packaged:all-MiniLM-L6-v2``),
+    which give every string a vector and so have no out-of-vocabulary words of their own: the 400,000 words of the
+    packaged GloVe 6B vocabulary (Wikipedia 2014 + Gigaword 5, lower-cased), read once per process on first use
+    (about 0.3 s; the vectors themselves are not loaded). See :meth:`emoembed.encoders.word.WordEncoder.coverage`."""
+    global _KNOWN_WORDS
+    with _LOCK:
+        if _KNOWN_WORDS is None:
+            import pyarrow.parquet as pq
+
+            from emoembed.packaged import packaged_path
+
+            root = packaged_path(KNOWN_WORDS_SPEC, "word")
+            words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+            _KNOWN_WORDS = frozenset(str(w) for w in words)
+        return _KNOWN_WORDS
+
+
+_KNOWN_WORDS: frozenset[str] | None = None
+
+
 def refuse_pickled(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ConfigError(

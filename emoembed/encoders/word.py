@@ -151,10 +151,35 @@ class WordEncoder(ContentEncoder):
             for w, v in zip(todo, vecs):
                 cache[w] = v
 
+    def known_word(self, word: str) -> bool:
+        """Whether ``word`` is a known word. Vector files: one of its lookup forms (as given, lower-cased, without
+        surrounding punctuation, an emoticon's or emoji's meaning — :func:`emoembed.lexical.lookup_candidates`) has a
+        vector. Word-piece vectors (``packaged:all-MiniLM-L6-v2``), which give any string a vector: one of those
+        forms is in the known-word lexicon (:func:`emoembed.encoders.vectors.known_word_lexicon`, GloVe 6B's 400k
+        words; a form of several words, such as an emoji's name, when all its words are)."""
+        if not self.reads_phrases:
+            return self.lookup(word) is not None
+        from emoembed.encoders.vectors import known_word_lexicon
+
+        lexicon = known_word_lexicon()
+        for c in self._candidates(word):
+            parts = [p for p in c.replace("_", " ").split() if p]
+            if parts and all(p.lower() in lexicon or p.lower().strip("-") in lexicon for p in parts):
+                return True
+        return False
+
     def coverage(self, items: Sequence[str]) -> np.ndarray:
-        """Per item the share of its words that have a vector: 1 known, 0 unknown (it gets the OOV vector), in
-        between for multi-word input some of whose words are unknown."""
+        """Per item the share of its words that are known (:meth:`known_word`): 1 known, 0 unknown (vector files:
+        it gets the learned OOV vector; word-piece vectors: it is still embedded from its pieces, which say little
+        about a word no lexicon knows), in between for multi-word input some of whose words are unknown."""
         self.prefetch(items)
+        if self.reads_phrases:
+            out = np.zeros(len(items), dtype=np.float64)
+            for i, w in enumerate(items):
+                parts = str(w).split()
+                out[i] = (float(self.known_word(str(w))) if len(parts) < 2
+                          else float(np.mean([self.known_word(p) for p in parts])))
+            return out
         out = np.zeros(len(items), dtype=np.float64)
         for i, w in enumerate(items):
             if self.lookup(str(w)) is None:
