@@ -3,6 +3,7 @@ read the table (:mod:`emoembed.inputs`), find the source format's columns or cla
 scale the values are read on, convert, and keep the table's identifying columns in front of the output."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
     text = conversion_zero_shot_note(codec, source, target)
     if text:
         note(verb, text)
-    out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
+    with warnings.catch_warnings():  # check_table_values said it, naming the file
+        warnings.filterwarnings("ignore", message=r"\d+ of \d+ rows have no .* class name")
+        out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
     extra = [c for c in frame.columns if c not in used]
     for c in reversed(extra):  # keep identifying columns (word, id…) in front
         out.insert(0, c, frame[c].to_numpy())
@@ -63,7 +66,15 @@ def check_table_values(values: pd.DataFrame | pd.Series, used: Sequence[str], sr
 
     rows = [f"{source}, {name}" for name in index_row_names(values.index)]
     if isinstance(values, pd.Series):
-        class_indicators(values.tolist(), src, [f"{r}, column {used[0]!r}" for r in rows])
+        x = class_indicators(values.tolist(), src, [f"{r}, column {used[0]!r}" for r in rows])
+        empty = [name for name, hot in zip(index_row_names(values.index), x.sum(axis=1)) if hot == 0]
+        if empty:
+            from emoembed.errors import EmoembedWarning
+
+            warnings.warn(f"{source}: {len(empty)} of {len(values)} rows have no {src.name} class name in column "
+                          f"{used[0]!r} (an empty cell is no label): {', '.join(empty[:5])}"
+                          f"{f' and {len(empty) - 5} more' if len(empty) > 5 else ''}; their outputs are left empty",
+                          EmoembedWarning, stacklevel=3)
         return
     given = input_scale is not None and src.kind == "regression"
     scale = tuple(float(v) for v in input_scale) if given else src.range

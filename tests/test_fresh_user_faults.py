@@ -54,8 +54,8 @@ def test_an_empty_class_name_cell_gives_empty_outputs_not_a_label(codec_dir, cap
     assert rc == 0, err
     lines = out.splitlines()
     assert lines[0] == "id,valence,arousal,dominance" and lines[2] == "t2,,," and lines[1].startswith("t1,0")
-    assert "warning: 1 of 3 rows have no nrc10 class name (an empty cell is no label): line 3; their outputs are " \
-           "left empty" in err
+    assert (f"warning: {f}: 1 of 3 rows have no nrc10 class name in column 'label' (an empty cell is no label): "
+            "line 3; their outputs are left empty") in err and err.count("no nrc10 class name") == 1
     with pytest.warns(Warning, match=r"no nrc10 class name .*row index 1 \(0-based\)"):
         df = _codec(codec_dir).convert(["joy", "", "fear"], "nrc10", "nrc10")
     assert df.loc[1].drop("label").isna().all() and df.loc[1, "label"] == "" and df.loc[0, "label"] != ""
