@@ -74,7 +74,7 @@ def test_relative_paths_in_an_input_csv_are_relative_to_its_folder(image_model_d
                            capsys)
     assert rc == 2
     gone = image_table / "images" / "gone.png"
-    assert (f"{meta}, line 4: {gone}: no such image file or folder (a relative path in a table is read relative to the "
+    assert (f"{meta}, line 4: {gone}: image file not found (a relative path in a table is read relative to the "
             f"table's folder; tried {gone} (relative to meta.csv's folder) and {tmp_path / 'images' / 'gone.png'} "
             "(relative to the working directory))") in err
     rc, out, err = predict(["--model", image_model_dir, "--format", "va", "--input", meta, "--on-bad-image", "skip"],
