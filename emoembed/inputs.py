@@ -9,14 +9,19 @@ What a user can rely on (see ``docs/formats.md``, "Your own tables"):
 * **Rows are named by the file's line numbers** (the header is line 1): the frame's index is named ``line`` and
   holds them, so every error message can say ``line 7, column 'valence'``. JSON Lines files are numbered the same
   way; a JSON array is numbered by ``row`` (1 = its first record).
-* **Delimiters are sniffed.** ``.tsv``/``.tab`` are tab-separated; ``.csv`` and ``.txt`` (and anything else) are
-  split at whichever of tab, comma, semicolon and ``|`` gives every line the same number (≥ 2) of fields (tab
-  first, e.g. NRC's tab-separated ``.txt`` lexicons); a file where none does is one column, one item per line.
-* **Headers.** A ``.csv``/``.tsv`` file has a header line (the CSV convention). A ``.txt`` (or other) file with one
-  column has one only when its first line is a usual content-column name (``word``, ``text``, ``content`` …), so
-  a plain word list keeps its first word. A file with several columns has a
-  header unless its first line holds numbers where the rest of the file does (then columns are named ``1``, ``2``
-  … by position).
+* **Delimiters are sniffed.** ``.tsv``/``.tab`` are tab-separated; ``.csv`` is split at whichever of tab, comma,
+  semicolon and ``|`` gives every line the same number (≥ 2) of fields (else comma). A ``.txt`` (or other) file is
+  one item per line unless it is clearly a table: the same number of tabs on every line (NRC's tab-separated
+  ``.txt`` lexicons), or the same number of ``,``/``;``/``|`` fields under a header of names with a column of
+  numbers below — so sentences with commas (``Well, I am happy``) stay whole.
+* **Headers.** A ``.csv``/``.tsv`` file has a header line (the CSV convention); a one-column one whose first line is
+  not a usual column name and reads like the items below it (``happy`` over ``sad``) is an error asking for
+  ``header=False`` (``--no-header``) or ``--column NAME``, never a silently lost item. A ``.txt`` (or other) file
+  with one column has a header only when its first line is a usual content-column name (``word``, ``text``,
+  ``content`` …), so a plain word list keeps its first word. A file with several columns has a header unless its
+  first line holds numbers where the rest of the file does (then columns are named ``1``, ``2`` … by position).
+* **Blank lines.** In a one-column table every line is an item: a blank or whitespace-only line between items is an
+  error naming its line (as an empty cell is), not dropped — that would shift every output row after it.
 * **Columns match case-insensitively** (``Word``, ``VALENCE``); ``--columns valence=V.Mean.Sum,arousal=…`` names
   them for any layout, and an unknown name there is an error.
 """
