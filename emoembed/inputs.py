@@ -481,8 +481,6 @@ def _name_hint(frame: pd.DataFrame, fmt) -> str:
 
 def _names(frame: pd.DataFrame, col: str, source: str) -> pd.Series:
     out = []
-    for line, v in frame[col].items():
-        if v is None:
-            raise InputError(f"{source}, {frame.index.name or 'row'} {line}, column {col!r}: empty cell")
+    for v in frame[col].tolist():  # an empty cell, JSON null or [] is no label: its row gets empty outputs
         out.append(",".join(_split_names(v)))
     return pd.Series(out, index=frame.index, dtype=object)

@@ -323,3 +323,16 @@ def test_the_multiword_warning_names_a_packaged_text_model():
 
     assert SHIPPED_TEXT_MODEL == "emoembed/text-minilm" and "text-minilm" in catalogue()
     assert catalogue()["text-minilm"].get("modality") == "text"
+
+
+@pytest.mark.parametrize("suffix,body", [(".csv", 'id,label\nt1,joy\nt2,"[]"\nt3,sadness\n'),
+                                         (".csv", "id,label\nt1,joy\nt2,  \nt3,sadness\n"),
+                                         (".jsonl", '{"id": "t1", "label": "joy"}\n{"id": "t2", "label": null}\n'
+                                                    '{"id": "t3", "label": "sadness"}\n')])
+def test_every_spelling_of_an_empty_label_gives_empty_outputs(codec_dir, capsys, tmp_path, suffix, body):
+    f = tmp_path / f"labels{suffix}"
+    f.write_text(body)
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "nrc10", "--format", "vad", "--input", f], capsys)
+    assert rc == 0, err
+    line = 2 if suffix == ".jsonl" else 3  # JSON Lines have no header line
+    assert out.splitlines()[2] == "t2,,," and f"line {line}; their outputs are left empty" in err
