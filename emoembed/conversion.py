@@ -29,7 +29,8 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
                             "class, or class names)")
     if output_scale is not None and tgt.kind != "regression":
         raise EmoembedError(f"--output-scale is for rating formats; {target} is {tgt.kind} (its outputs are probabilities)")
-    names = [*src.variables, *(columns or {}).values(), *([name_column] if name_column else [])]
+    names = [*(src.variables if src.kind == "regression" else ()),  # a class name atop one column is more likely an item
+             *(columns or {}).values(), *([name_column] if name_column else [])]
     frame = read_user_table(path, header=header, header_names=names)  # header: None decides, False = --no-header
     values, used = label_table(frame, src, str(path), columns, name_column)
     check_table_values(values, used, src, str(path), input_scale)

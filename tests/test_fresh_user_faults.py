@@ -336,3 +336,19 @@ def test_every_spelling_of_an_empty_label_gives_empty_outputs(codec_dir, capsys,
     assert rc == 0, err
     line = 2 if suffix == ".jsonl" else 3  # JSON Lines have no header line
     assert out.splitlines()[2] == "t2,,," and f"line {line}; their outputs are left empty" in err
+
+
+def test_a_headerless_column_of_class_names_is_asked_about(codec_dir, capsys, tmp_path):
+    f = tmp_path / "names.csv"
+    f.write_text("joy\nsadness\nfear\n")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "nrc10", "--format", "vad", "--input", f], capsys)
+    assert rc == 2 and f"{f}: is line 1 ('joy') a header or the first item?" in err
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "nrc10", "--format", "vad", "--input", f,
+                            "--no-header"], capsys)
+    assert rc == 0, err
+    assert out.splitlines()[0] == "valence,arousal,dominance" and len(out.splitlines()) == 4
+    v = tmp_path / "valence.csv"  # a rating format's variable atop its column is a header
+    v.write_text("valence\n0.5\n-0.2\n")
+    rc, out, err = predict(["--model", "emoembed/codec-full", "--source-format", "valence", "--format", "vad", "--input",
+                            v], capsys)
+    assert rc == 0 and len(out.splitlines()) == 3, err
