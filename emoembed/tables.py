@@ -10,11 +10,13 @@ import pandas as pd
 from emoembed.io import atomic_write_text
 
 
-def read_input_table(path: Path) -> pd.DataFrame:
-    """The user's table at ``path``, cells as text, index = file line numbers (see :mod:`emoembed.inputs`)."""
+def read_input_table(path: Path, no_header: bool = False, column: str | None = None) -> pd.DataFrame:
+    """The user's table at ``path``, cells as text, index = file line numbers (see :mod:`emoembed.inputs`);
+    ``no_header``: ``--no-header`` (every line is data); ``column``: ``--column``, which confirms a one-column
+    file's first line as its header."""
     from emoembed.inputs import read_user_table
 
-    return read_user_table(path)
+    return read_user_table(path, header=False if no_header else None, header_names=[column] if column else ())
 
 
 def write_table(df: pd.DataFrame, path: Path | None) -> None:

@@ -352,3 +352,12 @@ def test_a_headerless_column_of_class_names_is_asked_about(codec_dir, capsys, tm
     rc, out, err = predict(["--model", "emoembed/codec-full", "--source-format", "valence", "--format", "vad", "--input",
                             v], capsys)
     assert rc == 0 and len(out.splitlines()) == 3, err
+
+
+def test_index_takes_no_header_too(tmp_path, capsys):
+    f = tmp_path / "nohdr.csv"
+    f.write_text("happy\nsad\nangry\n")
+    rc = main(["index", "--model", "emoembed/words-glove50", "--input", str(f), "--out", str(tmp_path / "ix")])
+    assert rc == 2 and f"{f}: is line 1 ('happy') a header or the first item?" in capsys.readouterr().err
+    rc = main(["index", "--model", "emoembed/words-glove50", "--input", str(f), "--no-header", "--out", str(tmp_path / "ix")])
+    assert rc == 0 and "indexed 3 word item(s)" in capsys.readouterr().out

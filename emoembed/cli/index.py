@@ -33,6 +33,7 @@ def _index_args(p: argparse.ArgumentParser) -> None:
                                    "models a list of paths)")
     p.add_argument("--column", help="column of --input holding the content (default: the only column, or "
                                     "word/text/image/content/path)")
+    p.add_argument("--no-header", action="store_true", help="--input has no header line: every line is an item (without it a one-column .csv/.tsv whose first line reads like an item is an error)")
     p.add_argument("--out", required=True, help="index folder to write")
     p.add_argument("--append", action="store_true", help="add to the index at --out (same codec required)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
@@ -59,7 +60,7 @@ def _read_items(args: argparse.Namespace, modality: str) -> list[Any]:
         elif path.suffix.lower() == ".txt":  # image list files are expanded below
             items.append(str(path))
         else:
-            items.extend(content_column(read_input_table(path), args.column, args.input))
+            items.extend(content_column(read_input_table(path, args.no_header, args.column), args.column, args.input))
     if not items:
         raise RetrievalError("nothing to index: give items (words, texts, image paths or folders) or --input FILE")
     if modality == "image":

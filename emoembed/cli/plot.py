@@ -44,6 +44,7 @@ def _plot_args(p: argparse.ArgumentParser) -> None:
     c.add_argument("--split", default="test", choices=["train", "dev", "test"], help="split of --data (default test)")
     c.add_argument("--input", help="csv/tsv/jsonl file with the content")
     c.add_argument("--column", help="column of --input holding the content")
+    c.add_argument("--no-header", action="store_true", help="--input has no header line: every line is an item (without it a one-column .csv/.tsv whose first line reads like an item is an error)")
     c.add_argument("--color", required=True, help="variable to colour by: valence, joy, be5.joy …; top (largest variable, e.g. be5.top); label (class formats)")
     c.add_argument("--format", help="format of --color (default: the dataset's, else the first model format that has it)")
     c.add_argument("--color-source", default="auto", choices=["auto", "gold", "prediction"],
@@ -107,7 +108,7 @@ def _plot_content_run(args: argparse.Namespace, out: Path) -> int:
     elif args.input:
         from emoembed.tables import read_input_table
 
-        items = content_column(read_input_table(Path(args.input)), args.column, args.input)
+        items = content_column(read_input_table(Path(args.input), args.no_header, args.column), args.column, args.input)
         where = args.input
     else:
         items = list(args.items)
