@@ -158,13 +158,15 @@ def sniff_delimiter(sample: Sequence[str], suffix: str = "") -> str | None:
 def _clear_table(rows: Sequence[Sequence[str]]) -> bool:
     """For a ``.txt`` (or other non-CSV) file split evenly by a comma, semicolon or ``|``: whether it is clearly a
     table rather than lines of text that happen to hold one (``Well, I am happy``): its first line is a header —
-    every field a name (not empty, not a number, no space around it) — and some column below it holds only numbers
-    (``Term;V.Mean.Sum;…`` over ``vacation;8.53;…``)."""
+    every field a name (not empty, not a number, no space around it) — and either every field is a usual column
+    name (``word,label``) or some column below it holds only numbers (``Term;V.Mean.Sum;…`` over ``vacation;8.53;…``)."""
     if len(rows) < 2:
         return False
     head = rows[0]
     if any(not h or h != h.strip() or _is_number(h) for h in head):
         return False
+    if all(h.casefold() in CONTENT_COLUMNS or _header_key(h) in NAME_COLUMNS or h.casefold() == "id" for h in head):
+        return True  # word,label over happy,joy: every header is a usual column name
     return any(all(_is_number(r[j].strip()) for r in rows[1:]) for j in range(len(head)))
 
 

@@ -132,6 +132,9 @@ def test_a_txt_of_sentences_with_commas_is_one_item_per_line(tmp_path):
     w = tmp_path / "warriner.txt"  # a ;-separated table with a header and a numeric column is a table
     w.write_text("Term;V.Mean.Sum;A.Mean.Sum\nvacation;8.53;5.67\nfuneral;1.60;6.10\n")
     assert list(read_user_table(w).columns) == ["Term", "V.Mean.Sum", "A.Mean.Sum"]
+    n = tmp_path / "names.txt"  # usual column names as the header: a table
+    n.write_text("word,label\nhappy,joy\nsad,sadness\n")
+    assert list(read_user_table(n).columns) == ["word", "label"]
     c = tmp_path / "sent.csv"  # a .csv is CSV: its commas are delimiters
     c.write_text("a,b\nWell, I am happy\n")
     assert list(read_user_table(c).columns) == ["a", "b"]
