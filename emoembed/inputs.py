@@ -80,6 +80,9 @@ def read_user_table(path: str | Path, header: bool | None = None, header_names: 
         raise InputError(f"{path}: spreadsheet files are not read; save the sheet as CSV (or tab-separated text) "
                          "and pass that")
     if suffix in (".jsonl", ".json", ".ndjson"):
+        if header is False:
+            raise InputError(f"{path}: --no-header (header=False) is for delimited text tables; JSON records name "
+                             "their fields")
         return _read_json(path, lines=suffix != ".json")
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -91,6 +91,10 @@ def test_a_headerless_one_column_csv_is_asked_about_not_cut(tmp_path, word_model
     assert str(e.value) == HEADER_QUESTION.format(f=f)
     assert read_user_table(f, header=False)["content"].tolist() == ["happy", "sad", "angry"]
     assert list(read_user_table(f, header_names=["happy"]).columns) == ["happy"]  # --column happy: it is the header
+    j = tmp_path / "w.jsonl"
+    j.write_text('{"word": "happy"}\n')
+    with pytest.raises(InputError, match=r"--no-header \(header=False\) is for delimited text tables"):
+        read_user_table(j, header=False)
     for out in (None, tmp_path / "o.csv"):  # in memory and streamed
         rc, stdout, err = predict(["--model", word_model_dir, "--format", "vad", "--input", f,
                                    *(["--output", out] if out else [])], capsys)
