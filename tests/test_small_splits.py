@@ -115,8 +115,10 @@ def test_issue_case_trains_evaluates_and_predicts(tiny_home, capsys):
     (folder / "broken.jpg").write_bytes(images[0].read_bytes()[:300])
     (folder / "notes.png").write_text("not an image")
     argv = ["predict", "--model", str(run), "--format", "va", str(folder), str(tiny_home / "gone.jpg")]
-    assert main(argv + ["--on-bad-image", "error"]) == 2
-    assert "gone.jpg: no such image file or folder" in capsys.readouterr().err
+    assert main(argv + ["--on-bad-image", "error"]) == 2  # the first bad item in order: the folder's broken.jpg
+    assert "broken.jpg: cannot decode the image" in (err := capsys.readouterr().err) and "gone.jpg" not in err
+    assert main(argv[:5] + [argv[-1], argv[-2], "--on-bad-image", "error"]) == 2  # the missing file first
+    assert "row index 0 (0-based): " + str(tiny_home / "gone.jpg") + ": image file not found" in capsys.readouterr().err
     assert main(argv[:-1] + ["--on-bad-image", "error"]) == 2
     assert "row index 0 (0-based): " in (err := capsys.readouterr().err) and "broken.jpg: cannot decode the image (truncated or corrupt file)" in err
     assert main(argv + ["--on-bad-image", "skip"]) == 0
