@@ -50,6 +50,26 @@ def format_loss(raw: torch.Tensor, target: torch.Tensor, fmt: LabelFormat) -> to
     return F.cross_entropy(raw, target)  # multiclass one-hot / distribution: soft-target cross-entropy
 
 
+def ccc_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``1 − mean CCC`` over the k variables of regression outputs ``pred``/``target`` ``(B, k)`` (any scale).
+
+    Lin's concordance correlation coefficient, ``CCC = 2·cov(x, y) / (var x + var y + (mean x − mean y)²)``, is 1
+    only for identical columns; as a loss it rewards correlation *and* matching mean and spread, per variable, so
+    a low-variance variable (EmoBank's dominance) counts as much as a high-variance one — unlike MSE, whose
+    gradient is dominated by the widest variable. The standard loss of the AVEC challenges for continuous affect
+    (Ringeval et al. 2017, "AVEC 2017"; Kollias & Zafeiriou 2019). Batch statistics (population variances); a
+    batch of one gives 0 (nothing to correlate). Range [0, 2].
+    """
+    if pred.shape[0] < 2:
+        return pred.sum() * 0.0
+    pred, target = pred.float(), target.float()
+    mp, mt = pred.mean(0), target.mean(0)
+    vp, vt = pred.var(0, unbiased=False), target.var(0, unbiased=False)
+    cov = ((pred - mp) * (target - mt)).mean(0)
+    ccc = 2 * cov / (vp + vt + (mp - mt) ** 2 + eps)
+    return 1.0 - ccc.mean()
+
+
 def hard_targets(fmt: LabelFormat, probs: torch.Tensor) -> torch.Tensor:
     """Activated outputs → hard labels: argmax one-hot (multiclass, distribution), > 0.5 (multilabel); regression
     values are returned unchanged."""

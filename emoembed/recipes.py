@@ -124,6 +124,7 @@ class EncoderTraining(_Section):
     drop_last: bool = False
     group_by_length: bool = False  # batches of texts of similar length (emoembed.batching)
     checkpoint_every: int | None = Field(None, gt=0)  # optimizer steps between mid-epoch checkpoints
+    layer_decay: float | None = Field(None, gt=0, le=1)  # layer-wise rate decay over a transformer backbone (param_groups)
 
     @field_validator("max_train_items")
     @classmethod
@@ -154,6 +155,7 @@ class EncoderLossWeights(_Weights):
     gold: float = 1.0
     augment: float = 1.0
     agreement: float = 0.0
+    ccc: float = 0.0  # weight of 1 − CCC on the gold term of regression formats (format_kinds.ccc_loss)
 
 
 class EncoderRecipe(_Section):

@@ -6,6 +6,7 @@ batch of dataset X in format A with gold labels y_A and content embeddings z = e
     L = w_gold · ℓ_A(D_A(z), y_A)                                           supervised, through A's frozen head
       + w_aug  · mean_B ℓ_B(D_B(z), ŷ_B),  ŷ_B = act_B(D_B(E_A(y_A)))       label augmentation (frozen codec)
       + w_agr  · MSE(z, E_A(y_A))                                           embedding agreement (optional)
+      + w_ccc  · (1 − CCC(D_A(z), y_A))                                     regression formats (optional)
       + auxiliary objective (e.g. CARL), if the recipe has one
 
 ŷ_B is soft (values / probabilities) or hard (argmax one-hot, multilabel > .5) as ``augment_targets`` says.
@@ -48,7 +49,8 @@ from emoembed.encoders.base import (
 )
 from emoembed.errors import ConfigError, DataError, EmoembedError
 from emoembed.tasks import Task, build_tasks
-from emoembed.format_kinds import activate, format_loss, hard_targets
+from emoembed.param_groups import layerwise_lr_groups
+from emoembed.format_kinds import activate, ccc_loss, format_loss, hard_targets
 from emoembed.formats import LabelFormat
 from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
 from emoembed.integrity import restoring
@@ -248,7 +250,14 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     opt_kwargs: dict[str, Any] = {"lr": float(tr["lr"]), "weight_decay": float(tr["weight_decay"])}
     if tr["optimizer"] == "sgd":
         opt_kwargs["momentum"] = float(tr["momentum"])
-    opt = opt_cls(params, **opt_kwargs)
+    if tr.get("layer_decay") is not None:  # layer-wise rate decay over the backbone (emoembed.param_groups)
+        groups = layerwise_lr_groups(encoder.named_parameters(), float(tr["lr"]), float(tr["layer_decay"]),
+                                     float(tr["weight_decay"]))
+        if extra_params:
+            groups.append({"params": extra_params, "lr": float(tr["lr"]), "weight_decay": float(tr["weight_decay"])})
+        opt = opt_cls(groups, **opt_kwargs)
+    else:
+        opt = opt_cls(params, **opt_kwargs)
     sched = step_sched = None
     lengths = item_lengths(encoder, tasks) if tr["group_by_length"] else None
     epochs, accumulate = int(tr["epochs"]), int(tr["accumulate"])
@@ -412,9 +421,14 @@ def _step_loss(heads: nn.Module, codec: EmotionCodec, fmt: LabelFormat, z: torch
                ) -> tuple[torch.Tensor, dict[str, float]]:
     parts: dict[str, float] = {}
     z32 = z.float()
-    gold = format_loss(heads.decode(fmt.name, z32), y, fmt)
+    raw = heads.decode(fmt.name, z32)
+    gold = format_loss(raw, y, fmt)
     total = head_w * float(w["gold"]) * gold
     parts["gold"] = float(gold.detach())
+    if fmt.kind == "regression" and float(w.get("ccc", 0.0)) > 0:
+        ccc = ccc_loss(raw, y)
+        total = total + head_w * float(w["ccc"]) * ccc
+        parts["ccc"] = float(ccc.detach())
     if augment and float(w["augment"]) > 0:
         aug_terms = []
         for b in augment:
