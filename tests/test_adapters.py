@@ -10,6 +10,7 @@ import torch
 from tiny_text import (
     one_thread,  # noqa: F401  (autouse fixture)
     tiny_bert_config,
+    tiny_bert_dir,
     tiny_codec,
     tiny_tokenizer_dir,
 )
@@ -26,17 +27,7 @@ TEXTS = ["i am so happy today", "sad", "the dog was very angry"]
 @pytest.fixture(scope="module")
 def backbone_dir(tmp_path_factory):
     """A tiny random BERT saved as a Hugging Face folder (weights + tokenizer): stands in for the packaged MiniLM."""
-    from transformers import AutoModel, BertConfig, BertTokenizer
-
-    root = tmp_path_factory.mktemp("bb")
-    tok = tiny_tokenizer_dir(root)
-    torch.manual_seed(0)
-    cfg = tiny_bert_config()
-    cfg.pop("model_type", None)
-    model = AutoModel.from_config(BertConfig(**cfg))
-    model.save_pretrained(str(root / "bert"))
-    BertTokenizer.from_pretrained(str(tok)).save_pretrained(str(root / "bert"))
-    return root / "bert"
+    return tiny_bert_dir(tmp_path_factory.mktemp("bb"))
 
 
 def lora_model(backbone_dir, format_registry, seed: int = 1) -> EmotionModel:

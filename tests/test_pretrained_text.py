@@ -17,9 +17,8 @@ import torch
 import yaml
 from tiny_text import (
     one_thread,  # noqa: F401  (autouse fixture)
-    tiny_bert_config,
+    tiny_bert_dir,
     tiny_codec,
-    tiny_tokenizer_dir,
     toy_task,
 )
 
@@ -38,16 +37,7 @@ TEXT_MODELS = [n for n, s in zoo.catalogue().items() if s.get("modality") == "te
 @pytest.fixture(scope="module")
 def backbone_dir(tmp_path_factory):
     """A tiny random BERT saved as a Hugging Face folder (weights + tokenizer)."""
-    from transformers import AutoModel, BertConfig, BertTokenizer
-
-    root = tmp_path_factory.mktemp("bb")
-    tok = tiny_tokenizer_dir(root)
-    torch.manual_seed(0)
-    cfg = tiny_bert_config()
-    cfg.pop("model_type", None)
-    AutoModel.from_config(BertConfig(**cfg)).save_pretrained(str(root / "bert"))
-    BertTokenizer.from_pretrained(str(tok)).save_pretrained(str(root / "bert"))
-    return root / "bert"
+    return tiny_bert_dir(tmp_path_factory.mktemp("bb"))
 
 
 @pytest.fixture

@@ -36,6 +36,20 @@ def tiny_bert_config(vocab_size: int = 100, hidden: int = 32, layers: int = 2, m
                       intermediate_size=2 * hidden, max_position_embeddings=max_positions).to_dict()
 
 
+def tiny_bert_dir(root: Path) -> Path:
+    """A tiny random BERT saved as a Hugging Face folder (weights + tokenizer) under ``root/bert``: stands in for the
+    packaged MiniLM wherever a backbone *spec* (a folder) is needed, e.g. under a LoRA adapter."""
+    from transformers import AutoModel, BertConfig, BertTokenizer
+
+    tok = tiny_tokenizer_dir(root)
+    torch.manual_seed(0)
+    cfg = tiny_bert_config()
+    cfg.pop("model_type", None)
+    AutoModel.from_config(BertConfig(**cfg)).save_pretrained(str(root / "bert"))
+    BertTokenizer.from_pretrained(str(tok)).save_pretrained(str(root / "bert"))
+    return root / "bert"
+
+
 def tiny_encoder_cfg(tokenizer_dir: Path, max_length: int = 24, pooling: str = "mean") -> dict:
     """The ``encoder:`` section of a recipe for a random-init tiny BERT."""
     return {"backbone": None, "hf_config": tiny_bert_config(), "tokenizer": str(tokenizer_dir),
