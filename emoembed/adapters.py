@@ -107,3 +107,29 @@ def check_fingerprint(expected: str | None, backbone: nn.Module, spec: str) -> N
     if expected and backbone_fingerprint(backbone) != expected:
         raise CheckpointError(f"this LoRA adapter was trained on a backbone with weights {expected}, but {spec} has "
                               f"{backbone_fingerprint(backbone)}; install the backbone version it was trained with")
+
+
+def merge_adapters(module: nn.Module) -> int:
+    """Merge every LoRA layer inside ``module`` into its base layer's weights (``W ← W + B·A·alpha/r``, peft's
+    ``merge``) and put the plain base layer back in its place, in place — what ``PeftModel.merge_and_unload`` does
+    for a model that is not a ``PeftModel``. Call it on a copy (e.g. before an ONNX export): the adapter is gone
+    afterwards. Returns how many layers were merged (0 without an adapter; peft is then not imported)."""
+    if not any(is_adapter_key(k) for k, _ in module.named_parameters()):
+        return 0
+    from emoembed import _torchvision_fix
+
+    _torchvision_fix.ensure_torchvision_importable()
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = 0
+    for name, layer in list(module.named_modules()):
+        if not isinstance(layer, BaseTunerLayer) or not name:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        if getattr(parent, child, None) is not layer:
+            continue  # nested inside a layer replaced already
+        layer.merge(safe_merge=True)
+        setattr(parent, child, layer.get_base_layer())
+        merged += 1
+    return merged

@@ -125,6 +125,31 @@ def _eager_attention(encoder: ContentEncoder) -> None:
             pass
 
 
+def _exportable_weights(encoder: ContentEncoder) -> None:
+    """Make every weight of ``encoder`` (an export copy, changed in place) an ONNX initializer: a LoRA adapter is
+    merged into the backbone weights (:func:`emoembed.adapters.merge_adapters`: the graph is then the plain
+    backbone), and state-dict hooks are removed — the TorchScript exporter takes a graph's initializers from
+    ``state_dict()``, so a tensor a hook leaves out (a LoRA encoder's frozen backbone) would be baked into the graph
+    as a ``Constant`` node, which ``quantize_dynamic`` does not quantise."""
+    from emoembed import adapters
+
+    adapters.merge_adapters(encoder)
+    for module in encoder.modules():
+        module._state_dict_hooks.clear()
+        module._state_dict_pre_hooks.clear()
+
+
+def check_weights_are_initializers(model: Any, min_elements: int = 256) -> None:
+    """CheckpointError when an exported ONNX ``ModelProto`` holds a float matrix (≥ 2-D, ≥ ``min_elements`` values)
+    in a ``Constant`` node instead of an initializer: dynamic quantisation would leave that weight in fp32."""
+    baked = [node.output[0] for node in model.graph.node if node.op_type == "Constant"
+             for attr in node.attribute if attr.name == "value" and attr.t.data_type == 1  # TensorProto.FLOAT
+             and len(attr.t.dims) >= 2 and int(np.prod(attr.t.dims)) >= min_elements]
+    if baked:
+        raise CheckpointError(f"ONNX export: {len(baked)} weight matrices were traced as constants, not initializers "
+                              f"(first: {baked[0]}); int8 quantisation would skip them; nothing was written")
+
+
 def soften_attention_mask(model: Any, fill: float = ATTENTION_MASK_FILL) -> int:
     """Replace, in an ONNX ``ModelProto`` (in place), the float32 scalar ``finfo(float32).min`` constants that feed a
     ``Where`` node — the additive attention mask of a traced Hugging Face encoder — by ``fill``. Returns how many
@@ -203,6 +228,7 @@ def export_onnx(model: EmotionModel, directory: str | Path, quantize: str | None
     inputs = tuple(batch[k] for k in names)
     with torch.no_grad():
         reference = _EncoderGraph(encoder, names).eval()(*inputs).numpy()  # the torch encoder as loaded
+    _exportable_weights(encoder)
     _eager_attention(encoder)
     graph = _EncoderGraph(encoder, names).eval()
     directory.mkdir(parents=True, exist_ok=True)
@@ -214,6 +240,7 @@ def export_onnx(model: EmotionModel, directory: str | Path, quantize: str | None
                               dynamic_axes={**dynamic, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
                               do_constant_folding=True)
         proto = onnx.load(str(raw))
+        check_weights_are_initializers(proto)
         mask_fills = soften_attention_mask(proto)
         onnx.save(proto, str(raw))
         del proto

@@ -177,3 +177,37 @@ def test_fit_encoder_trains_an_adapter_from_the_recipe_key(backbone_dir, format_
     capsys.readouterr()
     assert main(["predict", "--model", str(tmp_path / "run"), "--format", "be6", "what a lovely day"]) == 0
     assert capsys.readouterr().out.startswith("text,joy")
+
+
+def test_onnx_export_merges_the_adapter_and_quantises_the_backbone(backbone_dir, format_registry, tmp_path):
+    """A LoRA model's export is a plain backbone: the adapter is merged into the weights (no lora_ tensors), every
+    backbone linear weight is an initializer, and int8 quantises all of them; fp32 and int8 match torch."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from emoembed.onnx_backend import ONNX_FILE
+
+    model = lora_model(backbone_dir, format_registry)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    ref = model.encode(TEXTS)
+    out = {q: model.export_onnx(tmp_path / (q or "fp32"), quantize=q) for q in (None, "int8")}
+    after = model.encoder.state_dict()  # the export works on a copy: the torch model keeps its adapter
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    np.testing.assert_allclose(EmotionModel.from_pretrained(out[None], backend="onnx").encode(TEXTS), ref, atol=1e-5)
+    got = EmotionModel.from_pretrained(out["int8"], backend="onnx").encode(TEXTS)
+    cos = np.sum(got * ref, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+    assert cos.min() > 0.95
+
+    n_linear = sum(isinstance(m, torch.nn.Linear) and ".lora_" not in n
+                   for n, m in model.encoder.backbone.named_modules())  # 2 layers × 6 + pooler (+ projection)
+    fp32 = onnx.load(str(out[None] / ONNX_FILE)).graph
+    assert not [i.name for i in fp32.initializer if "lora" in i.name.lower()]
+    assert not [n.name for n in fp32.node if "lora" in n.name.lower()]
+    big_constants = [n.output[0] for n in fp32.node if n.op_type == "Constant"
+                     for a in n.attribute if a.name == "value" and len(a.t.dims) == 2 and min(a.t.dims) > 1]
+    assert not big_constants  # weights are initializers (what quantize_dynamic reads), not Constant nodes
+    int8 = onnx.load(str(out["int8"] / ONNX_FILE)).graph
+    int8_weights = [i for i in int8.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    assert len(int8_weights) >= n_linear - 1  # every encoder-layer linear (the pooler is unused by mean pooling)
+    assert not [i.name for i in int8.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
+                and i.dims[0] > 1 and i.dims[1] > 1 and "embeddings" not in i.name]
