@@ -21,10 +21,7 @@ def codec_dir(tmp_path_factory, _small_codec_master):
     return d
 
 
-def predict(args, capsys):
-    rc = main(["predict", *map(str, args)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from cli_run import predict  # noqa: E402  (shared CLI helper)
 
 
 # ---------------------------------------------------------------------------------------------- a. file names

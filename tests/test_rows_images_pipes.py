@@ -59,10 +59,7 @@ def image_table(tmp_path):
     return data
 
 
-def predict(args, capsys):
-    rc = main(["predict", *map(str, args)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from cli_run import predict  # noqa: E402  (shared CLI helper)
 
 
 # ---------------------------------------------------------------------------------------------- images

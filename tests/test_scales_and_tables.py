@@ -43,10 +43,7 @@ def goemo_codec_dir(tmp_path_factory):
     return d
 
 
-def predict(args, capsys):
-    rc = main(["predict", *map(str, args)])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from cli_run import predict  # noqa: E402  (shared CLI helper)
 
 
 # ---------------------------------------------------------------------------------------------- 1. scales
