@@ -170,40 +170,94 @@ def throughput(enc: ImageEncoder, items: list, batch: int, steps: int = 6) -> di
 
 
 # ---------------------------------------------------------------------------------------------- OASIS CV
-def oasis_features(args, codec, oasis, device) -> tuple[ImageEncoder, torch.Tensor, float]:
-    """The frozen backbone's pooled features of all OASIS images (eval transform), computed once and cached
-    (:mod:`emoembed.encoders.feature_cache`): a rerun reads them back."""
+def oasis_recipe_encoder(args) -> dict:
+    """The encoder block of the OASIS recipe (``--oasis-recipe``), frozen backbone with cached features, at
+    ``--oasis-size`` when given."""
+    enc_cfg = dict(load_encoder_recipe(Path(args.oasis_recipe), "image")["encoder"])
+    enc_cfg.update({"freeze_backbone": True, "cache_features": True, "dropout": 0.0, "check": "exists"})
+    if args.oasis_size:
+        s = args.oasis_size
+        enc_cfg.update({"image_size": s, "eval_transform": [{"type": "Resize", "size": round(s * 8 / 7)},
+                                                            {"type": "CenterCrop", "size": s}]})
+    return enc_cfg
+
+
+def oasis_features(args, codec, oasis, device) -> tuple[dict, dict[bool, torch.Tensor], float]:
+    """The frozen backbone's features of all OASIS images under the OASIS recipe's encoder (its widest setting:
+    every ``feature_layers`` block), with and without flip averaging when the recipe asks for it; computed once
+    and cached (:mod:`emoembed.encoders.feature_cache`): a rerun reads them back."""
     from emoembed.encoders.feature_cache import cached_features
 
-    s = args.oasis_size
-    enc = ImageEncoder.from_recipe({"image_size": s, "freeze_backbone": True, "dropout": 0.0, "check": "exists",
-                                    "eval_transform": [{"type": "Resize", "size": round(s * 8 / 7)},
-                                                       {"type": "CenterCrop", "size": s}]}, codec.dim).to(device).eval()
+    enc_cfg = oasis_recipe_encoder(args)
+    flips = [False, True] if enc_cfg.get("flip_average") else [False]
     t0 = time.perf_counter()
-    feats = torch.from_numpy(np.array(cached_features(enc, list(oasis.content), 64, log=log), dtype=np.float32))
-    return enc, feats, time.perf_counter() - t0
+    feats = {}
+    for flip in flips:
+        enc = ImageEncoder.from_recipe({**enc_cfg, "flip_average": flip}, codec.dim).to(device).eval()
+        feats[flip] = torch.from_numpy(np.array(cached_features(enc, list(oasis.content), 64, log=log), dtype=np.float32))
+    return enc_cfg, feats, time.perf_counter() - t0
 
 
-def ridge_projection(enc: ImageEncoder, codec, feats: torch.Tensor, y: np.ndarray, train: np.ndarray) -> dict:
+def feature_candidates(enc_cfg: dict, codec) -> list[dict]:
+    """The settings the inner CV chooses from: flip averaging on/off (when the recipe has it) × the last k of the
+    recipe's ``feature_layers`` (k = 0 … all) with the final pooled features. Each candidate's features are columns of
+    the widest setting's (blocks are pooled and normalised one by one), so one extraction serves them all."""
+    widest = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim})
+    blocks = dict(widest.feature_blocks())
+    layers = list(enc_cfg.get("feature_layers") or [])
+    out = []
+    for flip in ([False, True] if enc_cfg.get("flip_average") else [False]):
+        for k in range(len(layers) + 1):
+            chosen = layers[len(layers) - k:]
+            cols = np.concatenate([np.arange(blocks[n].start, blocks[n].stop) for n in [*chosen, "final"]])
+            out.append({"flip_average": flip, "feature_layers": chosen, "columns": cols})
+    return out
+
+
+def inner_select(feats: dict[bool, torch.Tensor], candidates: list[dict], y: np.ndarray, train: np.ndarray,
+                 groups: np.ndarray, alphas: np.ndarray, inner_folds: int = 5) -> dict:
+    """Choose the feature setting and the ridge penalty by k-fold cross-validation inside the training rows only,
+    folds grouped by theme (the outer test fold is never seen): the candidate with the lowest mean squared error
+    of V and A over the inner folds."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    best = None
+    for cand in candidates:
+        x = feats[cand["flip_average"]][train][:, cand["columns"]].numpy().astype(np.float64)
+        gs = GridSearchCV(Ridge(), {"alpha": alphas}, cv=GroupKFold(inner_folds), scoring="neg_mean_squared_error")
+        gs.fit(x, y[train], groups=groups[train])
+        if best is None or gs.best_score_ > best["inner_score"]:
+            best = {**cand, "alpha": float(gs.best_params_["alpha"]), "inner_score": float(gs.best_score_)}
+    return best
+
+
+def ridge_projection(enc: ImageEncoder, codec, feats: torch.Tensor, y: np.ndarray, train: np.ndarray,
+                     alpha: float) -> dict:
     """Train the encoder's projection on fixed features so that the codec's frozen va head reads the ridge regression
-    of the targets: W, c = ridge(features → va) with the penalty chosen by leave-one-out on the training rows only;
-    then proj = H⁺W, bias = H⁺c (H the 2 × d head), the smallest projection whose decoded output is exactly the ridge
-    prediction."""
-    from sklearn.linear_model import RidgeCV
+    of the targets: W, c = ridge(features → va) with the penalty ``alpha`` (chosen by :func:`inner_select` on the
+    training rows only); then proj = H⁺W, bias = H⁺c (H the 2 × d head), the smallest projection whose decoded
+    output is exactly the ridge prediction."""
+    from sklearn.linear_model import Ridge
 
-    ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(feats[train].numpy(), y[train])
+    ridge = Ridge(alpha=alpha).fit(feats[train].numpy().astype(np.float64), y[train])
     head = codec.heads["va"].weight.detach().cpu().double()  # (2, d)
     pinv = torch.linalg.pinv(head)  # (d, 2)
     with torch.no_grad():
         enc.proj.weight.copy_((pinv @ torch.as_tensor(ridge.coef_, dtype=torch.float64)).float())
         enc.proj.bias.copy_((pinv @ torch.as_tensor(ridge.intercept_, dtype=torch.float64)).float())
-    return {"alpha": float(ridge.alpha_)}
+    return {"alpha": float(alpha)}
+
+
+def theme_of(items: list[str]) -> np.ndarray:
+    """OASIS theme of each item name: "Beach 3" → "beach"."""
+    return np.array([re.sub(r"\s*\d+\s*$", "", s).strip().lower() for s in items])
 
 
 def theme_folds(items: list[str], k: int, seed: int) -> list[np.ndarray]:
     """k folds that keep each OASIS theme together ("Beach 1" … "Beach 8" are near-duplicates): a seeded
     permutation of the themes, cut into k parts of about equal image counts."""
-    themes = np.array([re.sub(r"\s*\d+\s*$", "", s).strip().lower() for s in items])
+    themes = theme_of(items)
     order = np.random.default_rng(seed).permutation(np.unique(themes))
     sizes = {t: int((themes == t).sum()) for t in order}
     folds: list[list[int]] = [[] for _ in range(k)]
@@ -217,26 +271,55 @@ def theme_folds(items: list[str], k: int, seed: int) -> list[np.ndarray]:
 
 
 def oasis_cv(args, codec, oasis, device) -> dict:
+    """k-fold CV over the 900 OASIS photos, folds grouped by theme. In each outer fold the feature setting (flip
+    averaging, how many of the recipe's feature_layers) and the ridge penalty are chosen by an inner theme-grouped CV
+    on the training folds only; the fold's encoder (that setting, frozen backbone) gets the ridge projection into the
+    codec's frozen va head and predicts the test fold."""
     gold = oasis.labels("va")
     fmt = codec.formats["va"]
     n = len(gold)
-    enc, feats, feat_seconds = oasis_features(args, codec, oasis, device)
-    log(f"OASIS: {n} images → {feats.shape[1]} backbone features in {feat_seconds:.0f}s")
-    folds = theme_folds(oasis.frame["item"].tolist(), args.oasis_folds, args.seed)
+    enc_cfg, feats, feat_seconds = oasis_features(args, codec, oasis, device)
+    log(f"OASIS: {n} images → {feats[False].shape[1]} backbone features in {feat_seconds:.0f}s")
+    names = oasis.frame["item"].tolist()
+    folds = theme_folds(names, args.oasis_folds, args.seed)
+    groups = theme_of(names)
+    candidates = feature_candidates(enc_cfg, codec)
+    alphas = np.logspace(-4, 4, 17)
     pred = np.full((n, 2), np.nan, dtype=np.float32)
     per_fold = []
     t0 = time.perf_counter()
     for k, test_idx in enumerate(folds):
-        info = ridge_projection(enc, codec, feats, gold, np.setdiff1d(np.arange(n), test_idx))
+        train = np.setdiff1d(np.arange(n), test_idx)
+        best = inner_select(feats, candidates, gold, train, groups, alphas)
+        enc = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim, "flip_average": best["flip_average"],
+                                        "feature_layers": best["feature_layers"]}).to(device).eval()
+        x = feats[best["flip_average"]][:, best["columns"]]
+        assert x.shape[1] == enc.num_features
+        info = ridge_projection(enc, codec, x, gold, train, best["alpha"])
         with torch.no_grad():  # the fold's encoder (frozen backbone + trained projection) through the frozen va head
-            z = enc.proj(feats[test_idx].to(device))
+            z = enc.proj(x[test_idx].to(device))
             pred[test_idx] = np.clip(decode(codec, fmt, z, device), -1, 1)
-        per_fold.append({**r_of(pred[test_idx], gold[test_idx], fmt), **info})
-        log(f"OASIS fold {k + 1}/{args.oasis_folds}: r V {per_fold[-1]['r_v']:.3f} A {per_fold[-1]['r_a']:.3f}")
+        per_fold.append({**r_of(pred[test_idx], gold[test_idx], fmt), **info, "flip_average": best["flip_average"],
+                         "feature_layers": best["feature_layers"], "inner_mse": -best["inner_score"]})
+        log(f"OASIS fold {k + 1}/{args.oasis_folds}: r V {per_fold[-1]['r_v']:.3f} A {per_fold[-1]['r_a']:.3f} "
+            f"(inner CV chose layers {best['feature_layers']}, flip {best['flip_average']}, alpha {best['alpha']:g})")
     out = r_of(pred, gold, fmt)
-    out.update({"fold_mean_r": float(np.mean([f["r"] for f in per_fold])), "folds": per_fold, "n": n, "image_size": args.oasis_size,
+    out.update({"fold_mean_r": float(np.mean([f["r"] for f in per_fold])),
+                "fold_mean_r_v": float(np.mean([f["r_v"] for f in per_fold])),
+                "fold_mean_r_a": float(np.mean([f["r_a"] for f in per_fold])), "folds": per_fold, "n": n,
+                "image_size": enc_cfg["image_size"], "recipe": str(args.oasis_recipe), "encoder": enc_cfg,
                 "feature_seconds": feat_seconds, "seconds": time.perf_counter() - t0 + feat_seconds})
     return out
+
+
+def render_oasis_cv(o: dict, args) -> str:
+    chosen = "; ".join(f"fold {i + 1}: {'+'.join(f['feature_layers'] + ['final'])}, flip {'on' if f['flip_average'] else 'off'}, "
+                       f"alpha {f['alpha']:g}" for i, f in enumerate(o["folds"]))
+    return (f"OASIS trained on its own labels ({args.oasis_folds}-fold CV grouped by theme, frozen backbone + "
+            f"ridge projection into the va head, {o['image_size']} px, recipe {Path(o['recipe']).name}; feature setting and "
+            f"penalty chosen by an inner theme-grouped 5-fold CV on the training folds — {chosen}): pooled out-of-fold "
+            f"r = {o['r']:.3f} (V {o['r_v']:.3f}, A {o['r_a']:.3f}); mean of per-fold r {o['fold_mean_r']:.3f} "
+            f"(V {o['fold_mean_r_v']:.3f}, A {o['fold_mean_r_a']:.3f}); no reference number in the paper.")
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -264,7 +347,10 @@ def main() -> None:
     ap.add_argument("--agreement", type=float, help="weight of the agreement loss (z ≈ the codec's embedding of the gold "
                     "label); default: the recipe's (1.0, see docs/images.md on FER+)")
     ap.add_argument("--resume", action="store_true", help="fine-tuning: continue each condition from OUT/COND/training_state.pt")
-    ap.add_argument("--oasis-size", type=int, default=224)
+    ap.add_argument("--oasis-recipe", default=str(ROOT / "encoders" / "image-effnet-lite0-oasis.yaml"),
+                    help="image recipe whose encoder block gives the OASIS CV's frozen features (its widest setting)")
+    ap.add_argument("--oasis-size", type=int, help="override the OASIS recipe's resolution (Resize s·8/7 + CenterCrop s)")
+    ap.add_argument("--oasis-cv-only", action="store_true", help="only the OASIS cross-validation (no FER conditions)")
     ap.add_argument("--oasis-folds", type=int, default=5)
     ap.add_argument("--skip-oasis-cv", action="store_true")
     ap.add_argument("--full", action="store_true", help="reference size: 224 px, all train, 42 epochs, SGD 1e-3, crop .08")
@@ -291,6 +377,15 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{args.codec}: the codec lacks {missing}; train one with mappings/full.yaml")
     reg = default_data_registry()
+    if args.oasis_cv_only:
+        device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        results = {"args": vars(args), "oasis_cv": oasis_cv(args, codec, reg.dataset("oasis"), device),
+                   "total_seconds": time.perf_counter() - t_start}
+        text = render_oasis_cv(results["oasis_cv"], args) + f"\n\ntotal wall time {results['total_seconds'] / 60:.1f} min"
+        print(text)
+        (out_dir / "results.md").write_text(text + "\n", encoding="utf-8")
+        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
+        return
     fer = task_from_dataset(reg.dataset("fer2013_fer7"), "fer7")
     plus = reg.dataset("fer2013").split("test")
     oasis = reg.dataset("oasis")
@@ -367,10 +462,10 @@ def main() -> None:
         results["conditions"][cond] = row
         log(f"{cond}: FER2013 test acc {row['fer7']['accuracy']:.3f}; FER+ acc {row['ferplus8']['accuracy']:.3f}; "
             f"OASIS va r {row['oasis_va']['r']:.3f}, vad r {row['oasis_vad']['r']:.3f} ({res.seconds:.0f}s)")
-        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
 
     if not args.skip_oasis_cv:
-        log(f"OASIS {args.oasis_folds}-fold CV: frozen backbone (features once), trained projection, {args.oasis_size} px")
+        log(f"OASIS {args.oasis_folds}-fold CV: frozen backbone (features once), ridge projection, {args.oasis_recipe}")
         results["oasis_cv"] = oasis_cv(args, codec, oasis, device)
     big = None if not args.finetune else ImageEncoder.from_recipe({**recipe["encoder"], "image_size": 224, "freeze_backbone": False,
                                     "train_transform": [{"type": "RandomResizedCrop", "size": 224}],
@@ -381,7 +476,13 @@ def main() -> None:
     table = render(results, args)
     print(table)
     (out_dir / "results.md").write_text(table + "\n", encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
+
+
+def _json_default(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return float(x)
 
 
 def recipe_agreement(args) -> float:
@@ -425,11 +526,7 @@ def render(res: dict, args) -> str:
              f"| OASIS 900 photos, vad head, V and A (mean r) | {r_cells('oasis_vad')} | {not_comparable} |",
              f"| OASIS {res.get('oasis_person_n', '?')} photos of people, va head (mean r) | {r_cells('oasis_person_va')} | – |"]
     if "oasis_cv" in res:
-        o = res["oasis_cv"]
-        lines += ["", (f"OASIS trained on its own labels ({args.oasis_folds}-fold CV grouped by theme, frozen backbone + "
-                       f"ridge projection into the va head, {o['image_size']} px): pooled out-of-fold r = {o['r']:.3f} "
-                       f"(V {o['r_v']:.3f}, A {o['r_a']:.3f}); mean of per-fold r {o['fold_mean_r']:.3f}; "
-                       "no reference number in the paper.")]
+        lines += ["", render_oasis_cv(res["oasis_cv"], args)]
     tp = c.get("sng", {}).get("throughput")
     t224 = res.get("throughput_224")
     if tp or t224:

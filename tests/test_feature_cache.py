@@ -13,6 +13,7 @@ import torch
 from emoembed.codec import codec_for
 from emoembed.encoders.feature_cache import cache_paths, cached_features, compute_features, feature_key, items_digest
 from emoembed.encoders.image import ImageEncoder
+from emoembed.errors import ConfigError
 from emoembed.formats import FormatRegistry
 from emoembed.inference import embed_items
 from emoembed.recipes import load_encoder_recipe
@@ -138,3 +139,93 @@ def test_unreadable_images_under_skip_have_nan_features_and_stay_masked(cache_ro
     assert enc.output_mask(batch).tolist() == [False, False, False, True]
     assert not tiny(freeze_backbone=False).prepare_items(items)  # a trainable backbone is never cached
     assert not tiny(cache_features=False).prepare_items(items)
+
+
+# ---------------------------------------------------------------------------------------------- feature options
+MULTI = {"feature_layers": ["layer3", "layer4"], "feature_norm": "l2", "flip_average": True}
+
+
+def test_feature_layers_give_pooled_blocks_with_unit_norm(tmp_path):
+    """resnet10t: layer3 (256 ch), layer4 (512 ch), then the final pooled 512 — each block unit length under l2."""
+    paths, _ = images(tmp_path, 4)
+    enc = tiny(**MULTI).eval()
+    assert enc.block_sizes == [256, 512, 512] and enc.num_features == 1280 and enc.proj.in_features == 1280
+    blocks = dict(enc.feature_blocks())
+    assert list(blocks) == ["layer3", "layer4", "final"] and blocks["layer4"] == slice(256, 768)
+    pixels = enc.collate(paths, use_cache=False)["pixels"]
+    with torch.no_grad():
+        feats = enc.pooled_features(pixels)
+        assert feats.shape == (4, 1280)
+        one_view = tiny(**{**MULTI, "flip_average": False}).eval()
+        one_view.backbone.load_state_dict(enc.backbone.state_dict())
+        single = one_view.pooled_features(pixels)
+        for name, cols in blocks.items():
+            torch.testing.assert_close(single[:, cols].norm(dim=1), torch.ones(4))
+            assert (feats[:, cols].norm(dim=1) <= 1 + 1e-6).all()  # the mean of two unit vectors
+        final = enc.backbone(pixels)  # the last block is the plain pooled output, scaled; flip-averaged
+        mirrored = enc.backbone(pixels.flip(3))
+        expected = 0.5 * (final / final.norm(dim=1, keepdim=True) + mirrored / mirrored.norm(dim=1, keepdim=True))
+        torch.testing.assert_close(feats[:, blocks["final"]], expected, atol=1e-5, rtol=1e-5)
+        # flip averaging makes an image and its mirror image the same input
+        torch.testing.assert_close(enc.pooled_features(pixels.flip(3)), feats, atol=1e-5, rtol=1e-5)
+        # a narrower setting's features are exactly the widest's columns (blocks pooled and scaled one by one)
+        narrow = tiny(feature_layers=["layer4"], feature_norm="l2", flip_average=True).eval()
+        narrow.backbone.load_state_dict(enc.backbone.state_dict())
+        torch.testing.assert_close(narrow.pooled_features(pixels), feats[:, 256:], atol=1e-5, rtol=1e-5)
+        plain = tiny().eval()  # without options: the backbone's pooled output, unchanged
+        plain.backbone.load_state_dict(enc.backbone.state_dict())
+        torch.testing.assert_close(plain.pooled_features(pixels), final)
+
+
+def test_feature_options_are_checked():
+    with pytest.raises(ConfigError, match="no sub-module 'blocks.9'.*layer4"):
+        tiny(feature_layers=["blocks.9"])
+    with pytest.raises(ConfigError, match="feature_norm must be one of"):
+        tiny(feature_norm="zscore")
+    with pytest.raises(ConfigError, match="does not give a"):
+        tiny(feature_layers=["fc"])  # the classifier (an Identity here) gives (batch, features), no feature map
+
+
+def test_feature_options_key_the_cache_and_round_trip(cache_root, tmp_path):
+    """Each option changes the cache key (plain features keep theirs); the cached table equals the encoder's own
+    pooled features; a frozen fit on them saves, loads and predicts image files with the same numbers."""
+    from emoembed.model import EmotionModel
+
+    plain_key = feature_key(tiny())
+    keys = {feature_key(tiny(**{**MULTI, **kw})) for kw in
+            ({}, {"flip_average": False}, {"feature_norm": "none"}, {"feature_layers": ["layer4"]})}
+    assert len(keys) == 4 and plain_key not in keys
+    paths, y = images(tmp_path)
+    enc = tiny(**MULTI)
+    logs: list[str] = []
+    feats = cached_features(enc, paths, batch_size=8, log=logs.append)
+    assert feats.shape == (24, 1280)
+    with torch.no_grad():
+        direct = enc.eval().pooled_features(enc.collate(paths, use_cache=False)["pixels"]).numpy()
+    np.testing.assert_allclose(feats, direct, atol=1e-5)
+
+    fmts = FormatRegistry.load(REPO / "mappings" / "formats.yaml", REPO / "mappings" / "equivalences.yaml")
+    codec = codec_for(["fer7", "va"], fmts, dim=16)
+    task = Task("bright", fmts["fer7"], {"train": paths[:16], "dev": paths[16:20], "test": paths[20:]},
+                {"train": y[:16], "dev": y[16:20], "test": y[20:]}, {}, "image")
+    recipe = load_encoder_recipe(REPO / "encoders" / "image-tiny-test.yaml", "image")
+    recipe["encoder"].update({"freeze_backbone": True, "eval_transform": [{"type": "Resize", "size": [32, 32]}], **MULTI})
+    recipe["training"].update({"epochs": 20, "lr": 0.03, "batch_size": 8, "device": "cpu", "patience": 20})
+    logs.clear()
+    result = fit(recipe, codec, [task], progress=False, log=logs.append)
+    assert any("computed in" in m for m in logs)  # the fit's items are another dataset entry
+    assert result.dev_score == 1.0
+    model = EmotionModel.from_training(result, codec, [task], recipe)
+    model.save_pretrained(tmp_path / "model")
+    loaded = EmotionModel.from_pretrained(tmp_path / "model")
+    cfg = loaded.encoder.config()
+    assert cfg["feature_layers"] == ["layer3", "layer4"] and cfg["feature_norm"] == "l2" and cfg["flip_average"] is True
+    assert loaded.encoder.num_features == 1280
+    a = model.predict(paths[:6], "fer7")
+    b = loaded.predict(paths[:6], "fer7")  # the loaded model runs the backbone on the files' pixels
+    cols = list(fmts["fer7"].variables)
+    np.testing.assert_allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=1e-4)
+    assert (b["happy"].to_numpy()[0::2] > b["sad"].to_numpy()[0::2]).all()  # bright images read happy
+    logs.clear()
+    fit(recipe, codec, [task], progress=False, log=logs.append)  # a second fit reads its features back
+    assert any("read from the cache" in m for m in logs) and not any("computed in" in m for m in logs)

