@@ -17,8 +17,11 @@ from emoembed.notices import note
 def convert_user_table(codec, path: str | Path, source: str, target: str, columns: Mapping[str, str] | None = None,
                        name_column: str | None = None, input_scale: Sequence[float] | None = None,
                        output_scale: Sequence[float] | None = None, domain: str | None = None,
-                       verb: str = "predict", header: bool | None = None) -> pd.DataFrame:
-    """The converted table: the input's other columns (word, id…) first, then ``target``'s columns.
+                       verb: str = "predict", header: bool | None = None, keep_columns: str | Sequence[str] = "all"
+                       ) -> pd.DataFrame:
+    """The converted table: the input's other columns (word, id…) first, in input order, then ``target``'s columns.
+    ``keep_columns``: which other columns, ``"all"`` (default), ``"none"`` or names
+    (:func:`emoembed.tables.kept_columns`); one named like an output column is a :class:`DataError` naming it.
 
     Raises :class:`~emoembed.errors.EmoembedError` (naming file, line, column, value) for unreadable tables, missing
     columns, non-numbers and values outside the scale they are read on."""
@@ -47,10 +50,14 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
     with warnings.catch_warnings():  # check_table_values said it, naming the file
         warnings.filterwarnings("ignore", message=r"\d+ of \d+ rows have no .* class name")
         out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
-    extra = [c for c in frame.columns if c not in used]
-    for c in reversed(extra):  # keep identifying columns (word, id…) in front
-        out.insert(0, c, frame[c].to_numpy())
-    return out
+    from emoembed.tables import TYPED_INPUTS, check_no_clash, keep_input_columns, kept_columns, typed_text_table
+
+    extra = kept_columns([str(c) for c in frame.columns if c not in used], None, keep_columns, path)
+    check_no_clash(extra, [str(c) for c in out.columns], path)
+    kept = frame[extra].reset_index(drop=True)
+    if Path(path).suffix.lower() not in TYPED_INPUTS:  # csv/tsv text: plain-number columns as numbers
+        kept = typed_text_table(kept)
+    return keep_input_columns(out, kept)  # identifying columns (word, id…) in front
 
 
 def check_table_values(values: pd.DataFrame | pd.Series, used: Sequence[str], src, source: str,

@@ -84,6 +84,11 @@ def read_user_table(path: str | Path, header: bool | None = None, header_names: 
             raise InputError(f"{path}: --no-header (header=False) is for delimited text tables; JSON records name "
                              "their fields")
         return _read_json(path, lines=suffix != ".json")
+    if suffix == ".parquet":
+        if header is False:
+            raise InputError(f"{path}: --no-header (header=False) is for delimited text tables; a parquet file names "
+                             "its columns")
+        return _read_parquet(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -135,6 +140,20 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
         frame.index = pd.Index(numbers[: len(frame)], name="line")
     else:
         frame.index = pd.Index(range(1, len(frame) + 1), name="row")
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A parquet table with its own types (missing values None), index = 0-based rows named ``row`` (as the
+    streaming reader names them)."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as parquet: {exc}") from None
+    if frame.empty:
+        raise InputError(f"{path}: no rows")
+    frame.index = pd.Index(range(len(frame)), name="row")
+    frame.columns = [str(c) for c in frame.columns]
     return frame.astype(object).where(frame.notna(), None)
 
 
@@ -338,17 +357,23 @@ def require_column(frame: pd.DataFrame, name: str, source: str, option: str) -> 
     return col
 
 
+def content_column_name(frame: pd.DataFrame, column: str | None, source: str) -> str:
+    """The column of ``frame`` holding the content: ``column`` (matched case-insensitively), the only column, or the
+    first usual content-column name (:data:`CONTENT_COLUMNS`); :class:`InputError` naming ``source`` otherwise."""
+    if column:
+        return require_column(frame, column, source, "--column")
+    if frame.shape[1] == 1:
+        return frame.columns[0]
+    col = next((c for name in CONTENT_COLUMNS if (c := find_column(frame, name)) is not None), None)
+    if col is None:
+        raise InputError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
+    return col
+
+
 def content_items(frame: pd.DataFrame, column: str | None, source: str) -> list[str]:
     """The content column's cells as strings: ``column`` (matched case-insensitively), the only column, or the
-    first usual content-column name. An empty cell is an error naming its line."""
-    if column:
-        col = require_column(frame, column, source, "--column")
-    elif frame.shape[1] == 1:
-        col = frame.columns[0]
-    else:
-        col = next((c for name in CONTENT_COLUMNS if (c := find_column(frame, name)) is not None), None)
-        if col is None:
-            raise InputError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
+    first usual content-column name (:func:`content_column_name`). An empty cell is an error naming its line."""
+    col = content_column_name(frame, column, source)
     items = []
     for line, v in frame[col].items():
         if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():

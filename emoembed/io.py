@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import numbers
 import os
 import secrets
 import stat
@@ -197,6 +199,40 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
 
 def atomic_write_json(obj: Any, path: str | Path) -> Path:
     return atomic_write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", path)
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with every value in a type JSON has: numbers stay numbers (numpy/torch scalars → int/float, a
+    number never becomes a string), NaN/±inf/None/pandas' NA → ``null``, arrays/tuples → lists, paths → strings,
+    mapping keys → strings. What every ``--json`` printout and ``.jsonl`` table of the CLI goes through."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (int, float)):  # numpy arrays and scalars, torch tensors
+        return json_ready(obj.tolist())
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    try:
+        import pandas as pd
+
+        if obj is pd.NA or obj is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`json_ready` ``(obj)``; strict JSON (``allow_nan=False``: no ``NaN`` tokens)."""
+    return json.dumps(json_ready(obj), allow_nan=False, **kwargs)
 
 
 def _json_default(o: Any):

@@ -37,7 +37,7 @@ from emoembed.inputs import CONTENT_COLUMNS, sniff_delimiter
 from emoembed.io import atomic_write, atomic_write_json
 
 INPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
-OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet")
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json")
 DEFAULT_CHUNK_SIZE = 10_000
 PARTIAL_SUFFIX = ".partial"
 MANIFEST = "manifest.json"
@@ -144,31 +144,46 @@ def csv_delimiter(path: Path, sample_lines: int = 50) -> str:
     return sniff_delimiter(sample, suffix) or ("\t" if suffix == ".tsv" else ",")
 
 
-def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
-    """The values of ``column`` in consecutive lists of at most ``size`` rows (one list in memory at a time)."""
+def _raw_frames(path: Path, column: str, size: int, keep: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+    """Consecutive blocks of at most ``size`` rows (one block in memory at a time): the content ``column`` first,
+    then the ``keep`` columns, read as the in-memory ``predict`` reads them (csv/tsv cells as text, only an empty
+    content cell missing; jsonl/parquet values with their types; a jsonl key absent on a line is None)."""
     kind = _kind(path, INPUT_SUFFIXES, "--input")
+    wanted = [column, *keep]
     try:
         if kind == ".parquet":
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=[column]):
-                yield batch.column(0).to_pylist()
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=wanted):
+                yield batch.to_pandas(integer_object_nulls=True)
         elif kind == ".jsonl":
             with pd.read_json(path, lines=True, chunksize=size, dtype=False) as reader:
                 for frame in reader:
                     if column not in frame.columns:
                         raise DataError(f"{path}: a line lacks the column {column!r}")
-                    yield frame[column].tolist()
+                    frame = frame.reindex(columns=wanted).astype(object)
+                    yield frame.where(frame.notna(), None).reset_index(drop=True)
         else:
-            # cells stay text: only an empty cell is missing ("None", "NA", "null"… are texts like any other)
-            with pd.read_csv(path, sep=csv_delimiter(path), usecols=lambda c: str(c).strip() == column, dtype=str,
-                             keep_default_na=False, na_values=[""], chunksize=size, encoding="utf-8-sig") as reader:
+            # cells stay text: only an empty cell of the content column is missing ("None", "NA", "null"… are texts
+            # like any other; an empty cell of another column stays an empty text, as in memory)
+            raw = {str(c).strip(): c for c in pd.read_csv(path, sep=csv_delimiter(path), nrows=0,
+                                                           encoding="utf-8-sig").columns}
+            with pd.read_csv(path, sep=csv_delimiter(path), usecols=lambda c: str(c).strip() in wanted, dtype=str,
+                             keep_default_na=False, na_values={raw.get(column, column): [""]}, chunksize=size,
+                             encoding="utf-8-sig") as reader:
                 for frame in reader:
-                    yield frame.iloc[:, 0].tolist()
+                    frame.columns = [str(c).strip() for c in frame.columns]
+                    yield frame[wanted].reset_index(drop=True)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: cannot parse: {exc}") from None
+
+
+def _raw_chunks(path: Path, column: str, size: int) -> Iterator[list[Any]]:
+    """The values of ``column`` in consecutive lists of at most ``size`` rows (one list in memory at a time)."""
+    for frame in _raw_frames(path, column, size):
+        yield frame[column].tolist()
 
 
 def count_rows(path: Path, column: str, size: int = 100_000) -> int:
@@ -180,31 +195,71 @@ def count_rows(path: Path, column: str, size: int = 100_000) -> int:
     return sum(len(c) for c in _raw_chunks(path, column, size))
 
 
-def iter_chunks(path: Path, column: str, chunk_size: int, start: int = 0, stop: int | None = None
-                ) -> Iterator[tuple[int, int, list[Any]]]:
-    """(chunk index, first row, items) for rows ``[start, stop)`` in chunks of ``chunk_size`` rows; chunk 0 starts
-    at ``start`` whatever the reader's own block boundaries are."""
-    buf: list[Any] = []
-    buf_start = start  # input row of buf[0]
+def count_rows_and_kinds(path: Path, column: str, keep: Sequence[str], size: int = 100_000
+                         ) -> tuple[int, dict[str, str]]:
+    """:func:`count_rows`, and for a csv/tsv the kind of each ``keep`` column over the whole file
+    (:func:`emoembed.tables.text_column_kind`: plain-number columns are written as numbers, as in memory) in the same
+    pass; typed inputs (jsonl, parquet) keep their own types (no kinds)."""
+    from emoembed.tables import text_column_kind
+
+    if not keep or _kind(path, INPUT_SUFFIXES, "--input") not in (".csv", ".tsv"):
+        return count_rows(path, column, size), {}
+    rows, kinds = 0, {c: "empty" for c in keep}
+    for frame in _raw_frames(path, column, size, keep):
+        rows += len(frame)
+        for c in keep:
+            kinds[c] = text_column_kind(frame[c], kinds[c])
+    return rows, kinds
+
+
+def jsonl_columns(path: Path, size: int = 100_000) -> list[str]:
+    """Every key of a JSON Lines file, in order of first appearance (one pass; the in-memory reader's columns)."""
+    seen: dict[str, None] = {}
+    try:
+        with pd.read_json(path, lines=True, chunksize=size, dtype=False) as reader:
+            for frame in reader:
+                seen.update(dict.fromkeys(str(c) for c in frame.columns))
+    except ValueError as exc:
+        raise DataError(f"{path}: cannot parse: {exc}") from None
+    return list(seen)
+
+
+def iter_frames(path: Path, column: str, chunk_size: int, start: int = 0, stop: int | None = None,
+                keep: Sequence[str] = ()) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """(chunk index, first row, block) for rows ``[start, stop)`` in blocks of ``chunk_size`` rows (columns:
+    ``column``, then ``keep``); chunk 0 starts at ``start`` whatever the reader's own block boundaries are."""
+    buf: list[pd.DataFrame] = []
+    held = 0  # rows in buf
+    buf_start = start  # input row of buf's first row
     row = 0  # input row of the next value read
     index = 0
-    for values in _raw_chunks(path, column, chunk_size):
-        lo, hi = row, row + len(values)
+    for frame in _raw_frames(path, column, chunk_size, keep):
+        lo, hi = row, row + len(frame)
         row = hi
         if hi <= start:
             continue
         if stop is not None and lo >= stop:
             break
         a = max(start - lo, 0)
-        b = len(values) if stop is None else min(len(values), stop - lo)
-        buf.extend(values[a:b])
-        while len(buf) >= chunk_size:
-            yield index, buf_start, buf[:chunk_size]
-            buf = buf[chunk_size:]
+        b = len(frame) if stop is None else min(len(frame), stop - lo)
+        buf.append(frame.iloc[a:b])
+        held += b - a
+        while held >= chunk_size:
+            block = pd.concat(buf, ignore_index=True) if len(buf) > 1 else buf[0].reset_index(drop=True)
+            yield index, buf_start, block.iloc[:chunk_size].reset_index(drop=True)
+            buf, held = [block.iloc[chunk_size:]], held - chunk_size
             buf_start += chunk_size
             index += 1
-    if buf:
-        yield index, buf_start, buf
+    if held:
+        yield index, buf_start, pd.concat(buf, ignore_index=True)
+
+
+def iter_chunks(path: Path, column: str, chunk_size: int, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[int, int, list[Any]]]:
+    """(chunk index, first row, items) for rows ``[start, stop)`` in chunks of ``chunk_size`` rows (the content
+    column of :func:`iter_frames`)."""
+    for index, first, block in iter_frames(path, column, chunk_size, start, stop):
+        yield index, first, block[column].tolist()
 
 
 def line_of(path: Path, row: int) -> str:
@@ -234,10 +289,10 @@ def _model_fingerprint(model: Any) -> str:
 
 
 def _manifest(model: Any, path: Path, column: str, fmt: str, scale: Any, chunk_size: int, shard: tuple[int, int],
-              start: int, stop: int, total: int) -> dict[str, Any]:
+              start: int, stop: int, total: int, keep: Sequence[str]) -> dict[str, Any]:
     st = path.stat()
     return {"input": str(path.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns,
-            "column": column, "model": _model_fingerprint(model), "format": fmt,
+            "column": column, "keep_columns": list(keep), "model": _model_fingerprint(model), "format": fmt,
             "scale": list(scale) if isinstance(scale, (tuple, list)) else scale, "chunk_size": chunk_size,
             "shard": list(shard), "rows": [start, stop], "input_rows": total}
 
@@ -246,63 +301,104 @@ def _part_path(parts: Path, index: int) -> Path:
     return parts / f"part-{index:08d}.parquet"
 
 
-def _write_part(frame: pd.DataFrame, path: Path) -> None:
+def _write_part(frame: pd.DataFrame, path: Path, source: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # e.g. a jsonl field holding numbers and texts
+        raise DataError(f"{source}: a kept column cannot be written as one table column ({exc}); make its values one "
+                        f"type, or leave it out with --keep-columns") from None
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def _finalise(parts: Path, n_chunks: int, output: Path) -> int:
+def _common_schema(parts: Path, n_chunks: int, source: Path) -> Any:
+    """One schema for all parts: a column that is all-missing in one chunk (null type) takes its type from the
+    others; integers and floats meet as floats."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(_part_path(parts, i)) for i in range(n_chunks)]
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"{source}: a kept column holds values of different types in different rows ({exc}); make "
+                        f"them one type, or leave the column out with --keep-columns") from None
+
+
+def _finalise(parts: Path, n_chunks: int, output: Path, kept: Sequence[str] = (), source: Path | None = None) -> int:
     """Concatenate the parts into ``output`` through a temporary file (renamed into place); returns the rows."""
     import pyarrow.parquet as pq
 
-    kind = _kind(output, OUTPUT_SUFFIXES, "--output")
+    from emoembed.tables import output_kind, write_csv, write_json_rows, json_rows
+
+    kind = output_kind(output)
+    schema = _common_schema(parts, n_chunks, source or output)
     rows = 0
+
+    def tables():
+        for i in range(n_chunks):
+            yield pq.read_table(_part_path(parts, i)).select(schema.names).cast(schema)
+
+    def frames():
+        for table in tables():
+            yield table.to_pandas(integer_object_nulls=True)
 
     def write(tmp: Path) -> None:
         nonlocal rows
         if kind == ".parquet":
-            writer = None
-            try:
-                for i in range(n_chunks):
-                    table = pq.read_table(_part_path(parts, i))
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for table in tables():
+                    writer.write_table(table)
                     rows += table.num_rows
-            finally:
-                if writer is not None:
-                    writer.close()
+        elif kind in (".jsonl", ".json"):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("" if kind == ".jsonl" else "[\n")
+                for frame in frames():
+                    write_json_rows(json_rows(frame), f, lines=kind == ".jsonl", first=rows == 0)
+                    rows += len(frame)
+                f.write("" if kind == ".jsonl" else "\n]\n")
         else:
-            sep = "\t" if kind == ".tsv" else ","
             with open(tmp, "w", encoding="utf-8", newline="") as f:
-                for i in range(n_chunks):
-                    frame = pq.read_table(_part_path(parts, i)).to_pandas()
-                    frame.to_csv(f, sep=sep, index=False, header=i == 0, float_format="%.6g")
+                for frame in frames():
+                    write_csv(frame, f, sep="\t" if kind == ".tsv" else ",", header=rows == 0, exact=kept)
                     rows += len(frame)
 
     atomic_write(output, write)
     return rows
 
 
+def output_columns(model: Any, fmt: str, coverage_column: bool = True) -> list[str]:
+    """The columns ``predict`` writes for ``model`` in ``fmt``: the item (named by the modality), one per variable,
+    ``label`` for class formats, ``coverage`` when asked for and the encoder has the notion."""
+    f = model.format(fmt)
+    cov = coverage_column and getattr(model.encoder, "coverage", None) is not None
+    return [model.modality, *f.variables, *(["label"] if f.kind != "regression" else []), *(["coverage"] if cov else [])]
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def predict_file(model: Any, input: str | Path, output: str | Path, format: str, column: str | None = None,
                  scale: str | Sequence[float] = "normalized", batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  shard: tuple[int, int] = (0, 1), fresh: bool = False, progress: bool = True,
-                 predict_kwargs: dict[str, Any] | None = None) -> StreamResult:
+                 predict_kwargs: dict[str, Any] | None = None, keep_columns: str | Sequence[str] = "all"
+                 ) -> StreamResult:
     """Predict ``format`` for every row of ``input`` and write ``output`` chunk by chunk (see the module doc).
 
     ``model``: an :class:`~emoembed.model.EmotionModel` (torch or ONNX backend); ``predict_kwargs`` go to its
-    ``predict`` (e.g. ``oov``, ``coverage_column``) and into the manifest. Returns a :class:`StreamResult`.
-    Raises :class:`DataError` for unreadable input, a bad row (file and line named) or partial results of a run with
-    other settings (unless ``fresh``), :class:`EmoembedError` for a bad shard or chunk size."""
+    ``predict`` (e.g. ``oov``, ``coverage_column``) and into the manifest. ``keep_columns``: which of the input's
+    other columns the output carries before the item and predictions: ``"all"`` (default), ``"none"`` or names
+    (:func:`emoembed.tables.kept_columns`). Returns a :class:`StreamResult`.
+    Raises :class:`DataError` for unreadable input, a bad row (file and line named), a kept input column named like
+    an output column, or partial results of a run with other settings (unless ``fresh``), :class:`EmoembedError`
+    for a bad shard or chunk size."""
     from tqdm.auto import tqdm
+
+    from emoembed.tables import check_no_clash, keep_input_columns, kept_columns, output_kind, typed_text_columns
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
-    _kind(output, OUTPUT_SUFFIXES, "--output")
+    output_kind(output)
     if chunk_size < 1:
         raise EmoembedError(f"--chunk-size must be ≥ 1, got {chunk_size}")
     i, n = shard
@@ -317,14 +413,19 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
 
         check_one_column_file(input, [column] if column else ())
     col = pick_column(columns, column, input)
-    total = count_rows(input, col)
+    extra = dict(predict_kwargs or {})
+    if _kind(input, INPUT_SUFFIXES, "--input") == ".jsonl" and len(columns) > 1:
+        columns = jsonl_columns(input)  # a key first seen after line 1 is a column too
+    keep = kept_columns(columns, col, keep_columns, input)
+    outputs = output_columns(model, format, bool(extra.get("coverage_column")))
+    check_no_clash(keep, outputs, input)
+    total, kinds = count_rows_and_kinds(input, col, keep)
     if total == 0:
         raise DataError(f"{input}: no rows")
     start, stop = (i * total) // n, ((i + 1) * total) // n
     n_chunks = math.ceil((stop - start) / chunk_size) if stop > start else 0
     parts = output.with_name(output.name + PARTIAL_SUFFIX)
-    extra = dict(predict_kwargs or {})
-    manifest = _manifest(model, input, col, format, scale, chunk_size, (i, n), start, stop, total)
+    manifest = _manifest(model, input, col, format, scale, chunk_size, (i, n), start, stop, total, keep)
     manifest["predict_kwargs"] = json.loads(json.dumps(extra, sort_keys=True, default=str))
     if parts.exists():
         old = _read_manifest(parts)
@@ -342,36 +443,37 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
                disable=not progress, file=sys.stderr, smoothing=0.1, dynamic_ncols=True)
     try:
         bar.update(sum(min(chunk_size, stop - start - k * chunk_size) for k in done))
-        for index, first, items in iter_chunks(input, col, chunk_size, start, stop):
+        for index, first, block in iter_frames(input, col, chunk_size, start, stop, keep):
             if index in done:
                 continue
+            items = block[col].tolist()
             if model.modality == "image":  # relative paths: relative to the input file's folder
                 from emoembed.data.images import resolve_table_image
 
                 items = [resolve_table_image(x, input) for x in items]
             frame = model.predict(items, format, scale=scale, batch_size=batch_size,  # errors name the file line
                                   rows=chunk_rows(input, first, len(items)), **extra).reset_index()
-            _write_part(frame, _part_path(parts, index))
+            _write_part(keep_input_columns(frame, typed_text_columns(block[keep], kinds)), _part_path(parts, index),
+                        input)
             bar.update(len(items))
     finally:
         bar.close()
     missing = [k for k in range(n_chunks) if not _part_path(parts, k).exists()]
     if missing:  # the input shrank while we read it
         raise DataError(f"{input}: changed while being read (chunks {missing[:3]} missing); rerun with --fresh")
-    rows = _finalise(parts, n_chunks, output) if n_chunks else _write_empty(model, format, output)
+    rows = (_finalise(parts, n_chunks, output, keep, input) if n_chunks
+            else _write_empty(output, keep, outputs, model.modality))
     shutil.rmtree(parts, ignore_errors=True)
     return StreamResult(output, rows, n_chunks, resumed, time.perf_counter() - t0)
 
 
-def _write_empty(model: Any, fmt: str, output: Path) -> int:
+def _write_empty(output: Path, keep: Sequence[str], outputs: Sequence[str], modality: str) -> int:
     """An empty shard (more shards than rows) still writes its (empty) output with the right columns."""
-    columns = [model.modality, *model.format(fmt).variables] + (["label"] if model.format(fmt).kind != "regression" else [])
-    frame = pd.DataFrame({c: pd.Series([], dtype="object" if c in (model.modality, "label") else "float32") for c in columns})
-    kind = _kind(output, OUTPUT_SUFFIXES, "--output")
-    if kind == ".parquet":
-        atomic_write(output, lambda tmp: frame.to_parquet(tmp, index=False))
-    else:
-        atomic_write(output, lambda tmp: frame.to_csv(tmp, sep="\t" if kind == ".tsv" else ",", index=False))
+    from emoembed.tables import write_table
+
+    text = {*keep, modality, "label"}
+    frame = pd.DataFrame({c: pd.Series([], dtype="object" if c in text else "float32") for c in [*keep, *outputs]})
+    write_table(frame, output)
     return 0
 
 

@@ -59,6 +59,7 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame, atol=1e-5):
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
 def test_chunked_equals_in_memory(model, texts, inputs, tmp_path, kind):
     whole = model.predict(texts, "be6").reset_index()
+    whole.insert(0, "id", range(N))  # the input's other column, kept in front
     res = predict_file(model, inputs[kind], tmp_path / "out.parquet", "be6", chunk_size=10, progress=False)
     assert (res.rows, res.chunks, res.resumed_chunks) == (N, 11, 0)
     assert_same(read(tmp_path / "out.parquet"), whole)

@@ -4,7 +4,7 @@ learned one for it, and pooled, as for ratings of unknown origin)."""
 from __future__ import annotations
 
 import argparse
-import json
+from emoembed.io import dumps_json
 from typing import Any
 
 from emoembed.errors import EmoembedError
@@ -45,7 +45,7 @@ def run_codec_evaluation(args: argparse.Namespace) -> int:
     codec = EmotionCodec.from_pretrained(args.model)
     out = codec_evaluation(codec, args.data, args.split)
     if args.json:
-        print(json.dumps({"model": args.model, "split": args.split, **out}, indent=1, default=float))
+        print(dumps_json({"model": args.model, "split": args.split, **out}, indent=1))
     else:
         print(results_table(out["rows"], None, out["pooled"]))
     return 0

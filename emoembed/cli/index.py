@@ -3,7 +3,6 @@ by an emotion label), on :mod:`emoembed.retrieval`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from emoembed.cli.common import parse_scale, print_table, short, verb
+from emoembed.io import dumps_json
 from emoembed.retrieval import (
     MODALITIES,
     EmotionIndex,
@@ -177,8 +177,8 @@ def _search_run(args: argparse.Namespace) -> int:
         query = {"type": modality, "input": item, "model": str(model_dir), **({"warning": warn} if warn else {})}
     res = index.search(vec, k=args.k, modality=args.modality, backend=args.backend)
     if args.json:
-        print(json.dumps({"index": str(args.index), "query": query, "results": res.to_dict(orient="records")},
-                         indent=1, ensure_ascii=False, default=float))
+        print(dumps_json({"index": str(args.index), "query": query, "results": res.to_dict(orient="records")},
+                         indent=1, ensure_ascii=False))
         return 0
     print("query: " + _describe(query))
     rows = [{"rank": r.rank, "item": short(r.item, 70), "modality": r.modality, "cosine": f"{r.cosine:.3f}"}

@@ -73,6 +73,7 @@ def stream_predict(model, args: argparse.Namespace) -> int:
     from emoembed.cli.common import parse_scale
     from emoembed.errors import EmoembedError
     from emoembed.streaming import DEFAULT_CHUNK_SIZE, parse_shard, predict_file
+    from emoembed.tables import parse_keep_columns
 
     if args.on_bad_image:
         if model.modality != "image":
@@ -82,7 +83,8 @@ def stream_predict(model, args: argparse.Namespace) -> int:
     res = predict_file(model, Path(args.input), Path(args.output), args.format, column=args.column, scale=scale,
                        batch_size=args.batch_size, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE,
                        shard=parse_shard(args.shard), fresh=args.fresh, progress=not args.quiet,
-                       predict_kwargs={"oov": args.oov or "vector", "coverage_column": True})
+                       predict_kwargs={"oov": args.oov or "vector", "coverage_column": True},
+                       keep_columns=parse_keep_columns(getattr(args, "keep_columns", None)))
     resumed = f" ({res.resumed_chunks} of {res.chunks} chunks done by an earlier run)" if res.resumed_chunks else ""
     print(f"wrote {res.rows} rows to {res.output}{resumed} in {res.seconds:.1f}s", file=sys.stderr)
     return 0

@@ -47,6 +47,13 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv (or parquet) to write (default: stdout); a csv/tsv/jsonl/parquet --input is "
                    "then read, predicted and written in chunks, resumably (see --chunk-size, --shard)")
+    p.add_argument("--keep-columns", metavar="all|none|NAME,…", help="models: which of --input's other columns (id, "
+                   "metadata…) the output carries, in input order before the item and the predictions, so results "
+                   "join back by them: all (default), none, or names (matched case-insensitively). A kept column named "
+                   "like an output column (joy, label, coverage, text…) is an error: rename it or leave it out here")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON Lines on stdout (one object per row: "
+                   "numbers as JSON numbers, missing values null, labels strings) instead of csv; for a file give "
+                   "--output FILE.jsonl (or .json for one list)")
     p.add_argument("--on-bad-image", choices=["skip", "error"], help="image models: an unreadable image file is "
                    "reported and predicted as empty cells (skip) or stops with an error naming it (error); "
                    "default: the model recipe's on_bad_image")
@@ -58,13 +65,23 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.codec import EmotionCodec
-    from emoembed.inputs import read_user_table
+    from emoembed.inputs import content_column_name, read_user_table
     from emoembed.model import load_model
-    from emoembed.tables import content_column, write_table
+    from emoembed.streaming import output_columns
+    from emoembed.tables import TYPED_INPUTS
+    from emoembed.tables import (check_no_clash, content_column, json_rows, keep_input_columns, kept_columns,
+                                 output_kind, parse_keep_columns, typed_text_table, write_json_rows, write_table)
 
     check_streaming_options(args)
+    if args.json and args.output:
+        raise EmoembedError(f"--json prints to stdout; --output {args.output} writes a file, in the format its suffix "
+                            "names (.jsonl: one JSON object per row): give one of them")
     if args.output:
-        check_output_path(args.output)  # before any work: a folder or an unwritable place fails at once
+        output_kind(Path(args.output))  # before any work: a suffix we cannot write, a folder or an unwritable place
+        check_output_path(args.output)
+    keep = parse_keep_columns(args.keep_columns)
+    if args.keep_columns and not args.input:
+        raise EmoembedError("--keep-columns is about the other columns of --input FILE; there is no --input")
     model = load_model(args.model, backend=args.backend)
     if isinstance(model, EmotionCodec):
         if args.codec:
@@ -91,11 +108,18 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.input and args.output and streamable(args):  # emoembed.streaming: files of any size
         return stream_predict(model, args)
     rows = None  # where each item came from, for error messages: the --input file's line
+    kept = None  # the input's other columns, one row per item
     if args.input:
         frame = read_user_table(args.input, header=False if args.no_header else None,
                                 header_names=[args.column] if args.column else ())
         items = content_column(frame, args.column, args.input)
         rows = [f"{args.input}, {name}" for name in index_row_names(frame.index)]
+        col = content_column_name(frame, args.column, args.input)
+        names = kept_columns([str(c) for c in frame.columns], str(col), keep, args.input)
+        check_no_clash(names, output_columns(model, args.format, coverage_column=True), args.input)
+        kept = frame[names].reset_index(drop=True)
+        if Path(args.input).suffix.lower() not in TYPED_INPUTS:  # csv/tsv text: plain-number columns as numbers
+            kept = typed_text_table(kept)
     elif args.column or args.no_header:
         raise EmoembedError("--column and --no-header are about --input FILE; there is no --input")
     elif args.items:
@@ -109,12 +133,20 @@ def _predict_run(args: argparse.Namespace) -> int:
 
         if args.on_bad_image:
             model.encoder.on_bad_image = args.on_bad_image
+        given = rows
         items, rows = expand_image_rows(items, rows, args.input, missing_ok=True)  # a missing file is then reported where it is decoded: in file order with the other bad images
+        if kept is not None and given is not None:  # a folder or list row gives many images: its columns repeat
+            where = {name: i for i, name in enumerate(given)}
+            kept = kept.iloc[[where[name] for name in rows]].reset_index(drop=True)
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
     out = model.predict(items, args.format, scale=scale, batch_size=args.batch_size, oov=args.oov or "vector",
                         coverage_column=True, rows=rows)
-    out = out.reset_index()
-    write_table(out, Path(args.output) if args.output else None)
+    out = keep_input_columns(out.reset_index(), kept)
+    exact = list(kept.columns) if kept is not None else []
+    if args.json:
+        write_json_rows(json_rows(out), sys.stdout)
+    else:
+        write_table(out, Path(args.output) if args.output else None, exact=exact)
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
@@ -123,7 +155,7 @@ def _predict_run(args: argparse.Namespace) -> int:
 def _convert_labels(codec, args: argparse.Namespace) -> int:
     from emoembed.conversion import convert_user_table
     from emoembed.inputs import parse_columns_option
-    from emoembed.tables import write_table
+    from emoembed.tables import json_rows, parse_keep_columns, write_json_rows, write_table
 
     if not args.source_format or not args.input:
         raise EmoembedError("a codec converts ratings: give --source-format FORMAT and --input FILE")
@@ -135,8 +167,14 @@ def _convert_labels(codec, args: argparse.Namespace) -> int:
     out = convert_user_table(codec, args.input, args.source_format, args.format, parse_columns_option(args.columns),
                              args.column, parse_scale(args.input_scale, "input-scale"),
                              parse_scale(args.output_scale, "output-scale"), domain=args.domain,
-                             header=False if args.no_header else None)
-    write_table(out, Path(args.output) if args.output else None)
+                             header=False if args.no_header else None,
+                             keep_columns=parse_keep_columns(args.keep_columns))
+    outputs = {*codec.format(args.format).variables, "label"}
+    if args.json:
+        write_json_rows(json_rows(out), sys.stdout)
+    else:
+        write_table(out, Path(args.output) if args.output else None, exact=[c for c in out.columns
+                                                                             if c not in outputs])
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
@@ -193,8 +231,7 @@ def evaluate_rows(model, data_spec: str, fmt: str | None = None, split: str = "t
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
-    import json
-
+    from emoembed.io import dumps_json
     from emoembed.model import EmotionModel
     from emoembed.pretrained import saved_model_type
 
@@ -211,7 +248,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     model = with_codec_option(EmotionModel.from_pretrained(args.model), args.codec)
     rows = evaluate_rows(model, args.data, args.format, args.split)
     if args.json:
-        print(json.dumps({"model": args.model, "split": args.split, "results": rows}, indent=1, default=float))
+        print(dumps_json({"model": args.model, "split": args.split, "results": rows}, indent=1))
     else:
         print(test_table(rows))
     return 0
@@ -240,9 +277,7 @@ def _run_suite(args: argparse.Namespace) -> int:
 
 def _probe_run(args: argparse.Namespace) -> int:
     """``evaluate --probe --model SRC [--layer pooled|emotion] [--max-ekman-train N] [--probe-out F] [--json]``."""
-    import json
-
-    from emoembed.io import atomic_write_json
+    from emoembed.io import atomic_write_json, dumps_json
     from emoembed.probe import load_probe_data, probe_table, run_probes, text_embedder
 
     if not args.model:
@@ -253,7 +288,7 @@ def _probe_run(args: argparse.Namespace) -> int:
     if args.probe_out:
         atomic_write_json(res, Path(args.probe_out))
     if args.json:
-        print(json.dumps(res, indent=1))
+        print(dumps_json(res, indent=1))
     else:
         print(probe_table({str(args.model): res}))
         d = res["va"].get("dominance")
