@@ -4,11 +4,14 @@
 
 * **Inputs**: ``.csv``, ``.tsv``, ``.jsonl`` (one JSON object per line) and ``.parquet``; one column holds the
   content (``column``, else the only column, else the first of :data:`CONTENT_COLUMNS`). Memory holds one chunk.
-* **Outputs**: ``.parquet``, ``.csv`` or ``.tsv``; the same columns and rows as the in-memory ``predict`` (the content,
-  then one column per variable, ``label`` for class formats), in input order.
+* **Outputs**: ``.parquet``, ``.csv``, ``.tsv``, ``.jsonl`` or ``.json`` (:mod:`emoembed.tables`); the same columns
+  and rows as the in-memory ``predict``: the input's other columns (``keep_columns``: all by default) in input order,
+  then the content (named by the modality), one column per variable, ``label`` for class formats, ``coverage``;
+  rows in input order. A kept column named like an output column is an error naming it. csv/tsv columns whose
+  every cell is a plain number are typed over the whole file (one pass before the first chunk), as in memory.
 * **Resumable**: every finished chunk is written atomically as ``OUTPUT.partial/part-NNNNNNNN.parquet`` next to a
   ``manifest.json`` naming the input (path, size, mtime), the model (config and weights fingerprint), the format,
-  scale, column, chunk size and shard. A run that is killed leaves only whole parts; the next run with the same
+  scale, column, kept columns, chunk size and shard. A run that is killed leaves only whole parts; the next run with the same
   settings skips them (no duplicate or missing rows) and a run with other settings refuses to mix them unless told
   ``fresh=True``. When all chunks are done the parts are concatenated into a temporary file that is renamed to
   ``OUTPUT`` (atomic finalisation), then the ``.partial`` folder is removed.

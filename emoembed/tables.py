@@ -213,19 +213,23 @@ def text_column_kind(cells: Iterable[Any], seen: str = "empty") -> str:
 
 
 def typed_text_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """``frame`` with each column named in ``kinds`` (:func:`text_column_kind`) as numbers: ``int`` → nullable
-    ``Int64``, ``float`` → ``float64``; an empty cell of a number column is missing. Other columns unchanged."""
-    numeric = {c: k for c, k in kinds.items() if k in ("int", "float") and c in frame.columns}
-    if not numeric:
+    """``frame`` with each column named in ``kinds`` (:func:`text_column_kind`) typed: ``int`` → nullable ``Int64``,
+    ``float`` → ``float64``, ``text``/``empty`` → text; an empty cell is missing (None: null in JSON and parquet,
+    an empty cell in csv again). Columns not in ``kinds`` are unchanged."""
+    typed = [c for c in kinds if c in frame.columns]
+    if not typed:
         return frame
     frame = frame.copy()
-    for c, kind in numeric.items():
+    for c in typed:
+        kind = kinds[c]
         values = [None if v is None or v == "" or (isinstance(v, float) and v != v) else v for v in frame[c]]
         if kind == "int":
             frame[c] = pd.array([None if v is None else int(v) for v in values], dtype="Int64")
-        else:
+        elif kind == "float":
             frame[c] = pd.Series([float("nan") if v is None else float(v) for v in values], index=frame.index,
                                  dtype="float64")
+        else:
+            frame[c] = pd.Series(values, index=frame.index, dtype=object)
     return frame
 
 

@@ -81,12 +81,13 @@ def test_data_list_json_counts(capsys, no_shared_data):
     code, out, err = _run(capsys, "data", "list", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rows["warriner"]["items"] == "13915" and rows["warriner"]["present"] == "present"
-    assert rows["emobank"]["items"] == "10062"
-    assert rows["goemotions_ekman"]["items"] == "54263"
-    assert rows["warriner_emolex"]["items"] == "4438"
-    assert rows["isear"] == {**rows["isear"], "items": "", "present": "missing", "modality": "text", "language": "en"}
-    assert rows["emotion_embeddings_splits"]["type"] == "resource" and rows["emotion_embeddings_splits"]["items"] == ""
+    # counts are JSON numbers; a card that is not counted (missing data, a resource) has null
+    assert rows["warriner"]["items"] == 13915 and rows["warriner"]["present"] == "present"
+    assert rows["emobank"]["items"] == 10062
+    assert rows["goemotions_ekman"]["items"] == 54263
+    assert rows["warriner_emolex"]["items"] == 4438
+    assert rows["isear"] == {**rows["isear"], "items": None, "present": "missing", "modality": "text", "language": "en"}
+    assert rows["emotion_embeddings_splits"]["type"] == "resource" and rows["emotion_embeddings_splits"]["items"] is None
 
 
 @pytest.mark.realdata

@@ -246,3 +246,19 @@ def test_evaluate_json_prints_numbers_and_null(model_dir, capsys, monkeypatch):
     assert "NaN" not in text and got["per_variable"]["arousal"] is None
     assert type(got["n"]) is int and got["n"] == 12 and got["primary"] == 0.25 and got["zero_shot"] is False
     assert got["per_variable"]["valence"] == 0.5 and got["format"] == "vad"
+
+
+def test_codec_conversion_keeps_columns_the_same_way(format_registry, tmp_path, capsys):
+    codec_dir = tiny_codec(format_registry, formats=("vad", "be6")).save_pretrained(tmp_path / "codec")
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("id,valence,note,arousal,dominance,joy\n7,0.5,a,0.1,0.2,4\n8,-0.5,,0.3,-0.1,1\n",
+                       encoding="utf-8")
+    base = ["--model", codec_dir, "--source-format", "vad", "--format", "be6", "--input", ratings]
+    rc, stdout, err = predict([*base, "--json"], capsys)
+    assert rc == 2 and "'joy' would clash with the output column(s) 'joy'" in err and stdout == ""
+    rc, stdout, err = predict([*base, "--keep-columns", "id,note", "--json"], capsys)
+    assert rc == 0, err
+    rows = json_lines(stdout)
+    assert [list(r)[:3] for r in rows] == [["id", "note", "joy"]] * 2
+    assert [r["id"] for r in rows] == [7, 8] and [r["note"] for r in rows] == ["a", None]  # empty cell: null
+    assert all(type(r[k]) is float for r in rows for k in ("joy", "anger", "surprise"))

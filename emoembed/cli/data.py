@@ -35,8 +35,9 @@ def _data_run(args: argparse.Namespace) -> int:
             rows.append({"name": name, "type": card.type, "modality": modality or "-", "language": language or "-",
                          "formats": fmts or "-", "items": items, "present": "present" if present else "missing",
                          "licence": short(card.licence or "", 34), "bundle": card.bundle if card.type != "pair" else ""})
-        if args.json:
-            print(json.dumps(rows, indent=1))
+        if args.json:  # counts as JSON numbers (null: not counted), never as the table's text
+            print(json.dumps([{**r, "items": int(r["items"]) if str(r["items"]).isdigit() else None} for r in rows],
+                             indent=1))
         else:
             print_table(rows, ["name", "type", "modality", "language", "formats", "items", "present", "bundle", "licence"])
             print(f"\n{sum(r['present'] == 'present' for r in rows)} of {len(rows)} cards present; data roots: "
