@@ -88,6 +88,24 @@ def test_relative_paths_in_an_input_csv_are_relative_to_its_folder(image_model_d
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_image_rows_keep_the_tables_other_columns(image_model_dir, image_table, capsys, tmp_path):
+    folder = image_table / "folders.csv"  # a folder row stands for each image in it: its columns repeat
+    folder.write_text("note,file_name,id\nboth,images,1\none,images/b.png,2\n", encoding="utf-8")
+    rc, out, err = predict(["--model", image_model_dir, "--format", "va", "--input", folder], capsys)
+    assert rc == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert list(table.columns) == ["note", "id", "image", "valence", "arousal"]
+    assert table["note"].tolist() == ["both", "both", "one"] and table["id"].tolist() == [1, 1, 2]
+    assert table["image"].tolist() == [str(image_table / "images" / n) for n in ("a.png", "b.png", "b.png")]
+    meta = image_table / "meta.csv"
+    meta.write_text("file_name,note\nimages/a.png,x\nimages/b.png,y\n", encoding="utf-8")
+    rc, _, err = predict(["--model", image_model_dir, "--format", "va", "--input", meta, "--output",
+                          tmp_path / "o.parquet", "--quiet"], capsys)  # streamed: the same columns
+    assert rc == 0, err
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    assert list(got.columns) == ["note", "image", "valence", "arousal"] and got["note"].tolist() == ["x", "y"]
+
+
 def test_an_undecodable_image_is_named_with_the_file_line(image_model_dir, image_table, capsys):
     (image_table / "images" / "gone.png").write_bytes(b"not a png")
     meta = image_table / "meta.csv"
