@@ -19,7 +19,8 @@ and keeps its own thread count (``threads``, default 1: one worker per core).
 Rows keep their input order and each partition its index (Dask's csv/json readers restart the index at 0 in every
 partition, so read results back with ``dd.read_parquet``, which keeps the partition order, rather than sorting by
 index); ``predict_dask(...).compute()`` equals the single-process ``model.predict(texts).reset_index()`` row for row
-(tested on 2 local worker processes).
+(tested on 2 local worker processes), with the input's other columns (``keep_columns``: all by default, as
+``emoembed predict`` keeps them) in front, so results join back by an id column rather than by a partition index.
 """
 from __future__ import annotations
 
@@ -57,26 +58,34 @@ def worker_model(model_dir: str, backend: str = "auto", threads: int = 1):
 
 
 def predict_partition(frame: pd.DataFrame, model_dir: str, fmt: str, column: str, scale: str | Sequence[float] = "normalized",
-                      batch_size: int = 64, backend: str = "auto", threads: int = 1) -> pd.DataFrame:
-    """``predict`` of one partition: the content column, then one column per variable (``label`` for class
-    formats); the partition's index is kept so the partitions line up with the input."""
+                      batch_size: int = 64, backend: str = "auto", threads: int = 1,
+                      keep: Sequence[str] = ()) -> pd.DataFrame:
+    """``predict`` of one partition: the ``keep`` columns of ``frame`` (in their order), the content column, then
+    one column per variable (``label`` for class formats); the partition's index is kept so the partitions line up
+    with the input."""
+    keep = list(keep)
     if len(frame) == 0:
-        return _empty_output(model_dir, fmt, backend, threads, frame.index)
+        return _empty_output(model_dir, fmt, backend, threads, frame[keep])
+    from emoembed.tables import keep_input_columns
+
     model = worker_model(model_dir, backend, threads)
     out = model.predict(frame[column].tolist(), fmt, scale=scale, batch_size=batch_size).reset_index()
+    out = keep_input_columns(out, frame[keep])
     out.index = frame.index
     return out
 
 
-def _empty_output(model_dir: str, fmt: str, backend: str, threads: int, index: pd.Index) -> pd.DataFrame:
+def _empty_output(model_dir: str, fmt: str, backend: str, threads: int, kept: pd.DataFrame) -> pd.DataFrame:
     model = worker_model(model_dir, backend, threads)
     f = model.format(fmt)
-    cols: dict[str, pd.Series] = {model.modality: pd.Series([], dtype="str", index=index[:0])}
+    index = kept.index[:0]
+    cols: dict[str, pd.Series] = {c: kept[c].iloc[:0] for c in kept.columns}
+    cols[model.modality] = pd.Series([], dtype="str", index=index)
     for v in f.variables:
-        cols[v] = pd.Series([], dtype="float32", index=index[:0])
+        cols[v] = pd.Series([], dtype="float32", index=index)
     if f.kind != "regression":
-        cols["label"] = pd.Series([], dtype="str", index=index[:0])
-    return pd.DataFrame(cols)
+        cols["label"] = pd.Series([], dtype="str", index=index)
+    return pd.DataFrame(cols, index=index)
 
 
 def read_table(path: str | Path, blocksize: str | int | None = "64MB"):
@@ -94,14 +103,24 @@ def read_table(path: str | Path, blocksize: str | int | None = "64MB"):
 
 
 def predict_dask(frame, model_dir: str | Path, fmt: str, column: str = "text", scale: str | Sequence[float] = "normalized",
-                 batch_size: int = 64, backend: str = "auto", threads: int = 1):
+                 batch_size: int = 64, backend: str = "auto", threads: int = 1,
+                 keep_columns: str | Sequence[str] = "all"):
     """A lazy Dask DataFrame of predictions, one output partition per input partition (see the module doc).
-    ``model_dir`` must be readable by every worker (a shared filesystem on a cluster)."""
+    ``model_dir`` must be readable by every worker (a shared filesystem on a cluster). ``keep_columns``: the input's
+    other columns carried in front, ``"all"`` (default), ``"none"`` or names
+    (:func:`emoembed.tables.kept_columns`); one named like an output column is a DataError naming it."""
+    from emoembed.tables import check_no_clash, kept_columns
+
     _require_dask()
     model_dir = str(Path(model_dir).resolve())
     if column not in frame.columns:
         raise ConfigError(f"no column {column!r}; columns: {list(frame.columns)}")
-    sample = frame[[column]].head(1, npartitions=-1)
-    meta = predict_partition(sample, model_dir, fmt, column, scale, batch_size, backend, threads).iloc[:0]
-    return frame[[column]].map_partitions(predict_partition, model_dir, fmt, column, scale, batch_size, backend, threads,
-                                          meta=meta)
+    keep = kept_columns([str(c) for c in frame.columns], column, keep_columns, "the Dask DataFrame")
+    model = worker_model(model_dir, backend, threads)
+    f = model.format(fmt)
+    check_no_clash(keep, [model.modality, *f.variables, *(["label"] if f.kind != "regression" else [])],
+                   "the Dask DataFrame")
+    sample = frame[[*keep, column]].head(1, npartitions=-1)
+    meta = predict_partition(sample, model_dir, fmt, column, scale, batch_size, backend, threads, keep).iloc[:0]
+    return frame[[*keep, column]].map_partitions(predict_partition, model_dir, fmt, column, scale, batch_size, backend,
+                                                 threads, keep, meta=meta)

@@ -334,7 +334,7 @@ def _finalise(parts: Path, n_chunks: int, output: Path, kept: Sequence[str] = ()
     """Concatenate the parts into ``output`` through a temporary file (renamed into place); returns the rows."""
     import pyarrow.parquet as pq
 
-    from emoembed.tables import output_kind, write_csv, write_json_rows, json_rows
+    from emoembed.tables import json_rows, output_kind, write_csv, write_json_rows
 
     kind = output_kind(output)
     schema = _common_schema(parts, n_chunks, source or output)

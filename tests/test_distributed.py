@@ -12,6 +12,7 @@ from tiny_text import (
     toy_corpus,
 )
 
+from emoembed.errors import DataError
 from emoembed.model import EmotionModel
 
 dd = pytest.importorskip("dask.dataframe")
@@ -39,9 +40,14 @@ def test_two_local_workers_match_single_process_row_for_row(tmp_path, format_reg
         workers = client.run(lambda: __import__("os").getpid())
     assert len(set(workers.values())) == 2
     got = got.reset_index(drop=True)
-    assert list(got.columns) == list(single.columns) and got["text"].tolist() == texts
+    assert list(got.columns) == ["id", *single.columns] and got["text"].tolist() == texts
+    assert got["id"].tolist() == [str(i) for i in range(150)]  # the input's other column, as Dask read it (text)
     num = [c for c in single.columns if c != "text"]
     np.testing.assert_allclose(got[num].to_numpy(float), single[num].to_numpy(float), atol=1e-5)
     written = dd.read_parquet(tmp_path / "preds").compute()  # partitions in input order
     assert len(list((tmp_path / "preds").glob("*.parquet"))) == frame.npartitions
     np.testing.assert_allclose(written[num].to_numpy(float), single[num].to_numpy(float), atol=1e-5)
+    assert written["id"].tolist() == [str(i) for i in range(150)]
+    assert list(predict_dask(frame, mdir, "be6", column="text", keep_columns="none").columns) == list(single.columns)
+    with pytest.raises(DataError, match="'joy' would clash"):
+        predict_dask(frame.assign(joy="x"), mdir, "be6", column="text")

@@ -68,9 +68,9 @@ def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.inputs import content_column_name, read_user_table
     from emoembed.model import load_model
     from emoembed.streaming import output_columns
-    from emoembed.tables import TYPED_INPUTS
-    from emoembed.tables import (check_no_clash, content_column, json_rows, keep_input_columns, kept_columns,
-                                 output_kind, parse_keep_columns, typed_text_table, write_json_rows, write_table)
+    from emoembed.tables import (TYPED_INPUTS, check_no_clash, content_column, json_rows, keep_input_columns,
+                                 kept_columns, output_kind, parse_keep_columns, typed_text_table, write_json_rows,
+                                 write_table)
 
     check_streaming_options(args)
     if args.json and args.output:
