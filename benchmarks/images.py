@@ -198,19 +198,30 @@ def oasis_features(args, codec, oasis, device) -> tuple[dict, dict[bool, torch.T
     return enc_cfg, feats, time.perf_counter() - t0
 
 
+RATING_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0)  # × the recipe's class_ratings.scale; 0 = the block left out
+
+
 def feature_candidates(enc_cfg: dict, codec) -> list[dict]:
     """The settings the inner CV chooses from: flip averaging on/off (when the recipe has it) × the last k of the
-    recipe's ``feature_layers`` (k = 0 … all) with the final pooled features. Each candidate's features are columns of
-    the widest setting's (blocks are pooled and normalised one by one), so one extraction serves them all."""
+    recipe's ``feature_layers`` (k = 0 … all) with the final pooled features × the ``class_ratings`` block with or
+    without it (when the recipe has it). Each candidate's features are columns of the widest setting's (blocks are
+    pooled and normalised one by one; the class-ratings block is scaled by a multiplier of the recipe's ``scale``,
+    i.e. a smaller ridge penalty on it), so one extraction serves them all."""
     widest = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim})
     blocks = dict(widest.feature_blocks())
     layers = list(enc_cfg.get("feature_layers") or [])
     out = []
     for flip in ([False, True] if enc_cfg.get("flip_average") else [False]):
-        for k in range(len(layers) + 1):
-            chosen = layers[len(layers) - k:]
-            cols = np.concatenate([np.arange(blocks[n].start, blocks[n].stop) for n in [*chosen, "final"]])
-            out.append({"flip_average": flip, "feature_layers": chosen, "columns": cols})
+        for ratings in ([0.0, *RATING_MULTIPLIERS] if enc_cfg.get("class_ratings") else [0.0]):
+            for k in range(len(layers) + 1):
+                chosen = layers[len(layers) - k:]
+                names = [*chosen, "final"] + (["class_ratings"] if ratings else [])
+                cols = np.concatenate([np.arange(blocks[n].start, blocks[n].stop) for n in names])
+                weight = np.ones(len(cols), dtype=np.float32)
+                if ratings:
+                    weight[-blocks["class_ratings"].stop + blocks["class_ratings"].start:] = ratings
+                out.append({"flip_average": flip, "feature_layers": chosen, "class_ratings": ratings, "columns": cols,
+                            "weight": weight})
     return out
 
 
@@ -224,7 +235,7 @@ def inner_select(feats: dict[bool, torch.Tensor], candidates: list[dict], y: np.
 
     best = None
     for cand in candidates:
-        x = feats[cand["flip_average"]][train][:, cand["columns"]].numpy().astype(np.float64)
+        x = feats[cand["flip_average"]][train][:, cand["columns"]].numpy().astype(np.float64) * cand["weight"]
         gs = GridSearchCV(Ridge(), {"alpha": alphas}, cv=GroupKFold(inner_folds), scoring="neg_mean_squared_error")
         gs.fit(x, y[train], groups=groups[train])
         if best is None or gs.best_score_ > best["inner_score"]:
@@ -284,25 +295,32 @@ def oasis_cv(args, codec, oasis, device) -> dict:
     folds = theme_folds(names, args.oasis_folds, args.seed)
     groups = theme_of(names)
     candidates = feature_candidates(enc_cfg, codec)
-    alphas = np.logspace(-4, 4, 17)
+    alphas = np.logspace(-2, 3, 11)
     pred = np.full((n, 2), np.nan, dtype=np.float32)
     per_fold = []
     t0 = time.perf_counter()
     for k, test_idx in enumerate(folds):
         train = np.setdiff1d(np.arange(n), test_idx)
         best = inner_select(feats, candidates, gold, train, groups, alphas)
+        ratings = None
+        if best["class_ratings"]:
+            ratings = {**enc_cfg["class_ratings"],
+                       "scale": float(enc_cfg["class_ratings"].get("scale", 1.0)) * best["class_ratings"]}
         enc = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim, "flip_average": best["flip_average"],
-                                        "feature_layers": best["feature_layers"]}).to(device).eval()
-        x = feats[best["flip_average"]][:, best["columns"]]
+                                        "feature_layers": best["feature_layers"], "class_ratings": ratings}).to(device).eval()
+        x = feats[best["flip_average"]][:, best["columns"]] * torch.from_numpy(best["weight"])
         assert x.shape[1] == enc.num_features
         info = ridge_projection(enc, codec, x, gold, train, best["alpha"])
         with torch.no_grad():  # the fold's encoder (frozen backbone + trained projection) through the frozen va head
             z = enc.proj(x[test_idx].to(device))
             pred[test_idx] = np.clip(decode(codec, fmt, z, device), -1, 1)
         per_fold.append({**r_of(pred[test_idx], gold[test_idx], fmt), **info, "flip_average": best["flip_average"],
-                         "feature_layers": best["feature_layers"], "inner_mse": -best["inner_score"]})
+                         "feature_layers": best["feature_layers"],
+                         "class_ratings_scale": ratings["scale"] if ratings else 0.0,
+                         "inner_mse": -best["inner_score"]})
         log(f"OASIS fold {k + 1}/{args.oasis_folds}: r V {per_fold[-1]['r_v']:.3f} A {per_fold[-1]['r_a']:.3f} "
-            f"(inner CV chose layers {best['feature_layers']}, flip {best['flip_average']}, alpha {best['alpha']:g})")
+            f"(inner CV chose layers {best['feature_layers']}, flip {best['flip_average']}, class ratings "
+            f"scale {ratings['scale'] if ratings else 0:g}, alpha {best['alpha']:g})")
     out = r_of(pred, gold, fmt)
     out.update({"fold_mean_r": float(np.mean([f["r"] for f in per_fold])),
                 "fold_mean_r_v": float(np.mean([f["r_v"] for f in per_fold])),
@@ -313,8 +331,13 @@ def oasis_cv(args, codec, oasis, device) -> dict:
 
 
 def render_oasis_cv(o: dict, args) -> str:
-    chosen = "; ".join(f"fold {i + 1}: {'+'.join(f['feature_layers'] + ['final'])}, flip {'on' if f['flip_average'] else 'off'}, "
-                       f"alpha {f['alpha']:g}" for i, f in enumerate(o["folds"]))
+    def setting(f: dict) -> str:
+        blocks = f["feature_layers"] + ["final"]
+        if f.get("class_ratings_scale"):
+            blocks.append(f"class_ratings×{f['class_ratings_scale']:g}")
+        return f"{'+'.join(blocks)}, flip {'on' if f['flip_average'] else 'off'}, alpha {f['alpha']:g}"
+
+    chosen = "; ".join(f"fold {i + 1}: {setting(f)}" for i, f in enumerate(o["folds"]))
     return (f"OASIS trained on its own labels ({args.oasis_folds}-fold CV grouped by theme, frozen backbone + "
             f"ridge projection into the va head, {o['image_size']} px, recipe {Path(o['recipe']).name}; feature setting and "
             f"penalty chosen by an inner theme-grouped 5-fold CV on the training folds — {chosen}): pooled out-of-fold "

@@ -229,3 +229,42 @@ def test_feature_options_key_the_cache_and_round_trip(cache_root, tmp_path):
     logs.clear()
     fit(recipe, codec, [task], progress=False, log=logs.append)  # a second fit reads its features back
     assert any("read from the cache" in m for m in logs) and not any("computed in" in m for m in logs)
+
+
+def test_class_ratings_block_is_the_expected_word_rating(shared_data, cache_root, tmp_path):
+    """class_ratings: softmax(ImageNet logits / T) @ a table of Warriner valence/arousal per ImageNet class; the
+    table is filled when the model is made and saved with it (predict needs no data)."""
+    from emoembed.encoders.image import class_rating_table, imagenet_class_names
+
+    spec = {"dataset": "warriner", "format": "vad", "variables": ["valence", "arousal"], "temperature": 2}
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[292][0] == "tiger"
+    table, report = class_rating_table(spec)
+    assert table.shape == (1000, 2) and np.isfinite(table).all() and (np.abs(table) <= 1).all()
+    assert report["classes_by_name"] + report["classes_by_words"] + report["classes_unrated"] == 1000
+    assert report["classes_by_name"] > 300
+    cockroach = next(i for i, n in enumerate(names) if "cockroach" in n)
+    assert table[cockroach, 0] < table[292, 0]  # a cockroach is less pleasant than a tiger, by the word norms
+    torch.manual_seed(0)
+    enc = ImageEncoder.from_recipe({**TINY, "class_ratings": {**spec, "scale": 3}, "feature_norm": "l2"}, 16).eval()
+    assert enc.block_sizes == [512, 2] and [n for n, _ in enc.feature_blocks()] == ["final", "class_ratings"]
+    torch.testing.assert_close(enc.class_table, torch.as_tensor(table))
+    paths, _ = images(tmp_path, 4)
+    pixels = enc.collate(paths, use_cache=False)["pixels"]
+    with torch.no_grad():
+        feats = enc.pooled_features(pixels)
+        probs = torch.softmax(enc.class_head(enc.backbone(pixels)) / 2, dim=1)
+    torch.testing.assert_close(feats[:, 512:], 3 * (probs @ enc.class_table))
+    assert feature_key(enc) != feature_key(tiny(feature_norm="l2"))
+    # the table travels in the state dict: a model rebuilt from its config (no data read) gives the same features
+    clone = ImageEncoder.from_config(enc.config())
+    assert float(clone.class_table.abs().sum()) == 0.0
+    clone.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(clone.eval().pooled_features(pixels), feats)
+    with pytest.raises(ConfigError, match="no format 'va'"):
+        ImageEncoder.from_recipe({**TINY, "class_ratings": {**spec, "format": "va"}}, 16)
+    with pytest.raises(ConfigError, match="unknown key"):
+        tiny(class_ratings={**spec, "lexicon": "x"})
+    with pytest.raises(ConfigError, match="scale must be > 0"):
+        tiny(class_ratings={**spec, "scale": 0})

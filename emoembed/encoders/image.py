@@ -18,6 +18,12 @@ images or arrays; they are decoded with PIL as a viewer shows them (:mod:`emoemb
 recipe's torchvision transforms (``train_transform`` with ``train=True``, ``eval_transform`` otherwise) and
 normalised with ``mean``/``std``.
 
+Features (:meth:`ImageEncoder.pooled_features`): the backbone's pooled output; optionally ``feature_layers``
+(the global-average-pooled outputs of named backbone modules, before it: multi-scale features),
+``feature_norm: l2`` (each block unit length per image), ``class_ratings`` (the expected word rating of the
+ImageNet class the backbone sees, :func:`class_rating_table`) and ``flip_average`` (image and mirror image
+averaged).
+
 Unreadable images (``on_bad_image``): ``error`` (default) raises a :class:`DataError` naming the file in
 ``check_items``; ``skip`` reports them once and keeps the list aligned with its labels: ``training_mask``
 leaves them out of training, and their outputs are undefined (``output_mask``: NaN in ``predict``, left out of
@@ -51,8 +57,10 @@ _LATER = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw"
           "_project_conv": "conv_pwl", "_bn2": "bn3"}
 FIELDS = {"dim", "backbone", "weights", "dropout", "image_size", "train_transform", "eval_transform", "mean", "std",
           "on_bad_image", "freeze_backbone", "backbone_kwargs", "check", "cache_features", "feature_layers",
-          "feature_norm", "flip_average"}
+          "feature_norm", "flip_average", "class_ratings"}
 FEATURE_NORMS = ("none", "l2")
+CLASS_RATING_KEYS = {"dataset", "format", "variables", "temperature", "scale"}
+N_IMAGENET = 1000
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -201,7 +209,8 @@ class ImageEncoder(ContentEncoder):
                  eval_transform: Sequence[Mapping[str, Any]] | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, on_bad_image: str = "error", freeze_backbone: bool = False,
                  backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode", cache_features: bool = True,
-                 feature_layers: Sequence[str] | None = None, feature_norm: str = "none", flip_average: bool = False):
+                 feature_layers: Sequence[str] | None = None, feature_norm: str = "none", flip_average: bool = False,
+                 class_ratings: Mapping[str, Any] | None = None):
         super().__init__(dim)
         if feature_norm not in FEATURE_NORMS:
             raise ConfigError(f"image encoder: feature_norm must be one of {list(FEATURE_NORMS)}, got {feature_norm!r}")
@@ -239,7 +248,14 @@ class ImageEncoder(ContentEncoder):
         self.feature_layers = [str(x) for x in (feature_layers or [])]
         self.feature_norm = str(feature_norm)
         self.flip_average = bool(flip_average)
+        self.class_ratings = _check_class_ratings(class_ratings)
+        self.class_ratings_report: dict[str, Any] = {}
+        if self.class_ratings:  # frozen ImageNet classifier + one row of word ratings per class (filled on load)
+            self.class_head = nn.Linear(int(self.backbone.num_features), N_IMAGENET).requires_grad_(False)
+            self.register_buffer("class_table", torch.zeros(N_IMAGENET, len(self.class_ratings["variables"])))
         self.block_sizes = self._attach_feature_layers()
+        if self.class_ratings:
+            self.block_sizes.append(len(self.class_ratings["variables"]))
         self.num_features = int(sum(self.block_sizes))
         self.dropout = nn.Dropout(self.dropout_p)
         self.proj = nn.Linear(self.num_features, self.dim)
@@ -292,6 +308,9 @@ class ImageEncoder(ContentEncoder):
         blocks = [taps[name].mean(dim=(2, 3)) for name in self.feature_layers] + [final]
         if self.feature_norm == "l2":
             blocks = [torch.nn.functional.normalize(b, dim=1) for b in blocks]
+        if self.class_ratings:  # expected word rating of the ImageNet class: softmax(logits / T) @ table
+            probs = torch.softmax(self.class_head(final) / self.class_ratings["temperature"], dim=1)
+            blocks.append(self.class_ratings["scale"] * (probs @ self.class_table))
         return torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
 
     def pooled_features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -306,9 +325,11 @@ class ImageEncoder(ContentEncoder):
         return feats
 
     def feature_blocks(self) -> list[tuple[str, slice]]:
-        """(name, columns) of each block of the feature vector: the ``feature_layers`` in order, then ``final``."""
+        """(name, columns) of each block of the feature vector: the ``feature_layers`` in order, then ``final``, then
+        ``class_ratings`` when set."""
         out, start = [], 0
-        for name, size in zip([*self.feature_layers, "final"], self.block_sizes):
+        names = [*self.feature_layers, "final"] + (["class_ratings"] if self.class_ratings else [])
+        for name, size in zip(names, self.block_sizes):
             out.append((name, slice(start, start + size)))
             start += size
         return out
@@ -321,8 +342,21 @@ class ImageEncoder(ContentEncoder):
 
     def load_pretrained(self) -> ImageEncoder:
         """Load the backbone's pretrained weights named by ``weights`` (no-op for null)."""
-        if self.weights:
-            self.weights_report = load_backbone_weights(self.backbone, weights_state_dict(self.weights), self.weights)
+        state = weights_state_dict(self.weights) if self.weights else None
+        if state is not None:
+            self.weights_report = load_backbone_weights(self.backbone, state, self.weights)
+        if self.class_ratings:
+            if state is not None:
+                head = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("classifier.")}
+                if set(head) != {"weight", "bias"} or tuple(head["weight"].shape) != tuple(self.class_head.weight.shape):
+                    raise ConfigError(f"image encoder: class_ratings needs the weights' ImageNet classifier "
+                                      f"(classifier.weight {tuple(self.class_head.weight.shape)}); {self.weights} has "
+                                      f"{sorted(k for k in state if k.startswith(CLASSIFIER_PREFIXES))}")
+                self.class_head.load_state_dict(head)
+            table, report = class_rating_table(self.class_ratings)
+            with torch.no_grad():
+                self.class_table.copy_(torch.as_tensor(table, dtype=torch.float32))
+            self.class_ratings_report = report
         return self
 
     def train(self, mode: bool = True) -> ImageEncoder:
@@ -493,7 +527,8 @@ class ImageEncoder(ContentEncoder):
                 "mean": self.mean, "std": self.std, "on_bad_image": self.on_bad_image,
                 "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode,
                 "cache_features": self.cache_features, "feature_layers": self.feature_layers,
-                "feature_norm": self.feature_norm, "flip_average": self.flip_average}
+                "feature_norm": self.feature_norm, "flip_average": self.flip_average,
+                "class_ratings": self.class_ratings}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImageEncoder:
@@ -508,6 +543,76 @@ class ImageEncoder(ContentEncoder):
     @classmethod
     def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> ImageEncoder:
         return cls.from_config({**encoder_cfg, "dim": dim}).load_pretrained()
+
+
+def _check_class_ratings(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not spec:
+        return None
+    if not isinstance(spec, Mapping) or "dataset" not in spec or "format" not in spec:
+        raise ConfigError("image encoder: class_ratings must be a mapping with 'dataset' and 'format' (e.g. "
+                          "{dataset: warriner, format: vad, variables: [valence, arousal], temperature: 2})")
+    bad = set(spec) - CLASS_RATING_KEYS
+    if bad:
+        raise ConfigError(f"image encoder: class_ratings: unknown key(s) {sorted(bad)}; known: {sorted(CLASS_RATING_KEYS)}")
+    temperature = float(spec.get("temperature", 1.0))
+    if not temperature > 0:
+        raise ConfigError(f"image encoder: class_ratings.temperature must be > 0, got {temperature}")
+    scale = float(spec.get("scale", 1.0))
+    if not scale > 0:
+        raise ConfigError(f"image encoder: class_ratings.scale must be > 0, got {scale}")
+    variables = [str(v) for v in (spec.get("variables") or ["valence", "arousal"])]
+    return {"dataset": str(spec["dataset"]), "format": str(spec["format"]), "variables": variables,
+            "temperature": temperature, "scale": scale}
+
+
+def imagenet_class_names() -> list[list[str]]:
+    """The lemmas of the 1,000 ImageNet-1k classes in the classifier's order (timm's synset tables, shipped with
+    timm): e.g. ``["tiger shark", "galeocerdo cuvieri"]``."""
+    import timm.data
+
+    info = Path(timm.data.__file__).parent / "_info"
+    synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").split()
+    lemmas = dict(line.rstrip("\n").split("\t", 1) for line in
+                  (info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines() if "\t" in line)
+    return [[x.strip().lower() for x in lemmas[s].split(",") if x.strip()] for s in synsets]
+
+
+def class_rating_table(spec: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A (1000, k) table: for each ImageNet class, the mean rating (the format's normalised scale, usually −1 … 1)
+    of its names in a word dataset of the data registry, e.g. Warriner et al. (2013) valence and arousal. A class
+    name that is not a rated word is read as the mean of its rated words ("tiger shark" → tiger, shark); classes
+    with none get the mean of the rated classes. Returns the table and a report (classes matched, by which rule).
+    Raises ConfigError for an unknown dataset, format or variable."""
+    from emoembed.data.registry import default_data_registry
+
+    data = default_data_registry().dataset(spec["dataset"])
+    if spec["format"] not in data.formats:
+        raise ConfigError(f"class_ratings: dataset {spec['dataset']!r} has no format {spec['format']!r}; "
+                          f"it has {sorted(data.formats)}")
+    variables = list(data.formats[spec["format"]].variables)
+    missing = [v for v in spec["variables"] if v not in variables]
+    if missing:
+        raise ConfigError(f"class_ratings: format {spec['format']!r} has no variable(s) {missing}; it has {variables}")
+    labels = data.labels(spec["format"])[:, [variables.index(v) for v in spec["variables"]]]
+    rated: dict[str, np.ndarray] = {}
+    for word, row in zip((str(w).strip().lower() for w in data.content), labels):
+        if np.isfinite(row).all():
+            rated.setdefault(word, row)
+    table = np.full((N_IMAGENET, labels.shape[1]), np.nan, dtype=np.float64)
+    whole = tokens = 0
+    for i, names in enumerate(imagenet_class_names()):
+        hits = [rated[n] for n in names if n in rated]
+        if hits:
+            whole += 1
+        else:
+            hits = [rated[t] for n in names for t in n.replace("-", " ").replace("'", " ").split() if t in rated]
+            tokens += bool(hits)
+        if hits:
+            table[i] = np.mean(hits, axis=0)
+    matched = np.isfinite(table[:, 0])
+    table[~matched] = table[matched].mean(axis=0) if matched.any() else 0.0
+    return table.astype(np.float32), {"dataset": spec["dataset"], "classes_by_name": whole, "classes_by_words": tokens,
+                                      "classes_unrated": int((~matched).sum())}
 
 
 def _is_image_like(item: Any) -> bool:
