@@ -8,13 +8,20 @@ paired datasets (the pooled mapping, as ``convert`` and ``predict`` use by defau
 
 * ``thresholds``: per variable, the probability threshold (grid 0.02…0.98) with the best F1 against the gold
   labels among those that mark at most 1.25 × as many dev items positive as the gold labels do (F1 alone favours
-  recall and would give items far more labels than annotators do); a variable with fewer than
+  recall and would give items far more labels than annotators do); of the thresholds within :data:`PLATEAU` of the
+  best F1, the one nearest 0.5 (a direction that separates a class perfectly, where any threshold works, gave .02,
+  and a text model's Ekman output then had two labels per sentence); a variable with fewer than
   :data:`MIN_SUPPORT` gold positives in the dev data keeps 0.5;
 * ``max_labels``: the largest number of labels that at least 99 % of dev items carry (GoEmotions: 2–3,
   NRC EmoLex: several) — an item whose probabilities pass more thresholds keeps the ``max_labels`` most probable
   of them (ranking by probability beat ranking by probability/threshold on the full codec's test directions);
 * ``min_labels``: 1 when at least 99 % of dev items carry a label (GoEmotions and Ekman include ``neutral``), else 0
   — an item with fewer gets its most probable class.
+
+A threshold fitted above 0.5 says that the dev sources could not tell that class apart (from Ekman's ``joy``
+GoEmotions' ``joy`` cannot be told from ``amusement`` or ``excitement``: its fitted threshold is the grid's top);
+it never hides an item's most probable class once that passes 0.5, since a source that does tell it apart (a
+text model, VAD ratings through the anchors of :mod:`emoembed.anchors`) would otherwise lose its best label.
 
 **Stated rule for formats without paired dev data** (a format with no dev items, e.g. one added to a codec without
 its own pair): thresholds 0.5, at most 3 labels, no minimum (:data:`FALLBACK`). Multiclass and distribution formats
@@ -36,6 +43,7 @@ GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)
 MIN_SUPPORT = 5
 RATE_SLACK = 1.25
 COVER = 0.99
+PLATEAU = 0.005
 FALLBACK = {"thresholds": None, "max_labels": 3, "min_labels": 0, "fitted_on": "rule: no paired dev data"}
 
 
@@ -47,6 +55,8 @@ def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None) 
     thr = rule.get("thresholds")
     t = np.array([float(thr[v]) for v in fmt.variables]) if thr else np.full(fmt.size, 0.5)
     on = probs >= t
+    top = probs.argmax(axis=1)  # a fitted threshold never hides the most probable class once it passes 0.5
+    on[np.arange(len(probs)), top] |= probs[np.arange(len(probs)), top] > 0.5
     k_max = int(rule.get("max_labels") or fmt.size)
     k_min = int(rule.get("min_labels") or 0)
     counts = on.sum(axis=1)
@@ -97,7 +107,13 @@ def fit_rule(probs: np.ndarray, gold: np.ndarray, fmt: LabelFormat, fitted_on: s
         scores = np.array([f1_binary(probs[:, j] >= t, g) for t in GRID])
         rates = np.array([np.mean(probs[:, j] >= t) for t in GRID])
         allowed = rates <= RATE_SLACK * g.mean()  # no more positives than 1.25 × the gold rate
-        thresholds[v] = float(GRID[int(np.argmax(np.where(allowed, scores, -1.0)))]) if allowed.any() else float(GRID[-1])
+        if not allowed.any():
+            thresholds[v] = float(GRID[-1])
+            continue
+        # thresholds within PLATEAU of the best F1 are equally good on dev: take the one nearest 0.5, so a direction
+        # that separates the class perfectly (any threshold works) does not leave a threshold of .02 behind
+        near_best = allowed & (scores >= scores[allowed].max() - PLATEAU)
+        thresholds[v] = float(GRID[near_best][np.argmin(np.abs(GRID[near_best] - 0.5))])
     counts = gold.sum(axis=1)
     max_labels = int(max(1, np.quantile(counts, COVER, method="higher")))
     min_labels = 1 if np.mean(counts >= 1) >= COVER else 0

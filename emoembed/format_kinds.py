@@ -86,6 +86,32 @@ def clip_to_range(fmt: LabelFormat, values: np.ndarray) -> np.ndarray:
     return np.clip(values, fmt.range[0], fmt.range[1]) if fmt.kind == "regression" else values
 
 
+FAR_OUT = 0.25  # beyond the range by more than this share of its width: not rounding noise
+
+
+def warn_far_out_of_range(values: np.ndarray, fmt: LabelFormat) -> int:
+    """Warn (:class:`~emoembed.errors.EmoembedWarning`) when raw regression outputs ``values`` ``(N, k)`` lie
+    beyond the format's normalised range by more than :data:`FAR_OUT` of its width — values a trained direction
+    does not produce, so clipping them would hide a conversion the model cannot make (e.g. a format it never
+    linked). Returns how many values are that far out."""
+    import warnings
+
+    from emoembed.errors import EmoembedWarning
+
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = fmt.range
+    slack = FAR_OUT * (hi - lo)
+    far = (values < lo - slack) | (values > hi + slack)
+    n = int(far.sum())
+    if n:
+        cols = [fmt.variables[j] for j in np.flatnonzero(far.any(axis=0))]
+        warnings.warn(EmoembedWarning(
+            f"{n} of {values.size} {fmt.name} values lie far outside its range [{lo:g}, {hi:g}] (from {values.min():.2f} "
+            f"to {values.max():.2f}; columns {', '.join(cols)}) and were clipped to it: this model does not know how to "
+            f"produce {fmt.name} for these inputs, so read those values as unreliable"), stacklevel=3)
+    return n
+
+
 def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True,
                   rule: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Activated outputs ``(N, k)`` → a table, one column per variable. Regression: clipped to the format's range
@@ -94,6 +120,7 @@ def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[floa
     ``rule`` turns on, comma-joined — :func:`emoembed.calibration.decide`; without a rule those above 0.5)."""
     if fmt.kind == "regression":
         if clip:
+            warn_far_out_of_range(out, fmt)
             out = clip_to_range(fmt, out)
         if output_scale is not None:
             lo, hi = (float(v) for v in output_scale)

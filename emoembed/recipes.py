@@ -56,6 +56,7 @@ class CodecLossWeights(_Weights):
     mapping: float = 1.0
     embedding: float = 1.0
     tie: float = 1.0
+    anchor: float = 1.0  # equivalence anchors between formats no pair joins (emoembed.anchors); 0 turns them off
 
 
 class CodecTraining(_Section):

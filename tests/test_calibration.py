@@ -115,3 +115,23 @@ def test_codecs_without_calibration_still_load(calibrated_codec_dir, tmp_path):
     calibrated = EmotionCodec.from_pretrained(calibrated_codec_dir)
     np.testing.assert_allclose(plain.drop(columns="label").to_numpy(),
                                calibrated.convert(x, "vad", "nrc10").drop(columns="label").to_numpy(), atol=1e-6)
+
+
+def test_a_perfectly_separating_direction_gets_thresholds_near_one_half():
+    """Any threshold between the classes gives F1 1 on dev: the rule takes the one nearest 0.5, not the grid's
+    lowest (.02 made a text model's Ekman output carry two labels per sentence)."""
+    rng = np.random.default_rng(1)
+    fmt = default_registry().get("sentiment4")
+    gold = np.zeros((400, 4), dtype=bool)
+    gold[np.arange(400), rng.integers(0, 4, 400)] = True
+    probs = np.where(gold, rng.uniform(0.9, 1.0, gold.shape), rng.uniform(0.0, 0.01, gold.shape))
+    rule = fit_rule(probs, gold, fmt, "synthetic")
+    assert all(t == 0.5 for t in rule["thresholds"].values()), rule["thresholds"]
+
+
+def test_a_threshold_above_one_half_never_hides_the_most_probable_class():
+    fmt = default_registry().get("sentiment4")
+    rule = {"thresholds": {"positive": 0.98, "negative": 0.5, "ambiguous": 0.3, "neutral": 0.5}, "max_labels": 2, "min_labels": 0}
+    on = decide(np.array([[0.9, 0.1, 0.35, 0.1], [0.45, 0.1, 0.2, 0.1]]), fmt, rule)
+    assert on[0].tolist() == [True, False, True, False]  # positive (.9 > .5, the top class) and ambiguous (≥ .3)
+    assert on[1].tolist() == [False, False, False, False]  # top class below .5 and below its threshold: off

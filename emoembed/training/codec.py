@@ -8,6 +8,7 @@ and e_b = E_b(y_b)::
       + w_map  · f_b·ℓ_b(D_b(e_a), y_b) + w_map  · f_a·ℓ_a(D_a(e_b), y_a)        cross-format mapping
       + w_emb  · MSE(e_a, e_b)                                                 embedding agreement
       + w_tie  · mean (1 − cos) over tied head rows                            soft parameter sharing
+      + w_anchor · anchor loss (formats in islands no pair joins; emoembed.anchors)
 
 where f_x is the recipe's per-format weight. Every weight is applied (the reference ignored two).
 
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emoembed.anchors import anchor_loss, anchor_plan, build_anchors, describe, pair_islands
 from emoembed.calibration import calibrate_codec, report_table
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
@@ -91,7 +93,7 @@ def recipe_formats(pairs: list[PairedDataset]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- losses
 def codec_step_loss(codec: EmotionCodec, fa: LabelFormat, fb: LabelFormat, ya: torch.Tensor, yb: torch.Tensor,
                     weights: Mapping[str, float], format_weights: Mapping[str, float],
-                    domain: str | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                    domain: str | None = None, anchors=None) -> tuple[torch.Tensor, dict[str, float]]:
     wa, wb = float(format_weights.get(fa.name, 1.0)), float(format_weights.get(fb.name, 1.0))
     ea, eb = codec.encode_labels(fa.name, ya, domain), codec.encode_labels(fb.name, yb, domain)
     terms = {
@@ -100,6 +102,10 @@ def codec_step_loss(codec: EmotionCodec, fa: LabelFormat, fb: LabelFormat, ya: t
         "embedding": F.mse_loss(ea, eb),
         "tie": codec.tie_loss(),
     }
+    if anchors is not None and float(weights.get("anchor", 0.0)):
+        a = anchor_loss(codec, anchors)
+        if a is not None:
+            terms["anchor"] = a
     total = sum(float(weights.get(k, 0.0)) * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -205,6 +211,13 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     if on_start is not None:
         on_start()
     weights, fweights = recipe["loss_weights"], recipe["format_weights"]
+    frozen = sorted(codec.frozen_formats)  # map --extend: the base codec's formats are one space already
+    islands = pair_islands([(p.format_a.name, p.format_b.name) for p in pairs] + [(f, frozen[0]) for f in frozen])
+    found = build_anchors(codec.formats, codec.equivalences, islands) if float(weights.get("anchor", 0.0)) else []
+    anchors = anchor_plan(codec.formats, codec.equivalences, found) if found else None
+    if anchors is not None:
+        log(f"{len(islands)} islands of formats no pair joins ({' | '.join(', '.join(sorted(s)) for s in islands)}); "
+            f"anchored by {describe(found)}")
     domain_dropout = float(tr["domain_dropout"])
     codec.train()
     for epoch in range(start_epoch, int(tr["epochs"])):
@@ -215,7 +228,7 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
             p = train_sets[k]
             ya, yb = tensors[k][0][idx], tensors[k][1][idx]
             domain = p.name if p.name in codec.domains and sampler.rng.random() >= domain_dropout else None
-            loss, parts = codec_step_loss(codec, p.format_a, p.format_b, ya, yb, weights, fweights, domain)
+            loss, parts = codec_step_loss(codec, p.format_a, p.format_b, ya, yb, weights, fweights, domain, anchors)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

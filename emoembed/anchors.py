@@ -1,0 +1,230 @@
+"""Equivalence anchors: one emotion space for formats that no paired dataset joins.
+
+A codec learns where a format's labels sit from its paired datasets. The pairs of ``mappings/full.yaml`` form
+three *islands* that no pair links — {vad, va, valence, be5, be6, nrc10}, {goemotions28, ekman7, sentiment4} and
+{fer7, ferplus8} — and the soft tie of equivalent head rows alone does not place them in one space: a FER "sad"
+face decoded as BE5 gave joy, anger and sadness all 1.0, and VAD ratings decoded as GoEmotions turned on 20 of
+28 classes, because each island's embeddings lie where the other islands' bias-free heads were never trained.
+
+An *anchor* is the label that states one equivalence class (``mappings/equivalences.yaml``) and nothing else, in
+each format that can state it, at two intensities (:data:`LEVELS`: the class alone, and half way from "no emotion"):
+
+* intensity formats (regression formats whose normalised range starts at 0, e.g. be5, be6, plutchik8): the
+  variable at that level of the range, the others at the bottom (sadness 1, the rest 0; sadness .5);
+* class formats (multiclass, distribution, multilabel): probability ``level`` on the class and the rest on the
+  format's neutral class (FER ``sad``; Ekman ``sadness`` .5 + ``neutral`` .5); a multilabel format without a
+  neutral class (NRC EmoLex) puts the level on the class alone.
+
+The ``neutral`` class also gets the "no emotion" label of formats that have no neutral variable: all intensities
+at the bottom (be5), no label at all (NRC EmoLex's words with no association). Bipolar rating formats (VAD) state
+no single class and get no anchor; they reach the other islands through the intensity formats they are paired with.
+
+The anchor loss (``loss_weights.anchor``, :func:`anchor_loss`) pulls, for every class and level, the embeddings of
+anchors in *different* islands together (MSE) and asks each one's embedding to decode as the other's anchor label
+(the format's own loss), on the variables the source format can speak about. Anchors inside one island are left
+alone: there the paired data already says how formats relate, and a one-hot rule would contradict it (an NRC "joy"
+word is usually "positive" too). With one island the loss is absent and training is unchanged bit for bit. The
+idea is the pivot-label alignment of multi-schema emotion work (Bostan & Klinger 2018, "An Analysis of Annotated
+Corpora for Emotion Classification in Text", map every corpus onto Ekman-style classes); here it is a soft
+constraint of the shared space rather than a relabelling.
+
+Measured on ``mappings/full.yaml`` (docs/codec.md, "Islands and anchors"): a FER ``sad`` face decoded as BE5 went
+from joy 1.0, anger 1.0, sadness 1.0 (raw 1.09, 1.13, 3.40) to sadness .5 and the rest ≤ .1, while the test mean
+of the paired directions stayed at .735 → .737.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from emoembed.formats import EquivalenceClasses, LabelFormat
+
+NEUTRAL = "neutral"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One format's label for one equivalence class at intensity ``level`` (1: the class alone; 0.5: half way
+    between "no emotion" and the class): ``vector`` (k,) in the format's normalised scale."""
+
+    cls: str
+    level: float
+    format: str
+    vector: tuple[float, ...]
+    island: int
+
+
+LEVELS = (0.5, 1.0)
+
+
+def is_intensity_format(fmt: LabelFormat) -> bool:
+    """Regression formats on a unipolar scale (normalised range starting at 0): emotion intensities such as be5."""
+    return fmt.kind == "regression" and fmt.range[0] >= 0.0
+
+
+def pair_islands(links: Iterable[tuple[str, str]]) -> list[set[str]]:
+    """Connected components of the graph whose edges are the paired datasets' (format a, format b)."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in links:
+        parent[root(a)] = root(b)
+    groups: dict[str, set[str]] = {}
+    for x in list(parent):
+        groups.setdefault(root(x), set()).add(x)
+    return sorted(groups.values(), key=lambda s: sorted(s))
+
+
+def anchor_vector(fmt: LabelFormat, j: int | None, level: float, neutral: int | None) -> tuple[float, ...] | None:
+    """The label of format ``fmt`` that says "variable ``j`` at intensity ``level``, nothing else" (``j`` None:
+    no emotion). Intensity formats: that variable at ``level`` of the range, the rest at its bottom. Class formats:
+    probability ``level`` on ``j`` and ``1 − level`` on the format's neutral variable (index ``neutral``); a
+    multilabel format without one puts ``level`` on ``j`` alone; a multiclass or distribution format without one
+    has no label for levels below 1 (None)."""
+    if is_intensity_format(fmt):
+        lo, hi = fmt.range
+        return tuple(lo + level * (hi - lo) if i == j else lo for i in range(fmt.size))
+    v = [0.0] * fmt.size
+    if j is not None:
+        v[j] = level
+    rest = 1.0 - (level if j is not None else 0.0)
+    if neutral is not None and neutral != j:
+        v[neutral] += rest
+    elif rest > 1e-9 and fmt.kind != "multilabel":
+        return None
+    return tuple(v)
+
+
+def build_anchors(formats: Mapping[str, LabelFormat], equivalences: EquivalenceClasses,
+                  islands: Sequence[set[str]], levels: Sequence[float] = LEVELS) -> list[Anchor]:
+    """The anchors of every equivalence class with members in at least two islands, at each of ``levels`` (see
+    the module docstring). Formats in no island (not in any pair) get none."""
+    island_of = {f: i for i, s in enumerate(islands) for f in s}
+    usable = {f: fmt for f, fmt in formats.items() if f in island_of and (fmt.is_class_format or is_intensity_format(fmt))}
+    neutral_of = {f: next((j for j, v in enumerate(fmt.variables) if equivalences.class_of(f, v) == NEUTRAL), None)
+                  for f, fmt in usable.items()}
+    out: list[Anchor] = []
+
+    def keep(found: list[Anchor]) -> None:
+        if len({a.island for a in found}) >= 2:
+            out.extend(found)
+
+    for c in equivalences.classes.values():
+        members = [(f, usable[f].index(v)) for f, v in c.members if f in usable]
+        if c.name == NEUTRAL:
+            has = {f for f, _ in members}
+            found = [Anchor(c.name, 1.0, f, _hot(usable[f], j), island_of[f]) for f, j in members]
+            found += [Anchor(c.name, 1.0, f, anchor_vector(fmt, None, 0.0, None), island_of[f])
+                      for f, fmt in usable.items() if f not in has and (is_intensity_format(fmt) or fmt.kind == "multilabel")]
+            keep(found)
+            continue
+        for level in levels:
+            found = []
+            for f, j in members:
+                vec = anchor_vector(usable[f], j, level, neutral_of[f])
+                if vec is not None:
+                    found.append(Anchor(c.name, float(level), f, vec, island_of[f]))
+            keep(found)
+    return out
+
+
+def _hot(fmt: LabelFormat, j: int) -> tuple[float, ...]:
+    return tuple(1.0 if i == j else 0.0 for i in range(fmt.size))
+
+
+def stated_classes(fmt: LabelFormat, equivalences: EquivalenceClasses) -> set[str]:
+    """The equivalence classes a label of ``fmt`` can speak about: its variables' classes, plus ``neutral`` for
+    formats whose all-bottom label means "no emotion" (intensity formats, multilabel formats without a neutral
+    class)."""
+    out = {c for c in (equivalences.class_of(fmt.name, v) for v in fmt.variables) if c}
+    if is_intensity_format(fmt) or (fmt.kind == "multilabel" and NEUTRAL not in out):
+        out.add(NEUTRAL)
+    return out
+
+
+def _masked_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, fmt: LabelFormat) -> torch.Tensor:
+    """Per-row loss of ``raw`` against ``target`` over the variables ``mask`` keeps (softmax formats: all)."""
+    if fmt.kind == "regression":
+        err = F.l1_loss(raw, target, reduction="none") if fmt.loss == "l1" else F.mse_loss(raw, target, reduction="none")
+    elif fmt.kind == "multilabel":
+        err = F.binary_cross_entropy_with_logits(raw, target, reduction="none")
+    else:  # softmax kinds: soft-target cross-entropy per row (KL for `loss: kl`), as format_loss
+        logp = F.log_softmax(raw, dim=-1)
+        if fmt.kind == "distribution" and fmt.loss == "kl":
+            return (torch.xlogy(target, target) - target * logp).sum(dim=1)
+        return -(target * logp).sum(dim=1)
+    return (err * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+@dataclass
+class AnchorPlan:
+    """What :func:`anchor_loss` computes, worked out once: the anchors' labels per format, the ordered pairs
+    (src, dst) across islands, and per target format the pairs' rows, targets and variable masks."""
+
+    anchors: list[Anchor]
+    labels: dict[str, tuple[list[int], torch.Tensor]]
+    order: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    per_target: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def anchor_plan(formats: Mapping[str, LabelFormat], equivalences: EquivalenceClasses, anchors: Sequence[Anchor]) -> AnchorPlan | None:
+    """The :class:`AnchorPlan` of ``anchors`` (None when no two anchors of one class and level lie in different
+    islands)."""
+    anchors = list(anchors)
+    pairs = [(i, j) for i, a in enumerate(anchors) for j, b in enumerate(anchors)
+             if (a.cls, a.level) == (b.cls, b.level) and a.island != b.island]
+    if not pairs:
+        return None
+    labels: dict[str, tuple[list[int], torch.Tensor]] = {}
+    for i, a in enumerate(anchors):
+        labels.setdefault(a.format, ([], None))[0].append(i)  # type: ignore[arg-type]
+    labels = {f: (idx, torch.tensor([anchors[i].vector for i in idx], dtype=torch.float32)) for f, (idx, _) in labels.items()}
+    order = torch.argsort(torch.tensor([i for idx, _ in labels.values() for i in idx]))
+    stated = {f: stated_classes(formats[f], equivalences) for f in labels}
+    classes = {f: [equivalences.class_of(f, v) for v in formats[f].variables] for f in labels}
+    per_target = {}
+    for f in labels:
+        sel = [k for k, (_, j) in enumerate(pairs) if anchors[j].format == f]
+        if sel:
+            target = torch.tensor([anchors[pairs[k][1]].vector for k in sel], dtype=torch.float32)
+            mask = torch.tensor([[1.0 if c in stated[anchors[pairs[k][0]].format] else 0.0 for c in classes[f]] for k in sel])
+            per_target[f] = (torch.tensor(sel), target, mask)
+    return AnchorPlan(anchors, labels, order, torch.tensor([i for i, _ in pairs]), torch.tensor([j for _, j in pairs]), per_target)
+
+
+def anchor_loss(codec, anchors: Sequence[Anchor] | AnchorPlan | None) -> torch.Tensor | None:
+    """Mean over ordered pairs (i, j) of anchors of one class and level in different islands of
+    ``MSE(e_i, e_j) + loss_fj(D_fj(e_i), y_j)`` (embeddings with the pooled mapping, no domain); ``None`` when
+    there are no such pairs. The decoding loss counts only the variables of format j whose class format i can
+    speak about (:func:`stated_classes`): an Ekman "sadness" says nothing about NRC's "negative" or GoEmotions'
+    "grief", so those stay free. Frozen formats (``map --extend``) take part without being updated. Pass an
+    :class:`AnchorPlan` (:func:`anchor_plan`) to skip the bookkeeping in a training loop."""
+    plan = anchors if isinstance(anchors, AnchorPlan) or anchors is None else anchor_plan(codec.formats, codec.equivalences, anchors)
+    if plan is None:
+        return None
+    emb = torch.cat([codec.encode_labels(f, y, None) for f, (_, y) in plan.labels.items()])[plan.order]
+    src_emb = emb[plan.src]
+    total = F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1).sum()
+    for f, (sel, target, mask) in plan.per_target.items():
+        total = total + _masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]).sum()
+    return total / len(plan.src)
+
+
+def describe(anchors: Sequence[Anchor]) -> str:
+    """One line per class: ``sadness: be5, ekman7, fer7, …``."""
+    by_cls: dict[str, list[str]] = {}
+    for a in anchors:
+        if a.format not in by_cls.setdefault(a.cls, []):
+            by_cls[a.cls].append(a.format)
+    return "; ".join(f"{c}: {', '.join(fs)}" for c, fs in by_cls.items())
