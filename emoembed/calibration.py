@@ -23,6 +23,13 @@ GoEmotions' ``joy`` cannot be told from ``amusement`` or ``excitement``: its fit
 it never hides an item's most probable class once that passes 0.5, since a source that does tell it apart (a
 text model, VAD ratings through the anchors of :mod:`emoembed.anchors`) would otherwise lose its best label.
 
+**Stated rule for zero-shot sources** (a source that no chain of paired data links to the format, e.g. VAD
+ratings or a VAD-trained text model read as GoEmotions: :func:`decide` with ``zero_shot=True``): the fitted
+thresholds are ignored, since they describe sources of the format's own island (a threshold of .08 for
+``gratitude``, right for Ekman labels, turned on gratitude, caring and approval for the neutral word "table");
+the classes at least half as probable as the item's most probable class are labels, within the fitted label-count
+bounds.
+
 **Stated rule for formats without paired dev data** (a format with no dev items, e.g. one added to a codec without
 its own pair): thresholds 0.5, at most 3 labels, no minimum (:data:`FALLBACK`). Multiclass and distribution formats
 need no rule: their label is the argmax. Codecs saved before calibration existed load with no calibration and keep
@@ -44,28 +51,41 @@ MIN_SUPPORT = 5
 RATE_SLACK = 1.25
 COVER = 0.99
 PLATEAU = 0.005
+RELATIVE = 0.5
 FALLBACK = {"thresholds": None, "max_labels": 3, "min_labels": 0, "fitted_on": "rule: no paired dev data"}
 
 
-def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None) -> np.ndarray:
-    """(N, k) bool labels of a multilabel format under ``rule`` (a calibration entry; None = plain p > 0.5)."""
+def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, zero_shot: bool = False) -> np.ndarray:
+    """(N, k) bool labels of a multilabel format under ``rule`` (a calibration entry; None = plain p > 0.5).
+
+    ``zero_shot``: the probabilities come from a source in another island of the codec (no chain of paired data
+    links it to ``fmt``: VAD ratings or a VAD-trained model read as GoEmotions), for which the fitted thresholds
+    say nothing — they were fitted on sources of ``fmt``'s own island. The stated zero-shot rule then marks the
+    classes at least :data:`RELATIVE` (half) as probable as the item's most probable class, within the rule's
+    label-count bounds."""
     probs = np.asarray(probs, dtype=np.float64)
+    if rule is None and zero_shot:
+        rule = FALLBACK
     if rule is None:
         return probs > 0.5
     thr = rule.get("thresholds")
     t = np.array([float(thr[v]) for v in fmt.variables]) if thr else np.full(fmt.size, 0.5)
-    on = probs >= t
+    on = probs >= RELATIVE * probs.max(axis=1, keepdims=True) if zero_shot else probs >= t
     top = probs.argmax(axis=1)  # a fitted threshold never hides the most probable class once it passes 0.5
     on[np.arange(len(probs)), top] |= probs[np.arange(len(probs)), top] > 0.5
     k_max = int(rule.get("max_labels") or fmt.size)
     k_min = int(rule.get("min_labels") or 0)
-    counts = on.sum(axis=1)
-    if (counts > k_max).any() or (counts < k_min).any():
-        order = np.argsort(-probs, axis=1)
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(fmt.size)[None, :].repeat(len(probs), 0), axis=1)
-        on = np.where(counts[:, None] > k_max, on & (rank < k_max), on)
-        on = np.where(counts[:, None] < k_min, on | (rank < k_min), on)
+    rows = np.arange(len(probs))[:, None]
+    if (on.sum(axis=1) > k_max).any():  # keep the k_max most probable of the classes that are on
+        masked = np.where(on, probs, -np.inf)
+        keep = np.argsort(-masked, axis=1)[:, :k_max]
+        capped = np.zeros_like(on)
+        capped[rows, keep] = True
+        on &= capped
+    if (on.sum(axis=1) < k_min).any():  # too few: the most probable classes
+        top_k = np.argsort(-probs, axis=1)[:, :k_min]
+        need = on.sum(axis=1) < k_min
+        on[np.flatnonzero(need)[:, None], top_k[need]] = True
     return on
 
 

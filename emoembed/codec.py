@@ -225,7 +225,8 @@ class EmotionCodec(PretrainedModule):
         finally:
             self.train(was_training)
         out = np.concatenate(outs) if outs else np.zeros((0, tgt.size), dtype=np.float32)
-        df = format_output(out, tgt, output_scale, clip, self.calibration.get(target))
+        df = format_output(out, tgt, output_scale, clip, self.calibration.get(target),
+                           zero_shot=self.same_island(source, target) is False)
         if unlabelled.any():
             df.loc[unlabelled, list(tgt.variables)] = np.nan
             if "label" in df:
@@ -237,6 +238,19 @@ class EmotionCodec(PretrainedModule):
         if not self.trained_pairs:
             return None
         return any({a, b} == {fa, fb} for _, fa, fb in self.trained_pairs)
+
+    def same_island(self, a: str, b: str) -> bool | None:
+        """Whether a chain of paired training datasets links formats ``a`` and ``b`` (one *island* of the codec's
+        pair graph, :mod:`emoembed.anchors`); None when the codec does not record its pairs. Across islands a
+        conversion rests on the equivalence anchors alone, and multilabel decisions use the zero-shot rule of
+        :func:`emoembed.calibration.decide`."""
+        if not self.trained_pairs:
+            return None
+        if a == b:
+            return True
+        from emoembed.anchors import pair_islands
+
+        return any({a, b} <= island for island in pair_islands([(fa, fb) for _, fa, fb in self.trained_pairs]))
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device

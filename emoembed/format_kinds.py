@@ -86,7 +86,7 @@ def clip_to_range(fmt: LabelFormat, values: np.ndarray) -> np.ndarray:
     return np.clip(values, fmt.range[0], fmt.range[1]) if fmt.kind == "regression" else values
 
 
-FAR_OUT = 0.25  # beyond the range by more than this share of its width: not rounding noise
+FAR_OUT = 0.5  # beyond the range by more than half its width: not the overshoot of a linear head
 
 
 def warn_far_out_of_range(values: np.ndarray, fmt: LabelFormat) -> int:
@@ -113,11 +113,12 @@ def warn_far_out_of_range(values: np.ndarray, fmt: LabelFormat) -> int:
 
 
 def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[float] | None = None, clip: bool = True,
-                  rule: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                  rule: Mapping[str, Any] | None = None, zero_shot: bool = False) -> pd.DataFrame:
     """Activated outputs ``(N, k)`` → a table, one column per variable. Regression: clipped to the format's range
     (unless ``clip=False``) and mapped linearly to ``output_scale=(low, high)`` if given. Class formats: the
     probabilities plus a ``label`` column (the argmax class; for multilabel the classes the codec's calibration
-    ``rule`` turns on, comma-joined — :func:`emoembed.calibration.decide`; without a rule those above 0.5)."""
+    ``rule`` turns on, comma-joined — :func:`emoembed.calibration.decide`, whose ``zero_shot`` rule applies when the
+    source lies in another island of the codec; without a rule those above 0.5)."""
     if fmt.kind == "regression":
         if clip:
             warn_far_out_of_range(out, fmt)
@@ -130,7 +131,7 @@ def format_output(out: np.ndarray, fmt: LabelFormat, output_scale: Sequence[floa
     if fmt.kind == "multilabel":
         from emoembed.calibration import decide, label_strings
 
-        df["label"] = label_strings(decide(out, fmt, rule), fmt)
+        df["label"] = label_strings(decide(out, fmt, rule, zero_shot), fmt)
     else:
         df["label"] = [fmt.variables[i] for i in out.argmax(axis=1)] if len(out) else []
     return df

@@ -178,6 +178,16 @@ class EmotionModel(PretrainedModule):
         finally:
             target.on_bad_image = before
 
+    def _zero_shot_island(self, fmt: str) -> bool:
+        """True when no format this model was trained on (gold or augmented) shares an island of the codec's pair
+        graph with ``fmt`` (:meth:`emoembed.codec.EmotionCodec.same_island`): its multilabel decisions then follow
+        the zero-shot rule of :func:`emoembed.calibration.decide`."""
+        trained = set(self.trained_formats) | set(self.meta.get("augmented_formats", []) or [])
+        if self.direct_heads is not None or not trained or fmt in trained:
+            return False
+        links = [self.codec.same_island(t, fmt) for t in trained if t in self.codec.formats]
+        return bool(links) and all(x is False for x in links)
+
     def _predict(self, items: Items, fmt: LabelFormat, scale, batch_size: int, clip: bool, show_progress: bool,
                  oov: str, coverage_column: bool, rows: Sequence[str] | None) -> pd.DataFrame:
         clean = self._items(items, rows)
@@ -186,7 +196,7 @@ class EmotionModel(PretrainedModule):
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()
         rule = self.codec.calibration.get(fmt.name) if self.direct_heads is None else None
-        df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule)
+        df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule, zero_shot=self._zero_shot_island(fmt.name))
         if undefined is not None:
             df.loc[undefined.numpy(), [c for c in df.columns if c != "label"]] = np.nan
             if "label" in df:

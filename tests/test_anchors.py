@@ -110,4 +110,4 @@ def test_far_out_of_range_outputs_are_clipped_with_a_warning_naming_them():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        format_output(np.array([[1.1, -0.1, 0.5, 0.5, 0.5]]), be5)  # near the range: rounding, no warning
+        format_output(np.array([[1.3, -0.4, 0.5, 0.5, 0.5]]), be5)  # a linear head's overshoot: no warning

@@ -135,3 +135,17 @@ def test_a_threshold_above_one_half_never_hides_the_most_probable_class():
     on = decide(np.array([[0.9, 0.1, 0.35, 0.1], [0.45, 0.1, 0.2, 0.1]]), fmt, rule)
     assert on[0].tolist() == [True, False, True, False]  # positive (.9 > .5, the top class) and ambiguous (≥ .3)
     assert on[1].tolist() == [False, False, False, False]  # top class below .5 and below its threshold: off
+
+
+def test_zero_shot_sources_ignore_the_fitted_thresholds():
+    """Thresholds fitted on Ekman → GoEmotions (.08 for gratitude) must not label a neutral word read from VAD:
+    across islands the stated rule keeps the classes at least half as probable as the most probable one."""
+    fmt = default_registry().get("sentiment4")
+    rule = {"thresholds": {"positive": 0.08, "negative": 0.08, "ambiguous": 0.08, "neutral": 0.5}, "max_labels": 2, "min_labels": 1}
+    probs = np.array([[0.12, 0.10, 0.11, 0.47], [0.9, 0.05, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2]])
+    assert decide(probs, fmt, rule)[0].tolist() == [True, False, True, False]  # fitted thresholds: wrong here
+    on = decide(probs, fmt, rule, zero_shot=True)
+    assert on[0].tolist() == [False, False, False, True]
+    assert on[1].tolist() == [True, False, True, False]
+    assert on[2].sum() == 2  # ties: capped at the rule's max_labels
+    assert decide(probs, fmt, None, zero_shot=True).sum(1).max() <= 3  # no rule: the fallback bounds
