@@ -93,8 +93,15 @@ def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
     """A note when no paired dataset the codec was trained on links ``source`` and ``target``."""
     if source == target or codec.paired_directly(source, target) is not False:
         return None
-    how = ("its labels use decision thresholds fitted on the other directions into it" if target in codec.calibration
-           else "")
+    island = codec.same_island(source, target)
+    multilabel = codec.formats[target].kind == "multilabel"
+    if island is False:
+        how = "it rests on the equivalence anchors that join the codec's unlinked groups of formats (docs/codec.md)"
+        if multilabel:
+            how += "; its labels are the classes at least half as probable as the most probable one (the zero-shot rule)"
+    else:
+        how = ("its labels use decision thresholds fitted on the other directions into it"
+               if multilabel and target in codec.calibration else "")
     return (f"{source} → {target} is zero-shot for this codec: no paired dataset it was trained on links the two "
             f"formats, so the conversion goes through the shared space only" + (f"; {how}" if how else ""))
 

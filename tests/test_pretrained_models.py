@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,7 +105,24 @@ def test_the_shipped_codec_gives_few_goemotions_labels_per_vad_row(tmp_path, cap
     assert list(frame["word"]) == ["vacation", "funeral", "table", "midpoint"]
     counts = [len(x.split(",")) for x in frame["label"]]
     assert all(rule["min_labels"] <= c <= rule["max_labels"] for c in counts), counts
-    assert "vad → goemotions28 is zero-shot for this codec" in err and "decision thresholds" in err
+    assert "vad → goemotions28 is zero-shot for this codec" in err and "zero-shot rule" in err
+    labels = dict(zip(frame["word"], frame["label"]))  # through the equivalence anchors (docs/codec.md)
+    assert "joy" in labels["vacation"].split(",") and labels["table"] == "neutral"
+    assert set(labels["funeral"].split(",")) <= {"sadness", "grief", "fear", "disgust", "anger", "disappointment", "remorse"}
+
+
+def test_the_shipped_codec_reads_classes_across_its_unlinked_groups():
+    """FER faces and Ekman classes share no paired data with BE5: the anchors make each basic-emotion class decode
+    as that emotion alone, inside BE5's range (before them a FER 'sad' gave joy, anger and sadness all 1.0)."""
+    codec = EmotionCodec.from_pretrained("emoembed/codec-full")
+    for src, names in {"fer7": ["happy", "angry", "sad", "fear", "disgust"],
+                       "ekman7": ["joy", "anger", "sadness", "fear", "disgust"]}.items():
+        be5 = codec.convert([[float(v == n) for v in codec.formats[src].variables] for n in names], src, "be5", clip=False)
+        assert (be5.to_numpy().argmax(1) == range(5)).all(), be5.round(2)
+        assert be5.to_numpy().min() > -0.3 and be5.to_numpy().max() < 1.3, be5.round(2)
+        off = be5.to_numpy()[~np.eye(5, dtype=bool)]
+        assert off.max() < 0.25, be5.round(2)  # the other emotions stay low
+    assert codec.same_island("fer7", "be5") is False and codec.same_island("ekman7", "goemotions28") is True
 
 
 @pytest.mark.parametrize("name", WORD_MODELS)
