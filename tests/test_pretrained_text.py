@@ -183,8 +183,12 @@ def test_the_shipped_text_model_is_listed_packaged_and_predicts_offline(name, ca
     model = EmotionModel.from_pretrained(f"emoembed/{name}")
     be5 = model.predict(["I can't stop smiling today", "My grandmother passed away last night."], "be5")
     assert be5.iloc[0]["joy"] > be5.iloc[1]["joy"] and be5.iloc[1]["sadness"] > be5.iloc[0]["sadness"]
-    vad = model.predict(["I can't stop smiling today", "My grandmother passed away last night."], "vad")
-    assert vad.iloc[0]["valence"] > 0 > vad.iloc[1]["valence"]
+    assert be5.iloc[0].drop("coverage", errors="ignore").idxmax() == "joy"  # the example: joy on top
+    vad = model.predict(["I can't stop smiling today", "My grandmother passed away last night.",
+                         "What a wonderful surprise, I'm so happy!"], "vad")
+    assert vad.iloc[2]["valence"] > 0.3 and vad.iloc[1]["valence"] < -0.3
+    # the card's known weak spot: "can't stop smiling" reads as near-neutral valence, still far above the death
+    assert vad.iloc[0]["valence"] > vad.iloc[1]["valence"] + 0.3
 
 
 def test_an_unbuilt_text_entry_is_listed_as_not_built(tmp_path, monkeypatch, capsys):
