@@ -232,7 +232,10 @@ class EmotionModel(PretrainedModule):
         return lo, hi
 
     def evaluate(self, task: Task, split: str = "test", format: str | None = None, batch_size: int = 256) -> dict:
-        """Metrics of a dataset split; ``zero_shot`` is true when the format was not in the training data."""
+        """Metrics of a dataset split; ``zero_shot`` is true when some variable of the format had no gold training
+        labels (the rule of ``predict``'s note, :func:`emoembed.conversion.model_zero_shot_note`, which is also
+        returned as ``zero_shot_note``: ``valence`` is not zero-shot for a ``vad`` model, ``be6`` is partly zero-shot
+        for a ``be5`` one)."""
         fmt = self.format(format or task.fmt.name)
         if fmt.name != task.fmt.name:
             raise ConfigError(f"dataset {task.name!r} has gold labels in {task.fmt.name!r}, not {fmt.name!r}")
@@ -242,8 +245,11 @@ class EmotionModel(PretrainedModule):
         task = Task(task.name, task.fmt, {split: self.encoder.check_items(task.items[split], f"{task.name} ({split})", rows)},
                     {split: task.labels[split]}, task.scales, task.modality)
         out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt)
-        out.update({"dataset": task.name, "format": fmt.name, "split": split,
-                    "zero_shot": fmt.name not in self.trained_formats})
+        from emoembed.conversion import model_zero_shot_note
+
+        note = model_zero_shot_note(self, fmt.name)  # variables, not format names: valence is known to a vad model
+        out.update({"dataset": task.name, "format": fmt.name, "split": split, "zero_shot": note is not None,
+                    "zero_shot_note": note})
         return out
 
     def with_codec(self, codec: EmotionCodec) -> EmotionModel:

@@ -284,3 +284,14 @@ def test_list_pretrained_fits_the_terminal_and_keeps_every_field(columns, monkey
     note = " ".join(scores["warriner vad"]["note"].split())
     last = f"afinn valence r {scores['afinn valence']['primary']:.3f}"
     assert note[-12:] in words and words.rstrip().endswith(last)  # the whole note and the last score, uncut
+
+
+@pytest.mark.realdata
+def test_evaluate_and_predict_agree_on_what_is_zero_shot(capsys):
+    """A VAD-trained word model knows valence (evaluate used to call it zero-shot while predict, rightly, did not)."""
+    assert main(["evaluate", "--model", "emoembed/words-minilm", "--data", "warriner:valence", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    row = row["results"]["warriner"]
+    assert row["zero_shot"] is False and row["zero_shot_note"] is None
+    assert main(["evaluate", "--model", "emoembed/words-minilm", "--data", "warriner:valence"]) == 0
+    assert "(zero-shot)" not in capsys.readouterr().out

@@ -93,7 +93,8 @@ def test_table(rows: dict[str, dict]) -> str:
     lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
     for name, r in rows.items():
         per = " ".join(_per_variable_cell(v, m) for v, m in r.get("per_variable", {}).items())
-        zs = " (zero-shot)" if r.get("zero_shot") else ""
+        zs = (" (partly zero-shot)" if "is partly zero-shot" in (r.get("zero_shot_note") or "")
+              else " (zero-shot)" if r.get("zero_shot") else "")
         score = r["undefined"] if r.get("undefined") else f"{r['primary']:.3f}"
         lines.append(f"| {name} | {r.get('format', '')}{zs} | {r['n']} | {r['metric']} | {score} | {per} |")
     return "\n".join(lines)
