@@ -179,14 +179,23 @@ class EmotionModel(PretrainedModule):
             target.on_bad_image = before
 
     def _zero_shot_island(self, fmt: str) -> bool:
-        """True when no format this model was trained on (gold or augmented) shares an island of the codec's pair
-        graph with ``fmt`` (:meth:`emoembed.codec.EmotionCodec.same_island`): its multilabel decisions then follow
-        the zero-shot rule of :func:`emoembed.calibration.decide`."""
-        trained = set(self.trained_formats) | set(self.meta.get("augmented_formats", []) or [])
+        """Whether ``fmt``'s multilabel decisions follow the zero-shot rule of :func:`emoembed.calibration.decide`
+        (the classes at least half as probable as the top one) instead of the codec's fitted thresholds. The
+        thresholds were fitted on label sources of ``fmt``'s own island of the codec; they do not fit this model's
+        outputs when some variable of ``fmt`` had no labels in its training (gold or codec-made, e.g. GoEmotions'
+        fine classes for a model trained on Ekman's seven: a threshold of .08 for ``gratitude`` labelled neutral
+        facts), nor when no format it was trained on shares an island with ``fmt``
+        (:meth:`emoembed.codec.EmotionCodec.same_island`)."""
+        from emoembed.conversion import model_zero_shot_note
+
+        augmented = set(self.meta.get("augmented_formats", []) or [])
+        trained = set(self.trained_formats) | augmented
         if self.direct_heads is not None or not trained or fmt in trained:
             return False
         links = [self.codec.same_island(t, fmt) for t in trained if t in self.codec.formats]
-        return bool(links) and all(x is False for x in links)
+        if links and all(x is False for x in links):
+            return True
+        return model_zero_shot_note(self, fmt) is not None
 
     def _predict(self, items: Items, fmt: LabelFormat, scale, batch_size: int, clip: bool, show_progress: bool,
                  oov: str, coverage_column: bool, rows: Sequence[str] | None) -> pd.DataFrame:

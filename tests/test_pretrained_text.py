@@ -202,3 +202,16 @@ def test_an_unbuilt_text_entry_is_listed_as_not_built(tmp_path, monkeypatch, cap
                    "size": "not built", "test": ""}
     with pytest.raises(ConfigError, match="no weights in .*emoembed pretrained build later-text"):
         EmotionModel.from_pretrained("emoembed/later-text")
+
+
+def test_the_text_models_partly_zero_shot_classes_do_not_label_plain_facts():
+    """goemotions28 is partly zero-shot for a model trained on Ekman's seven classes: the codec's thresholds for its
+    fine classes (.08 for gratitude, fitted on Ekman labels) labelled neutral facts `gratitude,optimism,neutral`;
+    the zero-shot rule keeps the classes at least half as probable as the top one."""
+    model = EmotionModel.from_pretrained("emoembed/text-minilm")
+    facts = ["Water boils at 100 degrees Celsius at sea level.", "The train leaves at 8 and arrives at 10."]
+    out = model.predict(facts + ["My grandmother passed away last night."], format="goemotions28")
+    ekman_like = {"anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"}
+    for labels in out["label"].iloc[:2]:
+        assert "neutral" in labels.split(",") and set(labels.split(",")) <= ekman_like, out["label"].tolist()
+    assert "sadness" in out["label"].iloc[2].split(",")
