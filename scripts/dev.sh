@@ -55,7 +55,7 @@ case "$cmd" in
       "$VENV/bin/emoembed" predict --model "emoembed/$DEMO_TEXT_MODEL" --format vad --input runs/demo-texts.csv --quiet
     else
       echo "pretrained text model emoembed/$DEMO_TEXT_MODEL: not built yet in this checkout (no weights in" \
-        "pretrained/$DEMO_TEXT_MODEL/); build it with \`emoembed pretrained build $DEMO_TEXT_MODEL\` (~25 CPU-minutes) —" \
+        "pretrained/$DEMO_TEXT_MODEL/); build it with \`emoembed pretrained build $DEMO_TEXT_MODEL\` (25–60 CPU-minutes) —" \
         "skipping the text predictions"
     fi
     ;;
