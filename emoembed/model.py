@@ -178,7 +178,7 @@ class EmotionModel(PretrainedModule):
         finally:
             target.on_bad_image = before
 
-    def _zero_shot_island(self, fmt: str) -> bool:
+    def _uses_zero_shot_rule(self, fmt: str) -> bool:
         """Whether ``fmt``'s multilabel decisions follow the zero-shot rule of :func:`emoembed.calibration.decide`
         (the classes at least half as probable as the top one) instead of the codec's fitted thresholds. The
         thresholds were fitted on label sources of ``fmt``'s own island of the codec; they do not fit this model's
@@ -205,7 +205,7 @@ class EmotionModel(PretrainedModule):
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()
         rule = self.codec.calibration.get(fmt.name) if self.direct_heads is None else None
-        df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule, zero_shot=self._zero_shot_island(fmt.name))
+        df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule, zero_shot=self._uses_zero_shot_rule(fmt.name))
         if undefined is not None:
             df.loc[undefined.numpy(), [c for c in df.columns if c != "label"]] = np.nan
             if "label" in df:
