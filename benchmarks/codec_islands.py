@@ -45,7 +45,7 @@ def island_rows(codec: EmotionCodec, data) -> dict[str, str]:
         probs = codec.activate(target, torch.as_tensor(raw_outputs(codec, "vad", test.labels_a, target))).numpy()
         zero_shot = codec.same_island("vad", target) is False
         row[f"Warriner test VAD ({len(probs)} words) → {target}: classes > .5 per word"] = f"{(probs > 0.5).sum(1).mean():.2f}"
-        row[f"… calibrated labels per word{' (zero-shot rule)' if zero_shot else ''}"] = \
+        row[f"… {target}: calibrated labels per word{' (zero-shot rule)' if zero_shot else ''}"] = \
             f"{decide(probs, fmt, codec.calibration.get(target), zero_shot).sum(1).mean():.2f}"
     cases = pd.read_csv(VAD4)
     conv = codec.convert(cases[["valence", "arousal", "dominance"]].to_numpy(), "vad", "goemotions28", input_scale=(1, 9))

@@ -27,8 +27,14 @@ text model, VAD ratings through the anchors of :mod:`emoembed.anchors`) would ot
 ratings or a VAD-trained text model read as GoEmotions: :func:`decide` with ``zero_shot=True``): the fitted
 thresholds are ignored, since they describe sources of the format's own island (a threshold of .08 for
 ``gratitude``, right for Ekman labels, turned on gratitude, caring and approval for the neutral word "table");
-the classes at least half as probable as the item's most probable class are labels, within the fitted label-count
-bounds.
+the classes at least half as probable as the item's most probable class are labels, at most
+:func:`zero_shot_max_labels` of them — the format's gold label cardinality (the mean number of gold labels per dev
+item of its paired data, ``dev_mean_labels``, saved with the rule) rounded to a whole number, at least 1 — and at
+least the fitted ``min_labels``. The relative rule alone, capped only by ``max_labels`` (what 99 % of dev items stay
+within), gave Warriner's test words 2.55 GoEmotions labels each (gold: 1.18 per comment) through
+``emoembed/words-minilm``; a zero-shot source carries no evidence that an item deserves more labels than the format's
+items usually have. A rule saved without ``dev_mean_labels`` (none does since calibration exists; a hand-written
+one) keeps ``max_labels`` as the cap.
 
 **Stated rule for formats without paired dev data** (a format with no dev items, e.g. one added to a codec without
 its own pair): thresholds 0.5, at most 3 labels, no minimum (:data:`FALLBACK`). Multiclass and distribution formats
@@ -61,8 +67,9 @@ def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, 
     ``zero_shot``: the probabilities come from a source in another island of the codec (no chain of paired data
     links it to ``fmt``: VAD ratings or a VAD-trained model read as GoEmotions), for which the fitted thresholds
     say nothing — they were fitted on sources of ``fmt``'s own island. The stated zero-shot rule then marks the
-    classes at least :data:`RELATIVE` (half) as probable as the item's most probable class, within the rule's
-    label-count bounds."""
+    classes at least :data:`RELATIVE` (half) as probable as the item's most probable class, keeping at most
+    :func:`zero_shot_max_labels` (the format's gold label cardinality, rounded) and at least the rule's
+    ``min_labels``."""
     probs = np.asarray(probs, dtype=np.float64)
     if rule is None and zero_shot:
         rule = FALLBACK
@@ -73,7 +80,7 @@ def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, 
     on = probs >= RELATIVE * probs.max(axis=1, keepdims=True) if zero_shot else probs >= t
     top = probs.argmax(axis=1)  # a fitted threshold never hides the most probable class once it passes 0.5
     on[np.arange(len(probs)), top] |= probs[np.arange(len(probs)), top] > 0.5
-    k_max = int(rule.get("max_labels") or fmt.size)
+    k_max = zero_shot_max_labels(rule, fmt) if zero_shot else int(rule.get("max_labels") or fmt.size)
     k_min = int(rule.get("min_labels") or 0)
     rows = np.arange(len(probs))[:, None]
     if (on.sum(axis=1) > k_max).any():  # keep the k_max most probable of the classes that are on
@@ -87,6 +94,31 @@ def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, 
         need = on.sum(axis=1) < k_min
         on[np.flatnonzero(need)[:, None], top_k[need]] = True
     return on
+
+
+def zero_shot_max_labels(rule: Mapping[str, Any] | None, fmt: LabelFormat) -> int:
+    """The most labels the zero-shot rule gives an item of ``fmt``: the format's gold label cardinality — the mean
+    number of gold labels per dev item of the paired data the rule was fitted on (``dev_mean_labels``; GoEmotions
+    1.18, Ekman 1.09, NRC EmoLex 2.35) — rounded to the nearest whole number, at least 1 and at most the rule's
+    ``max_labels``. A rule without ``dev_mean_labels`` (the no-dev-data fallback, a hand-written rule): its
+    ``max_labels`` (no rule: :data:`FALLBACK`'s)."""
+    rule = FALLBACK if rule is None else rule
+    k_max = int(rule.get("max_labels") or fmt.size)
+    mean = rule.get("dev_mean_labels")
+    if mean is None or not np.isfinite(float(mean)):
+        return k_max
+    return int(min(k_max, max(1, int(np.floor(float(mean) + 0.5)))))
+
+
+def zero_shot_rule_text(rule: Mapping[str, Any] | None, fmt: LabelFormat, per: str = "item") -> str:
+    """How ``predict``'s note states the zero-shot rule for ``fmt`` (``per``: what a row is called)."""
+    k = zero_shot_max_labels(rule, fmt)
+    mean = (rule or {}).get("dev_mean_labels")
+    usual = f"{fmt.name} items carry {float(mean):.2f} labels on average" if mean is not None else f"at most {k}"
+    if k == 1:
+        return f"its label is the most probable class, one per {per} ({usual}; the zero-shot rule)"
+    return (f"its labels are the classes at least half as probable as the most probable one, at most {k} per {per} "
+            f"({usual}; the zero-shot rule)")
 
 
 def label_strings(on: np.ndarray, fmt: LabelFormat) -> list[str]:

@@ -98,7 +98,9 @@ def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
     if island is False:
         how = "it rests on the equivalence anchors that join the codec's unlinked groups of formats (docs/codec.md)"
         if multilabel:
-            how += "; its labels are the classes at least half as probable as the most probable one (the zero-shot rule)"
+            from emoembed.calibration import zero_shot_rule_text
+
+            how += "; " + zero_shot_rule_text(codec.calibration.get(target), codec.formats[target], "row")
     else:
         how = ("its labels use decision thresholds fitted on the other directions into it"
                if multilabel and target in codec.calibration else "")

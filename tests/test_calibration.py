@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoembed.calibration import FALLBACK, decide, fit_rule
+from emoembed.calibration import FALLBACK, decide, fit_rule, zero_shot_max_labels
 from emoembed.cli import main
 from emoembed.codec import EmotionCodec
 from emoembed.formats import default_registry
@@ -149,3 +149,52 @@ def test_zero_shot_sources_ignore_the_fitted_thresholds():
     assert on[1].tolist() == [True, False, True, False]
     assert on[2].sum() == 2  # ties: capped at the rule's max_labels
     assert decide(probs, fmt, None, zero_shot=True).sum(1).max() <= 3  # no rule: the fallback bounds
+
+
+def test_the_zero_shot_rule_keeps_the_formats_gold_label_cardinality():
+    """Across islands the relative rule alone gave Warriner's test words 2.55 GoEmotions labels each (gold: 1.18
+    per comment): the zero-shot rule keeps at most the format's gold label cardinality — the mean gold labels per dev
+    item saved with the rule (``dev_mean_labels``), rounded, at least 1, at most ``max_labels``."""
+    fmt = default_registry().get("sentiment4")
+    probs = np.array([[0.9, 0.05, 0.6, 0.1], [0.2, 0.2, 0.2, 0.2], [0.3, 0.28, 0.1, 0.05]])
+    rule = {"thresholds": None, "max_labels": 3, "min_labels": 1, "dev_mean_labels": 1.18}
+    assert zero_shot_max_labels(rule, fmt) == 1
+    on = decide(probs, fmt, rule, zero_shot=True)
+    assert on.tolist() == [[True, False, False, False], [True, False, False, False], [True, False, False, False]]
+    nrc_like = {**rule, "dev_mean_labels": 2.35}  # NRC EmoLex words carry 2.35 labels: two
+    assert decide(probs, fmt, nrc_like, zero_shot=True).sum(1).tolist() == [2, 2, 2]
+    assert decide(probs, fmt, nrc_like, zero_shot=True)[2].tolist() == [True, True, False, False]
+    assert zero_shot_max_labels({**rule, "dev_mean_labels": 1.5}, fmt) == 2  # halves round up
+    assert zero_shot_max_labels({**rule, "dev_mean_labels": 1.49}, fmt) == 1
+    assert zero_shot_max_labels({**rule, "dev_mean_labels": 5.2}, fmt) == 3  # never above the fitted max_labels
+    assert zero_shot_max_labels({**rule, "dev_mean_labels": 0.3}, fmt) == 1  # at least one
+    old = {k: v for k, v in rule.items() if k != "dev_mean_labels"}  # a rule without the cardinality: max_labels
+    assert zero_shot_max_labels(old, fmt) == 3 and decide(probs, fmt, old, zero_shot=True).sum(1).tolist() == [2, 3, 2]
+    assert zero_shot_max_labels(None, fmt) == FALLBACK["max_labels"]
+    # sources of the format's own island keep the fitted thresholds and max_labels: the cap is for zero-shot only
+    assert decide(probs, fmt, rule).sum(1).tolist() == [2, 1, 1]
+    fitted = fit_rule(probs, np.array([[1, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=bool), fmt, "test")
+    assert fitted["dev_mean_labels"] == pytest.approx(4 / 3)  # what the cap is derived from, saved with every rule
+
+
+def test_shipped_models_give_zero_shot_goemotions_and_ekman_labels_at_their_gold_cardinality():
+    """`predict --model emoembed/words-minilm --format goemotions28` gave 2.86 labels per word on these words
+    (GoEmotions' gold: 1.18 per comment, Ekman's 1.09): now one, the most probable class, and the note says so."""
+    from emoembed.model import EmotionModel
+
+    words = ["happy", "grief", "furious", "spider", "vacation", "table", "funeral"]
+    model = EmotionModel.from_pretrained("emoembed/words-minilm")
+    for target in ("goemotions28", "ekman7"):
+        fmt = model.format(target)
+        assert model._uses_zero_shot_rule(target)
+        assert model.codec.calibration[target]["dev_mean_labels"] == pytest.approx(
+            {"goemotions28": 1.1758, "ekman7": 1.0907}[target], abs=1e-4)
+        out = model.predict(words, target)
+        probs = out[list(fmt.variables)].to_numpy()
+        assert out["label"].tolist() == [fmt.variables[j] for j in probs.argmax(1)]
+        assert out["label"].iloc[0] == "joy" and out["label"].iloc[4] == "joy"
+    codec = EmotionCodec.from_pretrained("emoembed/codec-full")
+    conv = codec.convert([[8.53, 5.67, 7.23], [1.6, 6.1, 3.0], [5.2, 3.1, 5.5]], "vad", "goemotions28", input_scale=(1, 9))
+    assert conv["label"].tolist() == ["joy", "fear", "neutral"]
+    nrc = codec.convert([[0.0] * 6 + [1.0]], "ekman7", "nrc10")  # into NRC (2.35 labels per word): up to two
+    assert 1 <= len(nrc["label"].iloc[0].split(",")) <= 2

@@ -102,6 +102,11 @@ def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.notices import note
 
     if (text := model_zero_shot_note(model, args.format)):
+        uses_rule = getattr(model, "_uses_zero_shot_rule", None)
+        if fmt.kind == "multilabel" and uses_rule is not None and uses_rule(args.format):
+            from emoembed.calibration import zero_shot_rule_text
+
+            text += "; " + zero_shot_rule_text(model.codec.calibration.get(args.format), fmt)
         note("predict", text)
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
