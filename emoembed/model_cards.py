@@ -39,6 +39,20 @@ def training_sources(registry, kind: str, recipe: Mapping[str, Any], codec_sourc
     return list(dict.fromkeys(names))
 
 
+def provenance(kind: str, recipe: Mapping[str, Any], codec: str | None, codec_sources: Sequence[str] = ()
+               ) -> dict[str, Any]:
+    """Where a model's labels came from, kept apart (``card.json``, ``emoembed list pretrained``): a content model's
+    own training data (``model_data``: the fit-encoder ``data``, ``NAME[:FORMAT]`` as given), the formats of its
+    codec-made labels (``augmented_formats``), the packaged codec it sits on (``codec``) and that codec's training
+    datasets (``codec_data``). A codec has none of these: its ``training_data`` are its paired datasets. Every
+    dataset of either kind shaped the weights, so ``training_data`` (and the licences) list them all."""
+    if kind == "codec":
+        return {}
+    return {"model_data": [str(d) for d in recipe.get("data", [])],
+            "augmented_formats": [str(f) for f in recipe.get("augment", []) or []],
+            "codec": PREFIX + codec if codec else None, "codec_data": list(codec_sources)}
+
+
 def licences(registry, names: Sequence[str]) -> dict[str, str]:
     return {n: registry.get(n).licence or "not stated" for n in names}
 
@@ -98,7 +112,7 @@ def write_card(folder: Path, name: str, spec: Mapping[str, Any], obj, registry, 
     formats = list(obj.formats)
     eval_cmd = [f"emoembed evaluate --model {PREFIX}{name} --data {','.join(spec.get('evaluate', []))}"]
     card = {"name": PREFIX + name, "kind": kind, "modality": modality, "formats": formats,
-            "training_data": sources, "licences": lic,
+            "training_data": sources, **provenance(kind, recipe, spec.get("codec"), codec_sources), "licences": lic,
             "licence_summary": (["non-commercial research use (" + ", ".join(n for n, v in lic.items() if is_restrictive(v)) + ")"]
                                 if restrictive else ["permissive"]),
             "scores": summary_scores(kind, scores, spec), "test": scores,
@@ -129,6 +143,16 @@ def readme(name: str, spec: Mapping[str, Any], obj, card: Mapping[str, Any], sco
         rng = f"[{f.range[0]:g}, {f.range[1]:g}]" if f.kind == "regression" else "probabilities (sum 1)" if f.kind in ("multiclass", "distribution") else "probabilities (each 0–1)"
         fmt_lines.append(f"| {f.name} | {f.kind} | {', '.join(f.variables)} | {rng} |")
     data_lines = ["| dataset | licence |", "|---|---|"] + [f"| {n} | {v} |" for n, v in card["licences"].items()]
+    if kind == "model" and card.get("codec"):
+        own = {str(d).split(":", 1)[0] for d in card.get("model_data", [])}
+        data_lines = ["| dataset | licence | labels |", "|---|---|---|"] + [
+            f"| {n} | {v} | {'this model' + (' and the codec' if n in card.get('codec_data', []) else '') if n in own else 'the codec'} |"
+            for n, v in card["licences"].items()]
+        augmented = card.get("augmented_formats") or []
+        data_lines = [f"This model was trained on {', '.join(f'`{d}`' for d in card.get('model_data', []))}"
+                      + (f", with {', '.join(augmented)} labels made from them by the codec (label augmentation)" if augmented else "")
+                      + f", into the frozen codec `{card['codec']}`; the codec's own training data (its paired datasets) "
+                      "shaped the weights too, so the table lists both, marked by whose labels they gave.", "", *data_lines]
     parts = front + [f"# {PREFIX}{name}", "", spec.get("summary", "").strip(), "",
                      "## Intended use", "", spec.get("intended_use", "").strip(), "",
                      "## How to use", "", "```python", use_py, "```", ""]

@@ -119,15 +119,28 @@ def score_summary(scores: Mapping[str, Mapping[str, Any]]) -> str:
     return "; ".join(score_parts(scores))
 
 
+LIST_COLUMNS = ("name", "modality", "formats", "data", "augment", "codec", "licences", "size", "test")
+
+
 def list_rows() -> list[dict[str, Any]]:
-    """One row per catalogue entry: name, modality, formats, training data, licences, size, test scores."""
+    """One row per catalogue entry (:data:`LIST_COLUMNS`): name, modality, formats; ``data``: the model's own
+    training data — a content model's fit-encoder datasets (``NAME[:FORMAT]``), a codec's paired datasets —;
+    ``augment``: the formats of a content model's codec-made labels; ``codec``: the packaged codec a content model
+    sits on (whose paired data are that codec's ``data``); licences (of every dataset behind the weights, the
+    codec's included), size, test scores. A card written before ``model_data`` existed: its entry in
+    ``models.yaml`` says the same."""
     rows = []
     for name, spec in catalogue().items():
         info = card(name)
         folder = zoo_dir() / name
         present = (folder / "model.safetensors").is_file()
+        model = spec.get("kind", info.get("kind")) == "model"
+        data = (info.get("model_data", spec.get("data", [])) if model else info.get("training_data", [])) if info else []
+        augment = info.get("augmented_formats", spec.get("augment", [])) if model and info else []
+        codec = info.get("codec") or (PREFIX + spec["codec"] if spec.get("codec") else "") if model and info else ""
         rows.append({"name": PREFIX + name, "modality": info.get("modality", spec.get("modality", "codec")),
-                     "formats": ",".join(info.get("formats", [])), "data": ",".join(info.get("training_data", [])),
+                     "formats": ",".join(info.get("formats", [])), "data": ",".join(map(str, data)),
+                     "augment": ",".join(map(str, augment or [])), "codec": codec or "",
                      "licences": "; ".join(info.get("licence_summary", [])),
                      "size": human_size(folder_size(folder)) if present else "not built",
                      "test": score_summary(info.get("scores", {}))})

@@ -149,7 +149,16 @@ def test_list_pretrained_shows_each_models_card(capsys):
         if name not in BUILT:
             assert r["size"] == "not built" and r["modality"] == catalogue()[name]["modality"], r
             continue
-        assert r["formats"].split(",") == info["formats"] and r["data"].split(",") == info["training_data"]
+        assert r["formats"].split(",") == info["formats"]
+        spec = catalogue()[name]
+        if spec["kind"] == "codec":
+            assert r["data"].split(",") == info["training_data"] and r["codec"] == r["augment"] == ""
+        else:  # a content model: its own training data, apart from the codec it sits on
+            assert r["data"].split(",") == info["model_data"] == [str(d) for d in spec["data"]]
+            assert r["augment"] == ",".join(spec.get("augment", [])) == ",".join(info["augmented_formats"])
+            assert r["codec"] == info["codec"] == f"emoembed/{spec['codec']}"
+            assert info["codec_data"] == card(spec["codec"])["training_data"]
+            assert set(info["training_data"]) == {d.split(":")[0] for d in info["model_data"]} | set(info["codec_data"])
         assert re.fullmatch(r"\d+(\.\d\d MB| kB)", r["size"])
         first = next(iter(info["scores"].values()))["primary"]
         assert f"{first:.3f}" in r["test"]
@@ -270,14 +279,18 @@ def test_list_pretrained_fits_the_terminal_and_keeps_every_field(columns, monkey
             assert f"emoembed pretrained build {name}" in flat
             continue
         info = card(name)
-        assert ", ".join(info["formats"]) in flat and ", ".join(info["training_data"]) in flat
+        assert ", ".join(info["formats"]) in flat
+        own = info.get("model_data", info["training_data"])  # a content model's own data; a codec's paired data
+        assert f"data {', '.join(own)} " in flat
+        if info["kind"] == "model":
+            assert f"codec {info['codec']} " in flat and f"augment {', '.join(info['augmented_formats'])} " in flat
         for key, r in info["scores"].items():
             assert f"{key} " in flat and f"{r['primary']:.3f}" in flat
             if r.get("note"):
                 assert " ".join(r["note"].split()) in flat
     assert main(["list", "pretrained", "--wide"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "modality", "formats", "data", "licences", "size", "test"]
+    assert lines[0].split() == ["name", "modality", "formats", "data", "augment", "codec", "licences", "size", "test"]
     assert len(lines) == 2 + len(catalogue())
     words = next(line for line in lines if line.startswith("emoembed/words-minilm "))
     scores = card("words-minilm")["scores"]
@@ -295,3 +308,27 @@ def test_evaluate_and_predict_agree_on_what_is_zero_shot(capsys):
     assert row["zero_shot"] is False and row["zero_shot_note"] is None
     assert main(["evaluate", "--model", "emoembed/words-minilm", "--data", "warriner:valence"]) == 0
     assert "(zero-shot)" not in capsys.readouterr().out
+
+
+def test_list_pretrained_keeps_a_models_own_data_apart_from_its_codecs(capsys):
+    """Issue 17: `data` of a word model listed the codec's 23 paired datasets (GoEmotions, FER2013 …) as if the
+    word MLP had been trained on them. Now: its own data and augmentation, and the codec it sits on, apart."""
+    capsys.readouterr()
+    assert main(["list", "pretrained", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    glove = rows["emoembed/words-glove50"]
+    assert (glove["data"], glove["augment"], glove["codec"]) == ("warriner", "be5,nrc10", "emoembed/codec-full")
+    assert rows["emoembed/words-minilm"]["data"] == "warriner,emomap_warriner_be5"
+    codec = rows["emoembed/codec-full"]
+    assert "goemotions" in codec["data"].split(",") and "fer2013" in codec["data"].split(",") and codec["codec"] == ""
+    assert "goemotions" not in glove["data"] and "non-commercial research use" in glove["licences"]
+    readme = (pretrained_dir("words-glove50") / "README.md").read_text(encoding="utf-8")
+    assert "This model was trained on `warriner`, with be5, nrc10 labels made from them by the codec" in readme
+    assert "into the frozen codec `emoembed/codec-full`" in readme
+    assert re.search(r"^\| warriner \| CC BY-NC-ND 3\.0 [^|]*\| this model and the codec \|$", readme, re.M)
+    assert re.search(r"^\| goemotions \| Apache-2\.0 [^|]*\| the codec \|$", readme, re.M)
+    assert main(["list", "pretrained"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("emoembed/words-glove50")[1].split("\n\n")[0]
+    assert re.search(r"^  data +warriner$", block, re.M) and re.search(r"^  augment +be5, nrc10$", block, re.M)
+    assert re.search(r"^  codec +emoembed/codec-full ", block, re.M)

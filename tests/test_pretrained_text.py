@@ -124,6 +124,7 @@ def test_the_card_writer_and_list_handle_a_text_model(text_zoo, format_registry,
     assert main(["list", "pretrained", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["name"] == "emoembed/tiny-text" and row["modality"] == "text" and row["formats"] == "vad,be5,be6"
+    assert (row["data"], row["augment"]) == ("emobank", "be5") and card["model_data"] == ["emobank"]
     assert f"toy vad r {scores['toy']['primary']:.3f}" in row["test"]
 
 
@@ -198,8 +199,8 @@ def test_an_unbuilt_text_entry_is_listed_as_not_built(tmp_path, monkeypatch, cap
     capsys.readouterr()
     assert main(["list", "pretrained", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row == {"name": "emoembed/later-text", "modality": "text", "formats": "", "data": "", "licences": "",
-                   "size": "not built", "test": ""}
+    assert row == {"name": "emoembed/later-text", "modality": "text", "formats": "", "data": "", "augment": "",
+                   "codec": "", "licences": "", "size": "not built", "test": ""}
     with pytest.raises(ConfigError, match="no weights in .*emoembed pretrained build later-text"):
         EmotionModel.from_pretrained("emoembed/later-text")
 

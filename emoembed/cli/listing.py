@@ -46,9 +46,9 @@ def list_rows(what: str) -> tuple[list[dict], list[str]]:
                          "present": "present" if reg.is_present(name) else "missing", "title": short(card.title or "", 60)})
         return rows, ["name", "type", "formats", "present", "title"]
     if what == "pretrained":
-        from emoembed.model_zoo import list_rows as pretrained_rows
+        from emoembed.model_zoo import LIST_COLUMNS, list_rows as pretrained_rows
 
-        return pretrained_rows(), ["name", "modality", "formats", "data", "licences", "size", "test"]
+        return pretrained_rows(), list(LIST_COLUMNS)
     import sys
 
     from emoembed.encoders import names
@@ -91,8 +91,11 @@ def pretrained_records(rows: list[dict]) -> list[tuple[str, list[tuple[str, list
         if r["size"] == "not built":
             out.append((title, [("build", [f"emoembed pretrained build {name}  (see its entry in pretrained/models.yaml)"])]))
             continue
-        out.append((title, [("formats", [r["formats"].replace(",", ", ")]), ("data", [r["data"].replace(",", ", ")]),
-                            ("licences", [r["licences"]]), ("test", score_parts(card(name).get("scores", {})))]))
+        fields = [("formats", [r["formats"].replace(",", ", ")]), ("data", [r["data"].replace(",", ", ")])]
+        if r["codec"]:  # a content model: its own data, its codec-made formats, and the codec it sits on
+            fields += [("augment", [r["augment"].replace(",", ", ") or "none"]),
+                       ("codec", [f"{r['codec']} (frozen; its own training data are listed under its name)"])]
+        out.append((title, fields + [("licences", [r["licences"]]), ("test", score_parts(card(name).get("scores", {})))]))
     return out
 
 
