@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from emoembed.errors import EmoembedError
-from emoembed.inputs import label_table, read_user_table
+from emoembed.inputs import label_table, read_user_table, require_column, split_columns_option
 from emoembed.notices import note
 
 
@@ -32,10 +32,16 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
                             "class, or class names)")
     if output_scale is not None and tgt.kind != "regression":
         raise EmoembedError(f"--output-scale is for rating formats; {target} is {tgt.kind} (its outputs are probabilities)")
+    columns, given = split_columns_option(columns, src.variables)  # valence=2 | word=1 (names an output column)
     names = [*(src.variables if src.kind == "regression" else ()),  # a class name atop one column is more likely an item
              *(columns or {}).values(), *([name_column] if name_column else [])]
     frame = read_user_table(path, header=header, header_names=names)  # header: None decides, False = --no-header
     values, used = label_table(frame, src, str(path), columns, name_column)
+    given = {require_column(frame, col, str(path), f"--columns {name}=…"): name for col, name in given.items()}
+    twice = [c for c in given if c in used]
+    if twice:
+        raise EmoembedError(f"--columns {given[twice[0]]}={twice[0]}: column {twice[0]!r} holds the {source} values "
+                            f"read; an output name is for one of the input's other columns (an id, the items)")
     check_table_values(values, used, src, str(path), input_scale)
     if isinstance(values, pd.DataFrame) and src.kind == "regression":
         if input_scale is None:
@@ -50,13 +56,22 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
     with warnings.catch_warnings():  # check_table_values said it, naming the file
         warnings.filterwarnings("ignore", message=r"\d+ of \d+ rows have no .* class name")
         out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
-    from emoembed.tables import TYPED_INPUTS, check_no_clash, keep_input_columns, kept_columns, typed_text_table
+    from emoembed.tables import (TYPED_INPUTS, check_no_clash, keep_input_columns, kept_columns, output_names,
+                                 typed_text_table)
 
-    extra = kept_columns([str(c) for c in frame.columns if c not in used], None, keep_columns, path)
-    check_no_clash(extra, [str(c) for c in out.columns], path)
+    others = [str(c) for c in frame.columns if c not in used]
+    renamed = output_names(frame, others, given, reserved=[str(c) for c in out.columns], name_items=True)
+    extra = kept_columns(others, None, keep_columns, path, renamed)
+    dropped = [c for c in given if c not in extra]
+    if dropped:
+        raise EmoembedError(f"--columns {given[dropped[0]]}={dropped[0]} names a column for the output, but "
+                            f"--keep-columns leaves it out: keep it (--keep-columns …,{given[dropped[0]]}) or leave "
+                            f"out its name")
+    check_no_clash([renamed[c] for c in extra], [str(c) for c in out.columns], path)
     kept = frame[extra].reset_index(drop=True)
     if Path(path).suffix.lower() not in TYPED_INPUTS:  # csv/tsv text: plain-number columns as numbers
         kept = typed_text_table(kept)
+    kept = kept.rename(columns=renamed)  # a headerless file's 1, 2 … → word, column_2 …; --columns word=1
     return keep_input_columns(out, kept)  # identifying columns (word, id…) in front
 
 

@@ -19,7 +19,8 @@ What a user can rely on (see ``docs/formats.md``, "Your own tables"):
   ``header=False`` (``--no-header``) or ``--column NAME``, never a silently lost item. A ``.txt`` (or other) file
   with one column has a header only when its first line is a usual content-column name (``word``, ``text``,
   ``content`` …), so a plain word list keeps its first word. A file with several columns has a header unless its
-  first line holds numbers where the rest of the file does (then columns are named ``1``, ``2`` … by position).
+  first line holds numbers where the rest of the file does (then columns are named ``1``, ``2`` … by position,
+  :func:`positional`; outputs do not write such a header: :func:`emoembed.tables.output_names`).
 * **Blank lines.** In a one-column table every line is an item: a blank or whitespace-only line between items is an
   error naming its line (as an empty cell is), not dropped — that would shift every output row after it.
 * **Columns match case-insensitively** (``Word``, ``VALENCE``); ``--columns valence=V.Mean.Sum,arousal=…`` names
@@ -125,7 +126,40 @@ def read_user_table(path: str | Path, header: bool | None = None, header_names: 
         raise InputError(f"{path}: no rows below the header")
     frame = pd.DataFrame([cells for _, cells in body], columns=header, dtype=object,
                          index=pd.Index([line for line, _ in body], name="line"))
+    if body is rows:
+        frame.attrs[POSITIONAL] = True  # columns named 1, 2, … by position: outputs name them (output_names)
     return frame
+
+
+POSITIONAL = "positional_columns"  # DataFrame.attrs key: the columns are named 1, 2, … by position (no header)
+
+
+def positional(frame: pd.DataFrame) -> bool:
+    """Whether ``frame``'s columns are named ``1``, ``2`` … by position (a headerless several-column file:
+    ``--no-header``, or a first line of numbers where the rest of the file has them)."""
+    return bool(frame.attrs.get(POSITIONAL))
+
+
+def first_line_is_data(path: str | Path) -> bool:
+    """Whether :func:`read_user_table` reads the csv/tsv/txt table at ``path`` as headerless (several columns, its
+    first line holds numbers where the rest of the file does): from its first lines only, for the streaming reader,
+    which takes line 1 as the header."""
+    path = Path(path)
+    sample: list[str] = []
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for line in f:
+                if line.strip():
+                    sample.append(line.rstrip("\r\n"))
+                    if len(sample) >= SAMPLE_LINES:
+                        break
+    except (OSError, UnicodeDecodeError):
+        return False  # the reader reports it
+    delimiter = sniff_delimiter(sample, path.suffix.lower())
+    if delimiter is None:
+        return False
+    rows = [(i + 1, cells) for i, cells in enumerate(csv.reader(sample, delimiter=delimiter))]
+    return len({len(c) for _, c in rows}) == 1 and len(rows[0][1]) > 1 and _looks_headerless(rows)
 
 
 def _read_json(path: Path, lines: bool) -> pd.DataFrame:
@@ -325,7 +359,9 @@ def _delim_name(d: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- columns
 def parse_columns_option(text: str | None) -> dict[str, str]:
-    """``valence=V.Mean.Sum,arousal=A.Mean.Sum`` → {variable: file column}. Raises EmoembedError on bad syntax."""
+    """``valence=V.Mean.Sum,arousal=A.Mean.Sum`` → {name: file column}. A name is a variable of the source format
+    (codecs) or the name an output gives another input column (``word=1``, ``id=2``: :func:`split_columns_option`).
+    Raises EmoembedError on bad syntax."""
     if not text:
         return {}
     out: dict[str, str] = {}
@@ -339,6 +375,32 @@ def parse_columns_option(text: str | None) -> dict[str, str]:
             raise EmoembedError(f"--columns: {var.strip()!r} is given twice")
         out[var.strip()] = col.strip()
     return out
+
+
+def split_columns_option(columns: Mapping[str, str] | None, variables: Sequence[str] = ()
+                         ) -> tuple[dict[str, str], dict[str, str]]:
+    """``--columns`` pairs split into {variable: file column} (names among ``variables``, the source format's) and
+    {file column: output name} (every other name: what the output calls that input column, e.g. ``word=1`` for a
+    headerless file's first column). A name that is not a variable but nearly spells one (``valance``) is an
+    :class:`InputError` asking which was meant; so is one file column given two output names."""
+    import difflib
+
+    values: dict[str, str] = {}
+    names: dict[str, str] = {}
+    folded = {v.casefold(): v for v in variables}
+    for name, col in (columns or {}).items():
+        if name in variables or name.casefold() in folded:
+            values[folded[name.casefold()]] = col
+            continue
+        close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+        if close:
+            raise InputError(f"--columns {name}={col}: {name!r} is not a variable of the source format; did you mean "
+                             f"{folded[close[0]]!r}? (its variables: {', '.join(variables)}; any other name, e.g. "
+                             f"word={col}, names that input column in the output)")
+        if col in names:
+            raise InputError(f"--columns names column {col!r} twice ({names[col]!r} and {name!r})")
+        names[col] = name
+    return values, names
 
 
 def find_column(frame: pd.DataFrame, name: str) -> str | None:
@@ -357,23 +419,34 @@ def require_column(frame: pd.DataFrame, name: str, source: str, option: str) -> 
     return col
 
 
-def content_column_name(frame: pd.DataFrame, column: str | None, source: str) -> str:
+def content_column_name(frame: pd.DataFrame, column: str | None, source: str, others: Sequence[str] = ()) -> str:
     """The column of ``frame`` holding the content: ``column`` (matched case-insensitively), the only column, or the
-    first usual content-column name (:data:`CONTENT_COLUMNS`); :class:`InputError` naming ``source`` otherwise."""
+    first usual content-column name (:data:`CONTENT_COLUMNS`); in a headerless file (columns ``1``, ``2`` … by
+    position) the one column that is not all numbers, leaving out ``others`` (columns ``--columns`` names for the
+    output, e.g. ``id=1``). :class:`InputError` naming ``source`` otherwise."""
     if column:
         return require_column(frame, column, source, "--column")
     if frame.shape[1] == 1:
         return frame.columns[0]
+    if positional(frame):  # no header: the content is the one column that is not all numbers (word, 7.5, 3.2)
+        skip = {find_column(frame, str(o)) for o in others}
+        texts = [c for c in frame.columns if c not in skip
+                 and not all(_is_number(str(v).strip()) for v in frame[c] if v is not None)]
+        if len(texts) == 1:
+            return texts[0]
+        raise InputError(f"{source}: which column holds the content? The file has no header line, so its columns are "
+                         f"named {', '.join(map(str, frame.columns))} by position; pass --column N (e.g. --column "
+                         f"{texts[0] if texts else frame.columns[0]})")
     col = next((c for name in CONTENT_COLUMNS if (c := find_column(frame, name)) is not None), None)
     if col is None:
         raise InputError(f"{source}: which column holds the content? pass --column (columns: {list(frame.columns)})")
     return col
 
 
-def content_items(frame: pd.DataFrame, column: str | None, source: str) -> list[str]:
+def content_items(frame: pd.DataFrame, column: str | None, source: str, others: Sequence[str] = ()) -> list[str]:
     """The content column's cells as strings: ``column`` (matched case-insensitively), the only column, or the
     first usual content-column name (:func:`content_column_name`). An empty cell is an error naming its line."""
-    col = content_column_name(frame, column, source)
+    col = content_column_name(frame, column, source, others)
     items = []
     for line, v in frame[col].items():
         if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():

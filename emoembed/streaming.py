@@ -384,14 +384,15 @@ def output_columns(model: Any, fmt: str, coverage_column: bool = True) -> list[s
 def predict_file(model: Any, input: str | Path, output: str | Path, format: str, column: str | None = None,
                  scale: str | Sequence[float] = "normalized", batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  shard: tuple[int, int] = (0, 1), fresh: bool = False, progress: bool = True,
-                 predict_kwargs: dict[str, Any] | None = None, keep_columns: str | Sequence[str] = "all"
-                 ) -> StreamResult:
+                 predict_kwargs: dict[str, Any] | None = None, keep_columns: str | Sequence[str] = "all",
+                 column_names: dict[str, str] | None = None) -> StreamResult:
     """Predict ``format`` for every row of ``input`` and write ``output`` chunk by chunk (see the module doc).
 
     ``model``: an :class:`~emoembed.model.EmotionModel` (torch or ONNX backend); ``predict_kwargs`` go to its
     ``predict`` (e.g. ``oov``, ``coverage_column``) and into the manifest. ``keep_columns``: which of the input's
     other columns the output carries before the item and predictions: ``"all"`` (default), ``"none"`` or names
-    (:func:`emoembed.tables.kept_columns`). Returns a :class:`StreamResult`.
+    (:func:`emoembed.tables.kept_columns`); ``column_names``: {input column: output name} (``--columns id=2``;
+    matched case-insensitively; the content column is always named by the modality). Returns a :class:`StreamResult`.
     Raises :class:`DataError` for unreadable input, a bad row (file and line named), a kept input column named like
     an output column, or partial results of a run with other settings (unless ``fresh``), :class:`EmoembedError`
     for a bad shard or chunk size."""
@@ -419,9 +420,23 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     extra = dict(predict_kwargs or {})
     if _kind(input, INPUT_SUFFIXES, "--input") == ".jsonl" and len(columns) > 1:
         columns = jsonl_columns(input)  # a key first seen after line 1 is a column too
-    keep = kept_columns(columns, col, keep_columns, input)
+    renamed = {}
+    for given, name in (column_names or {}).items():
+        found = _find(columns, given)
+        if found is None:
+            raise DataError(f"{input}: no column {given!r} (named by --columns {name}=…; matched case-insensitively); "
+                            f"columns: {list(columns)}")
+        if found == col:
+            raise DataError(f"--columns {name}={given}: column {found!r} holds the content, which the output calls "
+                            f"{model.modality!r}; an output name is for one of the input's other columns (an id …)")
+        renamed[found] = name
+    keep = kept_columns(columns, col, keep_columns, input, renamed)
+    dropped = [c for c in renamed if c not in keep]
+    if dropped:
+        raise DataError(f"--columns {renamed[dropped[0]]}={dropped[0]} names a column for the output, but --keep-columns "
+                        f"leaves it out: keep it (--keep-columns …,{renamed[dropped[0]]}) or leave out its name")
     outputs = output_columns(model, format, bool(extra.get("coverage_column")))
-    check_no_clash(keep, outputs, input)
+    check_no_clash([renamed.get(c, c) for c in keep], outputs, input)
     total, kinds = count_rows_and_kinds(input, col, keep)
     if total == 0:
         raise DataError(f"{input}: no rows")
@@ -429,6 +444,8 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     n_chunks = math.ceil((stop - start) / chunk_size) if stop > start else 0
     parts = output.with_name(output.name + PARTIAL_SUFFIX)
     manifest = _manifest(model, input, col, format, scale, chunk_size, (i, n), start, stop, total, keep)
+    if renamed:
+        manifest["column_names"] = renamed
     manifest["predict_kwargs"] = json.loads(json.dumps(extra, sort_keys=True, default=str))
     if parts.exists():
         old = _read_manifest(parts)
@@ -456,16 +473,17 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
                 items = [resolve_table_image(x, input) for x in items]
             frame = model.predict(items, format, scale=scale, batch_size=batch_size,  # errors name the file line
                                   rows=chunk_rows(input, first, len(items)), **extra).reset_index()
-            _write_part(keep_input_columns(frame, typed_text_columns(block[keep], kinds)), _part_path(parts, index),
-                        input)
+            _write_part(keep_input_columns(frame, typed_text_columns(block[keep], kinds).rename(columns=renamed)),
+                        _part_path(parts, index), input)
             bar.update(len(items))
     finally:
         bar.close()
     missing = [k for k in range(n_chunks) if not _part_path(parts, k).exists()]
     if missing:  # the input shrank while we read it
         raise DataError(f"{input}: changed while being read (chunks {missing[:3]} missing); rerun with --fresh")
-    rows = (_finalise(parts, n_chunks, output, keep, input) if n_chunks
-            else _write_empty(output, keep, outputs, model.modality))
+    named = [renamed.get(c, c) for c in keep]
+    rows = (_finalise(parts, n_chunks, output, named, input) if n_chunks
+            else _write_empty(output, named, outputs, model.modality))
     shutil.rmtree(parts, ignore_errors=True)
     return StreamResult(output, rows, n_chunks, resumed, time.perf_counter() - t0)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -118,13 +118,13 @@ def write_json_rows(rows: Iterable[dict[str, Any]], f: TextIO, lines: bool = Tru
             first = False
 
 
-def content_column(frame: pd.DataFrame, column: str | None, source: str) -> list:
+def content_column(frame: pd.DataFrame, column: str | None, source: str, others: Sequence[str] = ()) -> list:
     """The items of ``frame``: column ``column`` (matched case-insensitively), else its only column, else the first
     usual content column it has (:func:`emoembed.inputs.content_items`); an error naming ``source`` (the file),
     the line of an empty cell, or the columns otherwise."""
     from emoembed.inputs import content_items
 
-    return content_items(frame, column, source)
+    return content_items(frame, column, source, others)
 
 
 # ------------------------------------------------------------------------- the input's other columns in the output
@@ -140,9 +140,11 @@ def parse_keep_columns(text: str | None) -> str | list[str]:
     return names
 
 
-def kept_columns(columns: Sequence[str], content: str | None, keep: str | Sequence[str], source: Any) -> list[str]:
+def kept_columns(columns: Sequence[str], content: str | None, keep: str | Sequence[str], source: Any,
+                 names: Mapping[str, str] | None = None) -> list[str]:
     """Which input ``columns`` an output keeps: every one but the ``content`` column (``keep="all"``, the default),
-    none (``"none"``), or the names given (matched case-insensitively; the content column may not be one); always
+    none (``"none"``), or the names given (matched case-insensitively, as the input names a column or as the output
+    will, ``names``: input column → output name, :func:`output_names`; the content column may not be one); always
     in input order. Raises :class:`DataError` naming ``source`` for a name the input lacks."""
     others = [c for c in columns if c != content]
     if keep == "all":
@@ -150,12 +152,71 @@ def kept_columns(columns: Sequence[str], content: str | None, keep: str | Sequen
     if keep == "none":
         return []
     folded = {str(c).strip().casefold(): c for c in others}
+    for c, name in (names or {}).items():
+        if c in others:
+            folded.setdefault(str(name).strip().casefold(), c)
     unknown = [n for n in keep if n.strip().casefold() not in folded]
     if unknown:
+        shown = [f"{c} ({names[c]})" if names and c in names and names[c] != c else c for c in others]
         raise DataError(f"{source}: --keep-columns names {unknown}, which are not among its other columns "
-                        f"{others} (the content column {content!r} is always in the output)")
+                        f"{shown}" + (f" (the content column {content!r} is always in the output)" if content else ""))
     wanted = {folded[n.strip().casefold()] for n in keep}
     return [c for c in others if c in wanted]
+
+
+def content_kind(cells: Sequence[Any]) -> str | None:
+    """What a column of items holds, as the item column of a content model's output is named: ``image`` (every
+    cell an image file name), ``word`` (no cell has a space), ``text`` (some do); None when a cell is empty or every
+    cell is a number (not an item column)."""
+    from emoembed.data.images import IMAGE_EXTENSIONS
+
+    texts = [str(v).strip() for v in cells if v is not None and not (isinstance(v, float) and v != v)]
+    if not texts or len(texts) < len(cells) or any(not t for t in texts):
+        return None
+    if all(_is_number_text(t) for t in texts):
+        return None
+    if all(Path(t).suffix.lower() in IMAGE_EXTENSIONS for t in texts):
+        return "image"
+    return "text" if any(any(ch.isspace() for ch in t) for t in texts) else "word"
+
+
+def _is_number_text(t: str) -> bool:
+    try:
+        float(t.replace(",", ".") if re.fullmatch(r"[+-]?\d+,\d+", t) else t)
+    except ValueError:
+        return False
+    return True
+
+
+def output_names(frame: pd.DataFrame, others: Sequence[str], given: Mapping[str, str] | None = None,
+                 reserved: Sequence[str] = (), name_items: bool = False) -> dict[str, str]:
+    """Output names of the input columns ``others`` of ``frame`` (those an output may keep): input column → name.
+
+    * ``given`` (``--columns NAME=COLUMN`` pairs that are not variables: input column → name) wins;
+    * a headerless file's columns (named ``1``, ``2`` … by position, :func:`emoembed.inputs.positional`) are not
+      written as a header of bare numbers, which reads as a line of data: with ``name_items`` (codec conversions,
+      whose rows have no item column of their own) the one column of items — the only one that is neither empty
+      nor all numbers — is named by what it holds (:func:`content_kind`: ``word``, ``text``, ``image``), and every
+      other positional column ``column_N``;
+    * other columns keep their names.
+
+    ``reserved``: names the output already uses (its predictions, the item column): never given to a column."""
+    from emoembed.inputs import positional
+
+    out = {c: c for c in others}
+    given = dict(given or {})
+    taken = {str(n).casefold() for n in reserved} | {str(n).casefold() for n in given.values()}
+    if positional(frame):
+        rest = [c for c in others if c not in given]
+        items = [(c, kind) for c in rest if (kind := content_kind(frame[c].tolist())) is not None] if name_items else []
+        for c in rest:
+            out[c] = f"column_{c}"
+        if len(items) == 1 and items[0][1] not in taken:
+            out[items[0][0]] = items[0][1]
+    for c, name in given.items():
+        if c in out:
+            out[c] = name
+    return out
 
 
 def check_no_clash(kept: Sequence[str], outputs: Sequence[str], source: Any) -> None:
@@ -168,8 +229,8 @@ def check_no_clash(kept: Sequence[str], outputs: Sequence[str], source: Any) -> 
         raise DataError(f"{source}: input column(s) {', '.join(repr(c) for c in clash)} would clash with the output "
                         f"column(s) {', '.join(repr(names[str(c).casefold()]) for c in clash)} (outputs: "
                         f"{list(outputs)}); the input's other columns are kept beside the predictions, so rename "
-                        f"{'it' if len(clash) == 1 else 'them'} in the input, or choose the kept columns with "
-                        f"--keep-columns NAME,… (or none)")
+                        f"{'it' if len(clash) == 1 else 'them'} in the input or with --columns NEWNAME=COLUMN, or choose the kept "
+                        f"columns with --keep-columns NAME,… (or none)")
 
 
 def keep_input_columns(out: pd.DataFrame, inputs: pd.DataFrame | None) -> pd.DataFrame:

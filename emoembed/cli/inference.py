@@ -59,17 +59,29 @@ def streamable(args: argparse.Namespace) -> bool:
     from emoembed.streaming import INPUT_SUFFIXES, OUTPUT_SUFFIXES
 
     if args.shard or args.chunk_size or args.fresh:
-        if getattr(args, "no_header", False):
-            raise EmoembedError("--no-header is read in memory; --shard, --chunk-size and --fresh stream a table with a "
-                                "header line: add one (e.g. `word`) to the file")
+        from emoembed.inputs import first_line_is_data
+
+        if getattr(args, "no_header", False) or (Path(args.input).suffix.lower() in (".csv", ".tsv")
+                                                 and first_line_is_data(args.input)):
+            raise EmoembedError(f"{args.input} has no header line (--no-header, or numbers on line 1): it is read in "
+                                "memory; --shard, --chunk-size and --fresh stream a table with a header line: add one "
+                                "(e.g. `word`) to the file")
         return True
     if getattr(args, "no_header", False):
         return False
+    if Path(args.input).suffix.lower() in (".csv", ".tsv"):
+        from emoembed.inputs import first_line_is_data
+
+        if first_line_is_data(args.input):  # headerless (numbers on line 1): read in memory, as without --output
+            return False
     return Path(args.input).suffix.lower() in INPUT_SUFFIXES and Path(args.output).suffix.lower() in OUTPUT_SUFFIXES
 
 
-def stream_predict(model, args: argparse.Namespace) -> int:
-    """``predict --input FILE --output FILE``: chunked, resumable, optionally one shard (see emoembed.streaming)."""
+def stream_predict(model, args: argparse.Namespace, column: str | None = None,
+                   names: dict[str, str] | None = None) -> int:
+    """``predict --input FILE --output FILE``: chunked, resumable, optionally one shard (see emoembed.streaming).
+    ``column``: the content column (``--column``, or ``--columns word=…``); ``names``: {input column: output name}
+    of ``--columns``' other pairs."""
     from emoembed.cli.common import parse_scale
     from emoembed.errors import EmoembedError
     from emoembed.streaming import DEFAULT_CHUNK_SIZE, parse_shard, predict_file
@@ -80,11 +92,11 @@ def stream_predict(model, args: argparse.Namespace) -> int:
             raise EmoembedError(f"--on-bad-image is for image models; this model's modality is {model.modality!r}")
         model.encoder.on_bad_image = args.on_bad_image
     scale = args.scale if args.scale in ("normalized", "normalised", "source") else parse_scale(args.scale, "scale")
-    res = predict_file(model, Path(args.input), Path(args.output), args.format, column=args.column, scale=scale,
+    res = predict_file(model, Path(args.input), Path(args.output), args.format, column=column or args.column, scale=scale,
                        batch_size=args.batch_size, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE,
                        shard=parse_shard(args.shard), fresh=args.fresh, progress=not args.quiet,
                        predict_kwargs={"oov": args.oov or "vector", "coverage_column": True},
-                       keep_columns=parse_keep_columns(getattr(args, "keep_columns", None)))
+                       keep_columns=parse_keep_columns(getattr(args, "keep_columns", None)), column_names=names)
     resumed = f" ({res.resumed_chunks} of {res.chunks} chunks done by an earlier run)" if res.resumed_chunks else ""
     print(f"wrote {res.rows} rows to {res.output}{resumed} in {res.seconds:.1f}s", file=sys.stderr)
     return 0

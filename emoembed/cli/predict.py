@@ -29,11 +29,16 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
                                     "word/text/image/content/path); codecs: the column of class names (comma-separated "
                                     "for multilabel) of a class --source-format. Matched case-insensitively")
     p.add_argument("--no-header", action="store_true", help="--input has no header line: every line is an item (one "
-                   "column) or a row whose columns are named 1, 2, … by position (several). Without it a one-column "
+                   "column) or a row whose columns are named 1, 2, … by position (several; --column 2, --columns "
+                   "valence=2,word=1; outputs name them column_1 … or as --columns says). Without it a one-column "
                    ".csv/.tsv whose first line reads like an item, not a column name, is an error")
-    p.add_argument("--columns", help="codecs: which --input columns hold the source format's variables, e.g. "
-                   "valence=V.Mean.Sum,arousal=A.Mean.Sum,dominance=D.Mean.Sum (default: columns named like the "
-                   "variables, case-insensitively)")
+    p.add_argument("--columns", help="NAME=COLUMN pairs. Codecs: which --input columns hold the source format's "
+                   "variables, e.g. valence=V.Mean.Sum,arousal=A.Mean.Sum,dominance=D.Mean.Sum (default: columns named "
+                   "like the variables, case-insensitively). Any other NAME names that input column in the output "
+                   "(word=1,id=2 for a headerless file, whose columns are 1, 2, … by position); models: word=1 "
+                   "(the model's modality) names the content column, as --column 1 does. Without names, a headerless "
+                   "file's columns are written as column_1, column_2 …, and a codec's one column of items as "
+                   "word/text/image after what it holds")
     p.add_argument("--scale", default="normalized", help="models: normalized (default), source, or low,high")
     p.add_argument("--source-format", help="codecs: format of the input ratings")
     p.add_argument("--input-scale", help="codecs: rating scale of the input, e.g. 1,9 (default: the format's normalised range)")
@@ -69,8 +74,8 @@ def _predict_run(args: argparse.Namespace) -> int:
     from emoembed.model import load_model
     from emoembed.streaming import output_columns
     from emoembed.tables import (TYPED_INPUTS, check_no_clash, content_column, json_rows, keep_input_columns,
-                                 kept_columns, output_kind, parse_keep_columns, typed_text_table, write_json_rows,
-                                 write_table)
+                                 kept_columns, output_kind, output_names, parse_keep_columns, typed_text_table,
+                                 write_json_rows, write_table)
 
     check_streaming_options(args)
     if args.json and args.output:
@@ -88,9 +93,10 @@ def _predict_run(args: argparse.Namespace) -> int:
             raise EmoembedError("--codec is for content models; --model is already a codec")
         return _convert_labels(model, args)
     model = with_codec_option(model, args.codec)
-    if args.source_format or args.domain or args.columns or args.input_scale or args.output_scale:
-        raise EmoembedError("--source-format, --input-scale, --output-scale, --columns and --domain are for codec "
+    if args.source_format or args.domain or args.input_scale or args.output_scale:
+        raise EmoembedError("--source-format, --input-scale, --output-scale and --domain are for codec "
                             "directories; this is a content model (give items or --input, and --scale for outputs)")
+    column, given = content_and_named_columns(args, model.modality)
     fmt = model.format(args.format)
     if args.oov and model.modality == "image":
         raise EmoembedError("--oov is for word and text models (unknown words, unknown word pieces); an image model has "
@@ -111,22 +117,28 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
     if args.input and args.output and streamable(args):  # emoembed.streaming: files of any size
-        return stream_predict(model, args)
+        return stream_predict(model, args, column, given)
     rows = None  # where each item came from, for error messages: the --input file's line
     kept = None  # the input's other columns, one row per item
     if args.input:
         frame = read_user_table(args.input, header=False if args.no_header else None,
-                                header_names=[args.column] if args.column else ())
-        items = content_column(frame, args.column, args.input)
+                                header_names=[column] if column else ())
+        items = content_column(frame, column, args.input, list(given))
         rows = [f"{args.input}, {name}" for name in index_row_names(frame.index)]
-        col = content_column_name(frame, args.column, args.input)
-        names = kept_columns([str(c) for c in frame.columns], str(col), keep, args.input)
-        check_no_clash(names, output_columns(model, args.format, coverage_column=True), args.input)
+        col = str(content_column_name(frame, column, args.input, list(given)))
+        outputs = output_columns(model, args.format, coverage_column=True)
+        given = named_input_columns(frame, given, col, model.modality, args.input)
+        others = [str(c) for c in frame.columns if str(c) != col]
+        renamed = output_names(frame, others, given, reserved=outputs)  # a headerless file's 2 → column_2; id=2
+        names = kept_columns([str(c) for c in frame.columns], col, keep, args.input, renamed)
+        check_named_columns_kept(given, names)
+        check_no_clash([renamed[c] for c in names], outputs, args.input)
         kept = frame[names].reset_index(drop=True)
         if Path(args.input).suffix.lower() not in TYPED_INPUTS:  # csv/tsv text: plain-number columns as numbers
             kept = typed_text_table(kept)
-    elif args.column or args.no_header:
-        raise EmoembedError("--column and --no-header are about --input FILE; there is no --input")
+        kept = kept.rename(columns=renamed)
+    elif args.column or args.no_header or args.columns:
+        raise EmoembedError("--column, --columns and --no-header are about --input FILE; there is no --input")
     elif args.items:
         items = list(args.items)
     else:
@@ -155,6 +167,53 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     return 0
+
+
+def content_and_named_columns(args: argparse.Namespace, modality: str) -> tuple[str | None, dict[str, str]]:
+    """A content model's ``--column`` and ``--columns NAME=COLUMN`` pairs: (the content column, {input column: output
+    name}). A pair named like the model's modality (``word=1`` for a word model) names the content column, as
+    ``--column 1`` does (it is the output's ``word`` column anyway); every other pair names one of the input's other
+    columns in the output (``id=2``). :class:`EmoembedError` when both name different content columns."""
+    from emoembed.inputs import parse_columns_option
+
+    if not args.columns:
+        return args.column, {}
+    content = None
+    given: dict[str, str] = {}
+    for name, col in parse_columns_option(args.columns).items():
+        if name.casefold() == modality.casefold():
+            content = col
+        elif col in given:
+            raise EmoembedError(f"--columns names column {col!r} twice ({given[col]!r} and {name!r})")
+        else:
+            given[col] = name
+    if content is not None and args.column and args.column.casefold() != content.casefold():
+        raise EmoembedError(f"--column {args.column} and --columns {modality}={content} name different content "
+                            f"columns; give one")
+    return args.column or content, given
+
+
+def named_input_columns(frame, given: dict[str, str], content: str, modality: str, source) -> dict[str, str]:
+    """``given`` ({column: output name}, from ``--columns``) with each column as ``frame`` spells it; the content
+    column may not be renamed (the output names it ``modality``)."""
+    from emoembed.inputs import require_column
+
+    out = {}
+    for col, name in given.items():
+        found = str(require_column(frame, col, str(source), f"--columns {name}=…"))
+        if found == content:
+            raise EmoembedError(f"--columns {name}={col}: column {found!r} holds the content, which the output calls "
+                                f"{modality!r}; an output name is for one of the input's other columns (an id …)")
+        out[found] = name
+    return out
+
+
+def check_named_columns_kept(given: dict[str, str], kept) -> None:
+    dropped = [c for c in given if c not in kept]
+    if dropped:
+        raise EmoembedError(f"--columns {given[dropped[0]]}={dropped[0]} names a column for the output, but "
+                            f"--keep-columns leaves it out: keep it (--keep-columns …,{given[dropped[0]]}) or leave "
+                            f"out its name")
 
 
 def _convert_labels(codec, args: argparse.Namespace) -> int:
