@@ -6,8 +6,8 @@ class indicators) unless ``input_scale=(low, high)`` names the scale they were r
 
 * rescales values from a rating scale to the normalised range (:func:`to_normalised`),
 * refuses values outside the scale in use with an :class:`InputScaleError` naming the row, the column and the
-  value, and — when the values fit a common rating scale — the ``--input-scale`` that would read them
-  (:func:`check_scale`),
+  value, and — when a few cells are off while the rest fit — those cells as likely typos, or — when the values fit
+  another common rating scale — the ``--input-scale`` that would read them (:func:`check_scale`),
 * warns (:class:`ScaleWarning`, via :mod:`warnings`) when every value sits inside a smaller common scale that lies
   within the one in use, e.g. NRC-VAD's 0–1 values read as the [−1, 1] VAD range, or a 1–5 table given
   ``--input-scale 1,9`` (:func:`suspicious_scale`).
@@ -60,29 +60,78 @@ def fitting_scale(values: np.ndarray, exclude: Sequence[float] | None = None) ->
     return best
 
 
+TYPO_SHARE = 0.1  # outside cells are typos when at most this share of the values (and at least one) lie outside
+SHOWN_CELLS = 5    # how many of them an error lists
+
+
+def few_outside(outside: np.ndarray) -> bool:
+    """Whether the cells marked in ``outside`` (N, k) are *a few entries off* rather than a table on another scale:
+    at most :data:`TYPO_SHARE` of the values (at least one of them) and fewer than those inside. One cell of 55 in a
+    VAD table on [−1, 1], a 0 or a 10 in a 1–9 table: typos. A 1–5 table read on [−1, 1] has (nearly) every value
+    outside; a 1–9 table given ``--input-scale 1,5`` a third or more."""
+    n_out, n = int(outside.sum()), int(outside.size)
+    return 0 < n_out <= max(1, int(TYPO_SHARE * n)) and n_out < n - n_out
+
+
+def _cell_refs(x: np.ndarray, cells: np.ndarray, variables: Sequence[str], rows: Sequence[str] | None) -> str:
+    """``line 4, column 'dominance' = 55; …`` for the first :data:`SHOWN_CELLS` of ``cells`` (row-major), and how
+    many more there are. A file name that every row reference starts with (``ratings.csv, line 4``) is said once by
+    the error already, and left out here."""
+    refs = [(row_ref(int(r), "", rows), variables[int(c)], x[int(r), int(c)]) for r, c in cells[:SHOWN_CELLS]]
+    heads = {ref.rsplit(", ", 1)[0] for ref, _, _ in refs if ", " in ref}
+    if len(heads) == 1 and all(", " in ref for ref, _, _ in refs):
+        refs = [(ref.rsplit(", ", 1)[1], var, v) for ref, var, v in refs]
+    text = "; ".join(f"{ref}, column {var!r} = {v:g}" for ref, var, v in refs)
+    return text + (f"; and {len(cells) - SHOWN_CELLS} more" if len(cells) > SHOWN_CELLS else "")
+
+
 def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float], fmt_name: str,
                 given: bool, rows: Sequence[str] | None = None) -> None:
-    """Raise :class:`InputScaleError` for the first value of ``x`` (N, k) outside ``scale``.
+    """Raise :class:`InputScaleError` for the first value of ``x`` (N, k) outside ``scale``, naming its row, column
+    and value, then saying what the values outside suggest:
 
-    ``given``: whether the user named the scale (``--input-scale``) or it is the format's normalised range; the
-    message then suggests a scale that holds all values. ``rows`` name the rows (``line 7`` for a file's line,
-    ``index label 'b'`` for a DataFrame's index, see :func:`emoembed.errors.index_row_names`); without them a row
-    is named by its 0-based position, ``row index 4 (0-based)``."""
+    * **a few cells off** (:func:`few_outside`: at most a tenth of the values, the rest inside the scale): they look
+      like typos or out-of-range entries; up to :data:`SHOWN_CELLS` are listed (``line 4, column 'dominance' =
+      55``). No scale is proposed — one inferred from an outlier (a VAD table with one 55 "fits −100..100") would
+      misread every other value;
+    * **a table on another scale** (more are off): the narrowest common scale (:data:`COMMON_SCALES`) that holds the
+      values outside the scale in use — ``--input-scale 1,9`` for Warriner-style ratings read on [−1, 1] — and any
+      cell that lies outside that scale too (a 0 in a 1–9 table), as a likely typo.
+
+    ``given``: whether the user named the scale (``--input-scale``) or it is the format's normalised range. ``rows``
+    name the rows (``line 7`` for a file's line, ``index label 'b'`` for a DataFrame's index, see
+    :func:`emoembed.errors.index_row_names`); without them a row is named by its 0-based position,
+    ``row index 4 (0-based)``."""
     lo, hi = (float(v) for v in scale)
     outside = (x < lo) | (x > hi)
     if not outside.any():
         return
-    r, c = (int(v[0]) for v in np.nonzero(outside))
+    cells = np.argwhere(outside)
+    r, c = (int(v) for v in cells[0])
     where = f"{row_ref(r, '', rows)}, column {variables[c]!r}: {x[r, c]:g}"
-    fit = fitting_scale(x)
-    lo_all, hi_all = float(np.nanmin(x)), float(np.nanmax(x))
-    hint = (f"the values ({lo_all:g} to {hi_all:g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: if that is the scale, "
-            f"pass --input-scale {scale_text(fit)} (input_scale=({fit[0]:g}, {fit[1]:g}))" if fit else
-            f"pass the scale the values were rated on as --input-scale LOW,HIGH")
-    if given:
-        raise InputScaleError(f"{where} is outside the input scale [{lo:g}, {hi:g}]; {hint}")
-    raise InputScaleError(f"{where} is outside {fmt_name}'s normalised range [{lo:g}, {hi:g}], which is what values "
-                          f"are read on when no --input-scale is given; {hint}")
+    what = (f"the input scale [{lo:g}, {hi:g}]" if given else f"{fmt_name}'s normalised range [{lo:g}, {hi:g}], which "
+            f"is what values are read on when no --input-scale is given")
+    if few_outside(outside):
+        n_out = len(cells)
+        hint = (f"{n_out} of {outside.size} values lie{'s' if n_out == 1 else ''} outside it while the others fit it, "
+                f"so {'it looks like a typo or an out-of-range entry' if n_out == 1 else 'they look like typos or out-of-range entries'}: "
+                f"{_cell_refs(x, cells, variables, rows)}. Correct or remove {'it' if n_out == 1 else 'them'}"
+                + (" (if the table was rated on a wider scale, pass that as --input-scale LOW,HIGH)" if given else
+                   " (if the whole table was rated on another scale, pass it as --input-scale LOW,HIGH)"))
+        raise InputScaleError(f"{where} is outside {what}; {hint}")
+    fit = fitting_scale(x[outside])
+    if fit is None:
+        hint = "pass the scale the values were rated on as --input-scale LOW,HIGH"
+    else:
+        off = np.argwhere((x < fit[0]) | (x > fit[1]))
+        held = x[(x >= fit[0]) & (x <= fit[1])]
+        hint = (f"the values ({float(held.min()):g} to {float(held.max()):g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: "
+                f"if that is the scale, pass --input-scale {scale_text(fit)} (input_scale=({fit[0]:g}, {fit[1]:g}))")
+        if len(off):
+            hint += (f"; {'this value lies' if len(off) == 1 else 'these values lie'} outside {fit[0]:g}–{fit[1]:g} "
+                     f"too and look{'s' if len(off) == 1 else ''} like {'a typo' if len(off) == 1 else 'typos'}: "
+                     f"{_cell_refs(x, off, variables, rows)}")
+    raise InputScaleError(f"{where} is outside {what}; {hint}")
 
 
 def suspicious_scale(x: np.ndarray, scale: Sequence[float]) -> tuple[float, float] | None:

@@ -408,3 +408,83 @@ def test_multilabel_name_cells_in_the_usual_spellings(goemo_codec_dir, capsys, t
     assert predict(["--model", goemo_codec_dir, "--source-format", "goemotions28", "--format", "vad", "--input", ref],
                    capsys)[1] == out
     assert split_class_names("[3, 17]") == ["3", "17"] and split_class_names("[]") == [] and split_class_names(None) == []
+
+
+# ---------------------------------------------------------------------------------------------- 1b. typos vs scales
+def _vad_table(path, rows):
+    path.write_text("word,valence,arousal,dominance\n" + "".join(f"w{i},{v},{a},{d}\n" for i, (v, a, d) in enumerate(rows)),
+                    encoding="utf-8")
+    return path
+
+
+def test_one_cell_off_in_an_otherwise_fitting_table_is_called_a_typo_not_a_scale(codec_dir, capsys, tmp_path):
+    """One 55 in a VAD table on [-1, 1] used to suggest `--input-scale -100,100`, one 0 or 10 in a 1–9 table
+    `0,10` / `1,10`: scales inferred from the outlier, which would misread every other value."""
+    f = _vad_table(tmp_path / "vad55.csv", [(0.8, 0.3, 0.4), (-0.6, -0.2, -0.3), (-0.8, 0.1, 55), (0.1, 0.1, 0.1)])
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 2 and out == ""
+    assert (f"error: {f}, line 4, column 'dominance': 55 is outside vad's normalised range [-1, 1], which is what "
+            "values are read on when no --input-scale is given; 1 of 12 values lies outside it while the others fit "
+            "it, so it looks like a typo or an out-of-range entry: line 4, column 'dominance' = 55. Correct or remove "
+            "it (if the whole table was rated on another scale, pass it as --input-scale LOW,HIGH)") in err
+    assert "-100" not in err
+    for bad, wrong in ((0, "0,10"), (10, "1,10"), (9.5, "1,10")):
+        g = _vad_table(tmp_path / f"r{bad}.csv", [(7.8, 3.3, 4.4), (2.6, 4.2, 3.3), (1.8, 5.1, bad), (5.1, 5.1, 5.1)])
+        rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", g,
+                                "--input-scale", "1,9"], capsys)
+        assert rc == 2 and f"{g}, line 4, column 'dominance': {bad:g} is outside the input scale [1, 9]" in err
+        assert f"looks like a typo or an out-of-range entry: line 4, column 'dominance' = {bad:g}" in err, err
+        assert f"--input-scale {wrong}" not in err and "if the table was rated on a wider scale" in err
+
+
+def test_several_typos_are_listed_up_to_five(codec_dir, capsys, tmp_path):
+    rows = [(round(0.01 * i - 0.3, 2), 0.2, -0.1) for i in range(60)]
+    for i, j, v in ((7, 0, 4.0), (20, 1, -3.0), (41, 2, 12.0)):
+        rows[i] = tuple(v if k == j else x for k, x in enumerate(rows[i]))
+    f = _vad_table(tmp_path / "three.csv", rows)
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 2 and "3 of 180 values lie outside it while the others fit it, so they look like typos" in err
+    assert ("line 9, column 'valence' = 4; line 22, column 'arousal' = -3; line 43, column 'dominance' = 12. "
+            "Correct or remove them") in err
+    rows = [(0.1, 0.2, 0.3)] * 100 + [(7.0, 0.0, 0.0)] * 8
+    g = _vad_table(tmp_path / "eight.csv", rows)
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", g], capsys)
+    assert rc == 2 and "8 of 324 values lie outside it" in err and "line 106, column 'valence' = 7; and 3 more" in err
+
+
+def test_a_table_on_another_scale_still_gets_that_scale(codec_dir, capsys, tmp_path):
+    """Whole columns in another common scale keep their --input-scale hint; a cell outside even that scale is
+    named as a likely typo."""
+    for rows, scale in (([(3.2, 4.1, 2.2), (1.5, 2.0, 4.8), (4.4, 3.3, 3.0)], "1,5"),
+                        ([(6.2, 4.1, 2.2), (1.5, 2.0, 6.8), (4.4, 3.3, 3.0)], "1,7"),
+                        ([(8.2, 4.1, 2.2), (1.5, 2.0, 6.8), (4.4, 3.3, 3.0)], "1,9"),
+                        ([(82, 41, 22), (15, 20, 68), (44, 33, 30)], "0,100")):
+        f = _vad_table(tmp_path / f"s{scale}.csv", rows)
+        rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+        assert rc == 2 and f"rating scale: if that is the scale, pass --input-scale {scale} " in err, err
+        assert "typo" not in err
+    f = _vad_table(tmp_path / "one0.csv", [(7.8, 3.3, 4.4), (2.6, 4.2, 3.3), (1.8, 5.1, 0), (5.1, 5.1, 5.1)])
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 2 and ("the values (1.8 to 7.8) fit a 1–9 rating scale: if that is the scale, pass --input-scale 1,9 "
+                        "(input_scale=(1, 9)); this value lies outside 1–9 too and looks like a typo: line 4, column "
+                        "'dominance' = 0") in err
+    be5 = tmp_path / "be5_0to100.csv"  # intensities on 0–100 read on [0, 1]
+    be5.write_text("word,joy,anger,sadness,fear,disgust\na,80,10,5,0,1\nb,3,60,70,20,15\n", encoding="utf-8")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "be5", "--format", "vad", "--input", be5], capsys)
+    assert rc == 2 and "pass --input-scale 0,100" in err
+
+
+def test_few_outside_decides_by_the_share_of_values():
+    from emoembed.scales import few_outside
+
+    grid = np.zeros((10, 3), dtype=bool)
+    assert not few_outside(grid)
+    grid[0, 0] = True
+    assert few_outside(grid)  # 1 of 30
+    grid[1:3, 1] = True
+    assert few_outside(grid)  # 3 of 30: a tenth
+    grid[3, 2] = True
+    assert not few_outside(grid)  # 4 of 30
+    one = np.array([[True, False, False]])
+    assert few_outside(one)  # one value off in one row: at least one cell may be a typo
+    assert not few_outside(np.array([[True, True, False]])) and not few_outside(np.array([[True]]))
