@@ -52,10 +52,11 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", help="csv/tsv (or parquet) to write (default: stdout); a csv/tsv/jsonl/parquet --input is "
                    "then read, predicted and written in chunks, resumably (see --chunk-size, --shard)")
-    p.add_argument("--keep-columns", metavar="all|none|NAME,…", help="models: which of --input's other columns (id, "
+    p.add_argument("--keep-columns", metavar="all|none|NAME,…", help="which of --input's other columns (id, "
                    "metadata…) the output carries, in input order before the item and the predictions, so results "
-                   "join back by them: all (default), none, or names (matched case-insensitively). A kept column named "
-                   "like an output column (joy, label, coverage, text…) is an error: rename it or leave it out here")
+                   "join back by them: all (default), none, or names (matched case-insensitively, as the input or the "
+                   "output names them: 1 or column_1 in a headerless file). A kept column named like an output column "
+                   "(joy, label, coverage, text…) is an error: rename it (--columns NEWNAME=COLUMN) or leave it out here")
     p.add_argument("--json", action="store_true", help="print the rows as JSON Lines on stdout (one object per row: "
                    "numbers as JSON numbers, missing values null, labels strings) instead of csv; for a file give "
                    "--output FILE.jsonl (or .json for one list)")
