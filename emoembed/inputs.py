@@ -325,6 +325,13 @@ def _one_column(path: Path, numbered: list[tuple[int, str]], header: bool | None
                         index=pd.Index([n for n, _ in body], name="line"))
 
 
+def identifier_like(cells: Sequence[Any]) -> bool:
+    """Whether a column of text reads as identifiers rather than items: every cell has a digit and no space
+    (``t1``, ``S17``, ``eew5j0j``). Words and sentences rarely all do."""
+    texts = [str(v).strip() for v in cells if v is not None]
+    return bool(texts) and all(any(ch.isdigit() for ch in t) and not any(ch.isspace() for ch in t) for t in texts)
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -432,6 +439,8 @@ def content_column_name(frame: pd.DataFrame, column: str | None, source: str, ot
         skip = {find_column(frame, str(o)) for o in others}
         texts = [c for c in frame.columns if c not in skip
                  and not all(_is_number(str(v).strip()) for v in frame[c] if v is not None)]
+        if len(texts) > 1:  # an identifier column beside the items (t1, S17, 001a: a digit in every cell)
+            texts = [c for c in texts if not identifier_like(frame[c].tolist())] or texts
         if len(texts) == 1:
             return texts[0]
         raise InputError(f"{source}: which column holds the content? The file has no header line, so its columns are "

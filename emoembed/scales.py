@@ -96,7 +96,9 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
       misread every other value;
     * **a table on another scale** (more are off): the narrowest common scale (:data:`COMMON_SCALES`) that holds the
       values outside the scale in use — ``--input-scale 1,9`` for Warriner-style ratings read on [−1, 1] — and any
-      cell that lies outside that scale too (a 0 in a 1–9 table), as a likely typo.
+      cell that lies outside that scale too (a 0 in a 1–9 table), as a likely typo;
+    * **columns on different scales** (some columns wholly inside the scale in use, others mostly outside): which
+      are which — one ``--input-scale`` cannot read both.
 
     ``given``: whether the user named the scale (``--input-scale``) or it is the format's normalised range. ``rows``
     name the rows (``line 7`` for a file's line, ``index label 'b'`` for a DataFrame's index, see
@@ -120,17 +122,33 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
                    " (if the whole table was rated on another scale, pass it as --input-scale LOW,HIGH)"))
         raise InputScaleError(f"{where} is outside {what}; {hint}")
     fit = fitting_scale(x[outside])
+    off_mask = ((x < fit[0]) | (x > fit[1])) if fit is not None else outside
+    if off_mask.any() and not few_outside(off_mask):  # no one scale holds them: columns on different scales?
+        cols_out = [j for j in range(x.shape[1]) if outside[:, j].mean() > 0.5]
+        cols_in = [j for j in range(x.shape[1]) if not outside[:, j].any()]
+        if cols_out and cols_in:
+            vals = x[:, cols_out]
+            own = fitting_scale(vals)
+            raise InputScaleError(
+                f"{where} is outside {what}; column(s) {', '.join(repr(variables[j]) for j in cols_out)} hold values "
+                f"on another scale ({float(vals.min()):g} to {float(vals.max()):g}"
+                + (f", a {own[0]:g}–{own[1]:g} rating scale?" if own else "")
+                + f") while {', '.join(repr(variables[j]) for j in cols_in)} fit [{lo:g}, {hi:g}]: --input-scale applies "
+                f"to every column, so put the columns on one scale first")
     if fit is None:
         hint = "pass the scale the values were rated on as --input-scale LOW,HIGH"
     else:
-        off = np.argwhere((x < fit[0]) | (x > fit[1]))
+        off = np.argwhere(off_mask)
         held = x[(x >= fit[0]) & (x <= fit[1])]
         hint = (f"the values ({float(held.min()):g} to {float(held.max()):g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: "
                 f"if that is the scale, pass --input-scale {scale_text(fit)} (input_scale=({fit[0]:g}, {fit[1]:g}))")
-        if len(off):
+        if len(off) and few_outside(off_mask):
             hint += (f"; {'this value lies' if len(off) == 1 else 'these values lie'} outside {fit[0]:g}–{fit[1]:g} "
                      f"too and look{'s' if len(off) == 1 else ''} like {'a typo' if len(off) == 1 else 'typos'}: "
                      f"{_cell_refs(x, off, variables, rows)}")
+        elif len(off):
+            hint += (f"; but {len(off)} of {x.size} values lie outside {fit[0]:g}–{fit[1]:g} (e.g. "
+                     f"{_cell_refs(x, off[:1], variables, rows)}): the table may mix scales")
     raise InputScaleError(f"{where} is outside {what}; {hint}")
 
 

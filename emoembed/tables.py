@@ -196,12 +196,13 @@ def output_names(frame: pd.DataFrame, others: Sequence[str], given: Mapping[str,
     * a headerless file's columns (named ``1``, ``2`` … by position, :func:`emoembed.inputs.positional`) are not
       written as a header of bare numbers, which reads as a line of data: with ``name_items`` (codec conversions,
       whose rows have no item column of their own) the one column of items — the only one that is neither empty
-      nor all numbers — is named by what it holds (:func:`content_kind`: ``word``, ``text``, ``image``), and every
-      other positional column ``column_N``;
+      nor all numbers, leaving out identifier columns (:func:`emoembed.inputs.identifier_like`: ``t1``, ``S17``)
+      and, among several, preferring the one column of sentences — is named by what it holds (:func:`content_kind`:
+      ``word``, ``text``, ``image``), and every other positional column ``column_N``;
     * other columns keep their names.
 
     ``reserved``: names the output already uses (its predictions, the item column): never given to a column."""
-    from emoembed.inputs import positional
+    from emoembed.inputs import identifier_like, positional
 
     out = {c: c for c in others}
     given = dict(given or {})
@@ -209,6 +210,10 @@ def output_names(frame: pd.DataFrame, others: Sequence[str], given: Mapping[str,
     if positional(frame):
         rest = [c for c in others if c not in given]
         items = [(c, kind) for c in rest if (kind := content_kind(frame[c].tolist())) is not None] if name_items else []
+        if len(items) > 1:  # an identifier column beside the items (t1, S17: a digit in every cell) is not one
+            items = [(c, k) for c, k in items if not identifier_like(frame[c].tolist())] or items
+        if len(items) > 1:  # several: the one column of sentences, if there is one
+            items = [(c, k) for c, k in items if k == "text"] if sum(k == "text" for _, k in items) == 1 else items
         for c in rest:
             out[c] = f"column_{c}"
         if len(items) == 1 and items[0][1] not in taken:

@@ -66,8 +66,18 @@ def test_sentences_ids_and_typos_in_a_headerless_codec_table(tmp_path, capsys):
     assert rc == 0, err  # the one column of items left is the sentences: text; a column of numbers: column_6
     assert header(out) == ["id", "text", "column_6", "joy", "anger", "sadness", "fear", "disgust"]
     assert out.splitlines()[1].startswith("t1,I am so happy today,12,")
-    rc, out, err = predict([*base, "valence=3,arousal=4,dominance=5"], capsys)  # two item-like columns: by position
-    assert rc == 0 and header(out)[:3] == ["column_1", "column_2", "column_6"], err
+    rc, out, err = predict([*base, "valence=3,arousal=4,dominance=5"], capsys)  # t1, t2: identifiers, not items
+    assert rc == 0 and header(out)[:3] == ["column_1", "text", "column_6"], err
+    g = tmp_path / "two.csv"  # two columns of words, neither an identifier: which is the item is not guessed
+    g.write_text("happy,joy,0.8,0.3,0.4\nsad,sorrow,-0.6,-0.2,-0.3\n", encoding="utf-8")
+    rc, out, err = predict(["--model", CODEC, "--source-format", "vad", "--format", "be5", "--input", g,
+                            "--no-header", "--columns", "valence=3,arousal=4,dominance=5"], capsys)
+    assert rc == 0 and header(out)[:2] == ["column_1", "column_2"], err
+    w = tmp_path / "ids_words.csv"
+    w.write_text("S1,happy,0.8,0.3,0.4\nS2,sad,-0.6,-0.2,-0.3\n", encoding="utf-8")
+    rc, out, err = predict(["--model", CODEC, "--source-format", "vad", "--format", "be5", "--input", w,
+                            "--no-header", "--columns", "valence=3,arousal=4,dominance=5"], capsys)
+    assert rc == 0 and header(out)[:2] == ["column_1", "word"], err
     rc, out, err = predict([*base, "valance=3,arousal=4,dominance=5"], capsys)
     assert rc == 2 and ("--columns valance=3: 'valance' is not a variable of the source format; did you mean "
                         "'valence'?") in err
@@ -100,15 +110,17 @@ def test_a_word_models_headerless_table_names_its_columns(tmp_path, capsys):
         assert rc == 0 and header(out)[:2] == ["column_2", "word"], err
     rc, out, err = predict([*base, "--output", tmp_path / "p.csv", "--chunk-size", "2"], capsys)
     assert rc == 2 and "has no header line (--no-header, or numbers on line 1): it is read in memory" in err
+    two = tmp_path / "two.tsv"
+    two.write_text("happy\tjoyful\nsad\tgloomy\n", encoding="utf-8")
+    rc, out, err = predict(["--model", WORDS, "--format", "vad", "--input", two, "--no-header"], capsys)
+    assert rc == 2 and "its columns are named 1, 2 by position; pass --column N" in err
     ids = tmp_path / "ids.tsv"
     ids.write_text("w1\thappy\nw2\tsad\n", encoding="utf-8")
-    rc, out, err = predict(["--model", WORDS, "--format", "vad", "--input", ids, "--no-header"], capsys)
-    assert rc == 2 and "its columns are named 1, 2 by position; pass --column N" in err
-    for how in (["--column", "2"], ["--columns", "word=2"], ["--columns", "id=1"], ["--columns", "id=1,word=2"]):
+    for how in ([], ["--column", "2"], ["--columns", "word=2"], ["--columns", "id=1"], ["--columns", "id=1,word=2"]):
         rc, out, err = predict(["--model", WORDS, "--format", "vad", "--input", ids, "--no-header", *how], capsys)
         assert rc == 0, (how, err)
         names = header(out)
-        assert names[1:3] == ["word", "valence"] and names[0] == ("id" if "id=1" in how[-1] else "column_1"), how
+        assert names[1:3] == ["word", "valence"] and names[0] == ("id" if how and "id=1" in how[-1] else "column_1"), how
         assert out.splitlines()[1].startswith("w1,happy,")
     rc, out, err = predict(["--model", WORDS, "--format", "vad", "--input", ids, "--no-header", "--columns",
                             "word=2,id=2"], capsys)

@@ -488,3 +488,15 @@ def test_few_outside_decides_by_the_share_of_values():
     one = np.array([[True, False, False]])
     assert few_outside(one)  # one value off in one row: at least one cell may be a typo
     assert not few_outside(np.array([[True, True, False]])) and not few_outside(np.array([[True]]))
+
+
+def test_columns_on_different_scales_are_said_to_be(codec_dir, capsys, tmp_path):
+    """Dominance on 1–9 beside valence and arousal on [-1, 1]: one --input-scale cannot read both, and the
+    valence/arousal cells are not typos of a 1–9 table."""
+    f = _vad_table(tmp_path / "mixed.csv", [(0.8, 0.3, 7.4), (-0.6, -0.2, 2.3), (0.1, 0.5, 5.5)])
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 2 and (f"{f}, line 2, column 'dominance': 7.4 is outside vad's normalised range [-1, 1], which is "
+                        "what values are read on when no --input-scale is given; column(s) 'dominance' hold values on "
+                        "another scale (2.3 to 7.4, a 1–9 rating scale?) while 'valence', 'arousal' fit [-1, 1]: "
+                        "--input-scale applies to every column, so put the columns on one scale first") in err
+    assert "typo" not in err
