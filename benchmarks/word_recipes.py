@@ -13,7 +13,11 @@ Per model:
   * time per 10,000 words: ``predict`` on 10,000 distinct Warriner words with empty caches (vectors looked up or
     computed, MLP, heads), one torch thread: wall-clock and this process's CPU time (the CPU time is the number to
     compare on a shared machine, where wall-clock grows with the other jobs' load);
+  * BE5 on EmoMap's silver lexicon of Warriner's words (``emomap_warriner_be5``): mean r, the compression slope per
+    basic emotion, and top-emotion agreement (the basic emotion rated highest is the one EmoMap rates highest), on
+    all words and on the low-joy words (EmoMap joy < .2), where anger, sadness, fear and disgust must be told apart;
   * the demo's words (happy grief furious spider vacation) in BE5: the top basic emotion of each.
+``--split dev`` measures on the dev splits (what a recipe choice may look at); the default is test.
 Prints a Markdown table; writes it and every number to OUT/results.md and OUT/metrics.json.
 """
 from __future__ import annotations
@@ -52,12 +56,25 @@ def case_words() -> list[str]:
     return words
 
 
-def measure(model_dir: Path, words_10k: list[str]) -> dict:
+def be5_profile(model: EmotionModel, split: str) -> dict:
+    """EmoMap BE5 on ``split``: mean r, slope of gold on prediction per basic emotion, top-emotion agreement."""
+    task = task_from_dataset(default_data_registry().dataset("emomap_warriner_be5"), "be5", list(model.formats))
+    pred = model.predict(task.items[split], "be5")[list(task.fmt.variables)].to_numpy(dtype=float)
+    gold = task.labels[split]
+    agree = pred.argmax(1) == gold.argmax(1)
+    low_joy = gold[:, task.fmt.variables.index("joy")] < 0.2
+    return {"r": float(np.mean([np.corrcoef(gold[:, j], pred[:, j])[0, 1] for j in range(gold.shape[1])])),
+            "slope": {v: slope(gold[:, j], pred[:, j]) for j, v in enumerate(task.fmt.variables)},
+            "top_agreement": float(agree.mean()), "top_agreement_low_joy": float(agree[low_joy].mean()),
+            "n": len(gold), "n_low_joy": int(low_joy.sum())}
+
+
+def measure(model_dir: Path, words_10k: list[str], split: str = "test") -> dict:
     model = EmotionModel.from_pretrained(model_dir)
     task = task_from_dataset(default_data_registry().dataset("warriner"), "vad", list(model.formats))
-    res = model.evaluate(task, "test")
-    pred = model.predict(task.items["test"], "vad").to_numpy()
-    gold = task.labels["test"]
+    res = model.evaluate(task, split)
+    pred = model.predict(task.items[split], "vad").to_numpy()
+    gold = task.labels[split]
     slopes = {v: slope(gold[:, j], pred[:, j]) for j, v in enumerate(task.fmt.variables)}
     cases = case_words()
     cov = item_coverage(model.encoder, cases)
@@ -70,9 +87,9 @@ def measure(model_dir: Path, words_10k: list[str]) -> dict:
         fresh.predict(words_10k, "vad", batch_size=256)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         demo = model.predict(DEMO_WORDS, "be5")
-    return {"model": str(model_dir), "vectors": model.encoder.config().get("vectors"),
-            "warriner_test_r": {v: m["pearson"] for v, m in res["per_variable"].items()},
-            "compression_slope": slopes, "case_words": len(cases), "case_oov": oov, "case_oov_rate": len(oov) / len(cases),
+    return {"model": str(model_dir), "split": split, "vectors": model.encoder.config().get("vectors"),
+            "warriner_r": {v: m["pearson"] for v, m in res["per_variable"].items()},
+            "compression_slope": slopes, "emomap_be5": be5_profile(model, split), "case_words": len(cases), "case_oov": oov, "case_oov_rate": len(oov) / len(cases),
             "seconds_per_10k_words": seconds * 10_000 / len(words_10k),
             "cpu_seconds_per_10k_words": cpu * 10_000 / len(words_10k),
             "demo_be5_top": {w: demo.loc[w].idxmax() for w in DEMO_WORDS},
@@ -83,17 +100,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="word model directories")
     ap.add_argument("--out", default="runs/bench-word-recipes")
+    ap.add_argument("--split", choices=["dev", "test"], default="test", help="split to score (default test)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     words = default_data_registry().dataset("warriner").content
     words_10k = list(dict.fromkeys(str(w) for w in words))[:10_000]
-    rows = [measure(Path(m), words_10k) for m in args.models]
-    lines = ["| model | vectors | Warriner test r V/A/D | slope gold~pred V/A/D | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
-             "|---|---|---|---|---|---|---|"]
+    rows = [measure(Path(m), words_10k, args.split) for m in args.models]
+    lines = [f"| model | vectors | Warriner {args.split} r V/A/D | slope gold~pred V/A/D | EmoMap BE5 r | BE5 slope J/A/S/F/D | "
+             "BE5 top-emotion agreement (all / low joy) | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        rr, sl = r["warriner_test_r"], r["compression_slope"]
+        rr, sl, be = r["warriner_r"], r["compression_slope"], r["emomap_be5"]
         lines.append(f"| {r['model']} | {r['vectors']} | {rr['valence']:.3f}/{rr['arousal']:.3f}/{rr['dominance']:.3f} | "
-                     f"{sl['valence']:.2f}/{sl['arousal']:.2f}/{sl['dominance']:.2f} | "
+                     f"{sl['valence']:.2f}/{sl['arousal']:.2f}/{sl['dominance']:.2f} | {be['r']:.3f} | "
+                     f"{'/'.join(f'{v:.2f}' for v in be['slope'].values())} | "
+                     f"{be['top_agreement']:.3f} / {be['top_agreement_low_joy']:.3f} | "
                      f"{len(r['case_oov'])}/{r['case_words']} ({', '.join(r['case_oov']) or '-'}) | "
                      f"{r['seconds_per_10k_words']:.1f} / {r['cpu_seconds_per_10k_words']:.1f} | {', '.join(f'{w} {t}' for w, t in r['demo_be5_top'].items())} |")
     table = "\n".join(lines)
