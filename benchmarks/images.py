@@ -199,63 +199,106 @@ def oasis_features(args, codec, oasis, device) -> tuple[dict, dict[bool, torch.T
 
 
 RATING_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0)  # × the recipe's class_ratings.scale; 0 = the block left out
+SIZE_WEIGHTS = (0.5, 1.0)  # weight of the blocks at the recipe's extra feature_sizes; 0 = left out
 
 
 def feature_candidates(enc_cfg: dict, codec) -> list[dict]:
     """The settings the inner CV chooses from: flip averaging on/off (when the recipe has it) × the last k of the
-    recipe's ``feature_layers`` (k = 0 … all) with the final pooled features × the ``class_ratings`` block with or
-    without it (when the recipe has it). Each candidate's features are columns of the widest setting's (blocks are
-    pooled and normalised one by one; the class-ratings block is scaled by a multiplier of the recipe's ``scale``,
-    i.e. a smaller ridge penalty on it), so one extraction serves them all."""
+    recipe's ``feature_layers`` (k = 0 … all) with the final pooled features × the ``class_ratings`` block left out
+    or weighted by a multiplier of the recipe's ``scale`` (when the recipe has it) × the blocks at the recipe's
+    extra ``feature_sizes`` left out or weighted (when it has them). Each candidate's features are columns of the
+    widest setting's (blocks are pooled and normalised one by one), times a per-column weight (a weight w on a block
+    is a ridge penalty 1/w² on it), so one extraction serves them all: ``blocks`` maps each chosen block's name
+    to its weight, ``columns``/``weight`` are the same as columns of the widest features."""
     widest = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim})
-    blocks = dict(widest.feature_blocks())
+    spans = dict(widest.feature_blocks())
     layers = list(enc_cfg.get("feature_layers") or [])
+    sizes = list(enc_cfg.get("feature_sizes") or [])
     out = []
     for flip in ([False, True] if enc_cfg.get("flip_average") else [False]):
         for ratings in ([0.0, *RATING_MULTIPLIERS] if enc_cfg.get("class_ratings") else [0.0]):
-            for k in range(len(layers) + 1):
-                chosen = layers[len(layers) - k:]
-                names = [*chosen, "final"] + (["class_ratings"] if ratings else [])
-                cols = np.concatenate([np.arange(blocks[n].start, blocks[n].stop) for n in names])
-                weight = np.ones(len(cols), dtype=np.float32)
-                if ratings:
-                    weight[-blocks["class_ratings"].stop + blocks["class_ratings"].start:] = ratings
-                out.append({"flip_average": flip, "feature_layers": chosen, "class_ratings": ratings, "columns": cols,
-                            "weight": weight})
+            for size_weight in ([0.0, *SIZE_WEIGHTS] if sizes else [0.0]):
+                for k in range(len(layers) + 1):
+                    chosen = layers[len(layers) - k:]
+                    base = [*chosen, "final"]
+                    blocks = {n: 1.0 for n in base}
+                    if size_weight:
+                        blocks.update({f"{n}@{s}": size_weight for s in sizes for n in base})
+                    if ratings:
+                        blocks["class_ratings"] = ratings
+                    cols = np.concatenate([np.arange(spans[n].start, spans[n].stop) for n in blocks])
+                    weight = np.concatenate([np.full(spans[n].stop - spans[n].start, w, dtype=np.float32)
+                                             for n, w in blocks.items()])
+                    out.append({"flip_average": flip, "feature_layers": chosen, "class_ratings": ratings,
+                                "feature_sizes": sizes if size_weight else [], "size_weight": size_weight,
+                                "blocks": blocks, "spans": {n: (spans[n].start, spans[n].stop) for n in blocks},
+                                "columns": cols, "weight": weight})
     return out
+
+
+def ridge_path(gram: np.ndarray, cross: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Ridge regression with an intercept (sklearn's ``Ridge(alpha)``: centred features, unpenalised intercept) for
+    every penalty at once, in its dual form: ``gram`` = X Xᵀ of the n fitting rows (n, n), ``cross`` = X' Xᵀ of the
+    m rows to predict (m, n), ``y`` (n, k). Returns the predictions (len(alphas), m, k). Exact (one eigendecomposition
+    of the centred Gram matrix), so a penalty grid costs one fit."""
+    row = gram.mean(0)
+    centred = gram - row[None, :] - row[:, None] + row.mean()
+    cross_c = cross - cross.mean(1, keepdims=True) - row[None, :] + row.mean()
+    lam, q = np.linalg.eigh(centred)
+    lam = np.maximum(lam, 0.0)
+    mean = y.mean(0)
+    qty, cq = q.T @ (y - mean), cross_c @ q
+    return np.stack([cq @ (qty / (lam + a)[:, None]) + mean for a in alphas])
 
 
 def inner_select(feats: dict[bool, torch.Tensor], candidates: list[dict], y: np.ndarray, train: np.ndarray,
                  groups: np.ndarray, alphas: np.ndarray, inner_folds: int = 5) -> dict:
     """Choose the feature setting and the ridge penalty by k-fold cross-validation inside the training rows only,
     folds grouped by theme (the outer test fold is never seen): the candidate with the lowest mean squared error
-    of V and A over the inner folds."""
-    from sklearn.linear_model import Ridge
-    from sklearn.model_selection import GridSearchCV, GroupKFold
+    of V and A over the inner folds (sklearn's ``GridSearchCV(Ridge(), cv=GroupKFold)`` score, computed exactly
+    in the dual form from one Gram matrix per block of the training rows)."""
+    from sklearn.model_selection import GroupKFold
 
+    grams: dict[tuple[bool, str], np.ndarray] = {}  # (flip, block) → X Xᵀ of the training rows
+    for cand in candidates:
+        for name in cand["blocks"]:
+            key = (cand["flip_average"], name)
+            if key not in grams:
+                start, stop = cand["spans"][name]
+                x = feats[cand["flip_average"]][train][:, start:stop].numpy().astype(np.float64)
+                grams[key] = x @ x.T
+    splits = list(GroupKFold(inner_folds).split(train, train, groups[train]))
+    yt = y[train]
     best = None
     for cand in candidates:
-        x = feats[cand["flip_average"]][train][:, cand["columns"]].numpy().astype(np.float64) * cand["weight"]
-        gs = GridSearchCV(Ridge(), {"alpha": alphas}, cv=GroupKFold(inner_folds), scoring="neg_mean_squared_error")
-        gs.fit(x, y[train], groups=groups[train])
-        if best is None or gs.best_score_ > best["inner_score"]:
-            best = {**cand, "alpha": float(gs.best_params_["alpha"]), "inner_score": float(gs.best_score_)}
+        gram = sum(w * w * grams[(cand["flip_average"], n)] for n, w in cand["blocks"].items())
+        mse = np.zeros(len(alphas))
+        for fit_rows, val_rows in splits:
+            pred = ridge_path(gram[np.ix_(fit_rows, fit_rows)], gram[np.ix_(val_rows, fit_rows)], yt[fit_rows], alphas)
+            mse += ((pred - yt[val_rows]) ** 2).mean(axis=(1, 2))
+        score = -mse / len(splits)
+        i = int(np.argmax(score))
+        if best is None or score[i] > best["inner_score"]:
+            best = {**cand, "alpha": float(alphas[i]), "inner_score": float(score[i])}
     return best
 
 
 def ridge_projection(enc: ImageEncoder, codec, feats: torch.Tensor, y: np.ndarray, train: np.ndarray,
-                     alpha: float) -> dict:
+                     alpha: float, column_weight: np.ndarray | None = None) -> dict:
     """Train the encoder's projection on fixed features so that the codec's frozen va head reads the ridge regression
-    of the targets: W, c = ridge(features → va) with the penalty ``alpha`` (chosen by :func:`inner_select` on the
-    training rows only); then proj = H⁺W, bias = H⁺c (H the 2 × d head), the smallest projection whose decoded
-    output is exactly the ridge prediction."""
+    of the targets: W, c = ridge(features × column_weight → va) with the penalty ``alpha`` (both chosen by
+    :func:`inner_select` on the training rows only; a column weight w is a penalty 1/w² on that column); then
+    proj = H⁺ (W · diag(column_weight)), bias = H⁺c (H the 2 × d head), the smallest projection of the encoder's own
+    (unweighted) features whose decoded output is exactly the ridge prediction."""
     from sklearn.linear_model import Ridge
 
-    ridge = Ridge(alpha=alpha).fit(feats[train].numpy().astype(np.float64), y[train])
+    x = feats[train].numpy().astype(np.float64)
+    w = np.ones(x.shape[1]) if column_weight is None else np.asarray(column_weight, dtype=np.float64)
+    ridge = Ridge(alpha=alpha).fit(x * w, y[train])
     head = codec.heads["va"].weight.detach().cpu().double()  # (2, d)
     pinv = torch.linalg.pinv(head)  # (d, 2)
     with torch.no_grad():
-        enc.proj.weight.copy_((pinv @ torch.as_tensor(ridge.coef_, dtype=torch.float64)).float())
+        enc.proj.weight.copy_((pinv @ torch.as_tensor(ridge.coef_ * w, dtype=torch.float64)).float())
         enc.proj.bias.copy_((pinv @ torch.as_tensor(ridge.intercept_, dtype=torch.float64)).float())
     return {"alpha": float(alpha)}
 
@@ -302,25 +345,24 @@ def oasis_cv(args, codec, oasis, device) -> dict:
     for k, test_idx in enumerate(folds):
         train = np.setdiff1d(np.arange(n), test_idx)
         best = inner_select(feats, candidates, gold, train, groups, alphas)
-        ratings = None
-        if best["class_ratings"]:
-            ratings = {**enc_cfg["class_ratings"],
-                       "scale": float(enc_cfg["class_ratings"].get("scale", 1.0)) * best["class_ratings"]}
+        ratings = enc_cfg["class_ratings"] if best["class_ratings"] else None
         enc = ImageEncoder.from_config({**enc_cfg, "weights": None, "dim": codec.dim, "flip_average": best["flip_average"],
-                                        "feature_layers": best["feature_layers"], "class_ratings": ratings}).to(device).eval()
-        x = feats[best["flip_average"]][:, best["columns"]] * torch.from_numpy(best["weight"])
-        assert x.shape[1] == enc.num_features
-        info = ridge_projection(enc, codec, x, gold, train, best["alpha"])
+                                        "feature_layers": best["feature_layers"], "class_ratings": ratings,
+                                        "feature_sizes": best["feature_sizes"]}).to(device).eval()
+        x = feats[best["flip_average"]][:, best["columns"]]  # the fold encoder's own features (its blocks, in order)
+        assert x.shape[1] == enc.num_features and [n for n, _ in enc.feature_blocks()] == list(best["blocks"])
+        info = ridge_projection(enc, codec, x, gold, train, best["alpha"], best["weight"])
+        ratings_scale = float(ratings.get("scale", 1.0)) * best["class_ratings"] if ratings else 0.0
         with torch.no_grad():  # the fold's encoder (frozen backbone + trained projection) through the frozen va head
             z = enc.proj(x[test_idx].to(device))
             pred[test_idx] = np.clip(decode(codec, fmt, z, device), -1, 1)
         per_fold.append({**r_of(pred[test_idx], gold[test_idx], fmt), **info, "flip_average": best["flip_average"],
-                         "feature_layers": best["feature_layers"],
-                         "class_ratings_scale": ratings["scale"] if ratings else 0.0,
+                         "feature_layers": best["feature_layers"], "class_ratings_scale": ratings_scale,
+                         "feature_sizes": best["feature_sizes"], "size_weight": best["size_weight"],
                          "inner_mse": -best["inner_score"]})
         log(f"OASIS fold {k + 1}/{args.oasis_folds}: r V {per_fold[-1]['r_v']:.3f} A {per_fold[-1]['r_a']:.3f} "
             f"(inner CV chose layers {best['feature_layers']}, flip {best['flip_average']}, class ratings "
-            f"scale {ratings['scale'] if ratings else 0:g}, alpha {best['alpha']:g})")
+            f"scale {ratings_scale:g}, sizes {best['feature_sizes']} × {best['size_weight']:g}, alpha {best['alpha']:g})")
     out = r_of(pred, gold, fmt)
     out.update({"fold_mean_r": float(np.mean([f["r"] for f in per_fold])),
                 "fold_mean_r_v": float(np.mean([f["r_v"] for f in per_fold])),
@@ -333,6 +375,8 @@ def oasis_cv(args, codec, oasis, device) -> dict:
 def render_oasis_cv(o: dict, args) -> str:
     def setting(f: dict) -> str:
         blocks = f["feature_layers"] + ["final"]
+        if f.get("feature_sizes"):
+            blocks += [f"{b}@{size}×{f['size_weight']:g}" for size in f["feature_sizes"] for b in blocks[:]]
         if f.get("class_ratings_scale"):
             blocks.append(f"class_ratings×{f['class_ratings_scale']:g}")
         return f"{'+'.join(blocks)}, flip {'on' if f['flip_average'] else 'off'}, alpha {f['alpha']:g}"

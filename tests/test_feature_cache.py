@@ -268,3 +268,35 @@ def test_class_ratings_block_is_the_expected_word_rating(shared_data, cache_root
         tiny(class_ratings={**spec, "lexicon": "x"})
     with pytest.raises(ConfigError, match="scale must be > 0"):
         tiny(class_ratings={**spec, "scale": 0})
+
+
+def test_feature_sizes_append_the_blocks_of_the_resized_image(cache_root, tmp_path):
+    """feature_sizes: [48] — the same blocks (layer4, final) of the image bilinearly resized to 48 px, appended
+    after the native size's and before class_ratings; each l2-scaled; the option keys the cache, is checked and
+    round-trips through the config."""
+    import torch.nn.functional as F
+
+    paths, _ = images(tmp_path, 3)
+    enc = tiny(feature_layers=["layer4"], feature_norm="l2", feature_sizes=[48]).eval()
+    assert enc.block_sizes == [512, 512, 512, 512] and enc.num_features == 2048
+    blocks = dict(enc.feature_blocks())
+    assert list(blocks) == ["layer4", "final", "layer4@48", "final@48"] and blocks["final@48"] == slice(1536, 2048)
+    pixels = enc.collate(paths, use_cache=False)["pixels"]
+    with torch.no_grad():
+        feats = enc.pooled_features(pixels)
+        big = F.interpolate(pixels, size=(48, 48), mode="bilinear", align_corners=False)
+        final = enc.backbone(big)
+        torch.testing.assert_close(feats[:, blocks["final@48"]], final / final.norm(dim=1, keepdim=True))
+        native = tiny(feature_layers=["layer4"], feature_norm="l2").eval()
+        native.backbone.load_state_dict(enc.backbone.state_dict())
+        torch.testing.assert_close(feats[:, :1024], native.pooled_features(pixels))  # the narrower setting's columns
+    assert feature_key(enc) != feature_key(native)
+    assert ImageEncoder.from_config(enc.config()).feature_sizes == [48]
+    wide = tiny(feature_sizes=[48], eval_transform=[{"type": "Resize", "size": [32, 40]}]).eval()
+    with torch.no_grad():  # not square: the shorter side becomes the size, the aspect ratio is kept
+        resized = F.interpolate(torch.zeros(1, 3, 32, 40), size=(48, 60), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(wide.pooled_features(torch.zeros(1, 3, 32, 40))[:, 512:], wide.backbone(resized))
+    for bad, message in (([8], "whole number of px ≥ 16"), ([48, 48], "listed twice"), ("48", "list of input sizes"),
+                         ([40.5], "whole number")):
+        with pytest.raises(ConfigError, match=message):
+            tiny(feature_sizes=bad)

