@@ -328,7 +328,8 @@ class ImageEncoder(ContentEncoder):
         """The backbone's features of a (B, 3, H, W) batch: (B, num_features). Without options the backbone's pooled
         output; ``feature_layers`` prepend the global-average-pooled output of each named layer (multi-scale
         features); ``feature_sizes`` append the same blocks of the image bilinearly resized so that its shorter side
-        is each size in px (multi-scale views: objects seen larger or smaller); ``feature_norm: l2`` scales each block (layer / final) to unit length per image; ``flip_average``
+        is each size in px (multi-scale views: objects seen larger or smaller); ``feature_norm: l2`` scales each
+        block (layer / final) to unit length per image; ``flip_average``
         averages the features of the image and its mirror image (test-time augmentation; applied when the backbone
         is frozen or in eval mode, not while it trains)."""
         feats = self._pooled_once(pixels)
