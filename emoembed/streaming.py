@@ -13,7 +13,9 @@
   ``manifest.json`` naming the input (path, size, mtime), the model (config and weights fingerprint), the format,
   scale, column, kept columns, chunk size and shard. A run that is killed leaves only whole parts; the next run with the same
   settings skips them (no duplicate or missing rows) and a run with other settings refuses to mix them unless told
-  ``fresh=True``. When all chunks are done the parts are concatenated into a temporary file that is renamed to
+  ``fresh=True`` (``--fresh``). A run stopped by bad input (a :class:`~emoembed.errors.DataError`: an empty cell,
+  an unknown word under ``oov="error"``…) is no interruption: it removes the ``.partial`` folder it made (or, resuming,
+  the parts it added), so the corrected rerun starts clean. When all chunks are done the parts are concatenated into a temporary file that is renamed to
   ``OUTPUT`` (atomic finalisation), then the ``.partial`` folder is removed.
 * **Shards**: ``shard=(i, n)`` predicts rows ``[⌊i·R/n⌋, ⌊(i+1)·R/n⌋)`` of the R input rows, so the outputs of shards
   0…n−1 concatenated in order equal the unsharded output (array jobs on any scheduler).
@@ -35,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from emoembed.errors import DataError, EmoembedError
+from emoembed.errors import DataError, EmoembedError, OutputError
 from emoembed.inputs import CONTENT_COLUMNS, sniff_delimiter
 from emoembed.io import atomic_write, atomic_write_json
 
@@ -395,10 +397,11 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     matched case-insensitively; the content column is always named by the modality). Returns a :class:`StreamResult`.
     Raises :class:`DataError` for unreadable input, a bad row (file and line named), a kept input column named like
     an output column, or partial results of a run with other settings (unless ``fresh``), :class:`EmoembedError`
-    for a bad shard or chunk size."""
-    from tqdm.auto import tqdm
-
-    from emoembed.tables import check_no_clash, keep_input_columns, kept_columns, output_kind, typed_text_columns
+    for a bad shard or chunk size. After an input error (a :class:`DataError` or other :class:`EmoembedError`
+    that is not an :class:`OutputError`) no ``output`` and no new ``.partial`` folder is left behind (the parts of
+    an earlier interrupted run with the same settings stay); an interruption (KeyboardInterrupt, a kill) keeps the
+    finished parts for the rerun to resume."""
+    from emoembed.tables import check_no_clash, kept_columns, output_kind
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -453,12 +456,51 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
             shutil.rmtree(parts)
         elif old != manifest:
             changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise DataError(f"{parts} holds partial results of a run with other settings ({', '.join(changed)} differ); "
-                            f"rerun with the same settings to continue it, or pass --fresh to discard it")
+            raise DataError(f"{parts} holds the finished chunks of an earlier interrupted run writing {output.name}, "
+                            f"but with other settings ({', '.join(changed)} differ), so they cannot be resumed here: "
+                            f"rerun exactly that command to resume it, or add --fresh (fresh=True) to this command to "
+                            f"discard the folder and start over")
+    created = not parts.exists()  # a folder this run makes is removed again if the input turns out to be bad
     parts.mkdir(parents=True, exist_ok=True)
     atomic_write_json(manifest, parts / MANIFEST)
     done = {k for k in range(n_chunks) if _part_path(parts, k).exists()}
     resumed = len(done)
+    try:
+        rows = _predict_chunks(model, input, output, parts, format, col, keep, kinds, renamed, outputs, scale,
+                               batch_size, chunk_size, (i, n), start, stop, n_chunks, done, extra, progress)
+    except EmoembedError as exc:
+        if not isinstance(exc, OutputError):  # bad input, not an interruption: leave nothing half-written
+            _discard_new_parts(parts, created, done)
+        raise
+    shutil.rmtree(parts, ignore_errors=True)
+    return StreamResult(output, rows, n_chunks, resumed, time.perf_counter() - t0)
+
+
+def _discard_new_parts(parts: Path, created: bool, done: set[int]) -> None:
+    """After an input error: remove ``parts`` if this run made it, else only the parts this run added (the parts
+    of the earlier interrupted run with the same settings stay, to resume once the input is fixed)."""
+    if created:
+        shutil.rmtree(parts, ignore_errors=True)
+        return
+    for part in parts.glob("part-*.parquet"):
+        try:
+            index = int(part.stem.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if index not in done:
+            part.unlink(missing_ok=True)
+
+
+def _predict_chunks(model: Any, input: Path, output: Path, parts: Path, format: str, col: str, keep: Sequence[str],
+                    kinds: dict[str, str], renamed: dict[str, str], outputs: Sequence[str], scale: Any,
+                    batch_size: int, chunk_size: int, shard: tuple[int, int], start: int, stop: int, n_chunks: int,
+                    done: set[int], extra: dict[str, Any], progress: bool) -> int:
+    """Predict and write every chunk not in ``done`` as a part in ``parts``, then finalise ``output``; the rows."""
+    from tqdm.auto import tqdm
+
+    from emoembed.tables import keep_input_columns, typed_text_columns
+
+    i, n = shard
     bar = tqdm(total=stop - start, unit="row", desc=f"predict {input.name}" + (f" [shard {i}/{n}]" if n > 1 else ""),
                disable=not progress, file=sys.stderr, smoothing=0.1, dynamic_ncols=True)
     try:
@@ -467,6 +509,9 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
             if index in done:
                 continue
             items = block[col].tolist()
+            for k, v in enumerate(items):  # as the in-memory reader (emoembed.inputs.content_items) says it
+                if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+                    raise DataError(f"{input}, {line_of(input, first + k)}, column {col!r}: empty cell")
             if model.modality == "image":  # relative paths: relative to the input file's folder
                 from emoembed.data.images import resolve_table_image
 
@@ -482,10 +527,8 @@ def predict_file(model: Any, input: str | Path, output: str | Path, format: str,
     if missing:  # the input shrank while we read it
         raise DataError(f"{input}: changed while being read (chunks {missing[:3]} missing); rerun with --fresh")
     named = [renamed.get(c, c) for c in keep]
-    rows = (_finalise(parts, n_chunks, output, named, input) if n_chunks
+    return (_finalise(parts, n_chunks, output, named, input) if n_chunks
             else _write_empty(output, named, outputs, model.modality))
-    shutil.rmtree(parts, ignore_errors=True)
-    return StreamResult(output, rows, n_chunks, resumed, time.perf_counter() - t0)
 
 
 def _write_empty(output: Path, keep: Sequence[str], outputs: Sequence[str], modality: str) -> int:

@@ -89,7 +89,7 @@ def test_interrupted_run_resumes_without_duplicates(model, texts, inputs, tmp_pa
     (parts / ".part-00000004.parquet.x1.tmp").write_bytes(b"half a file")  # a write cut short by the kill
     monkeypatch.setattr(EmotionModel, "predict", real)
     # other settings refuse to mix with the partial results ...
-    with pytest.raises(DataError, match="chunk_size differ.*--fresh"):
+    with pytest.raises(DataError, match="earlier interrupted run.*chunk_size differ.*add --fresh"):
         predict_file(model, inputs["csv"], out, "vad", chunk_size=16, progress=False)
     # ... the same settings continue where it stopped
     res = predict_file(model, inputs["csv"], out, "vad", chunk_size=8, progress=False)
@@ -150,10 +150,74 @@ def test_cli_streams_names_bad_lines_and_keeps_nothing_half_written(model, input
     bad.write_text("id,text\n1,fine\n2,good\n3,\n", encoding="utf-8")
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(bad), "--output",
                  str(tmp_path / "b.csv"), "--quiet"]) == 2
-    assert f"{bad}, line 4: missing text" in capsys.readouterr().err
-    assert not (tmp_path / "b.csv").exists()
+    assert f"{bad}, line 4, column 'text': empty cell" in capsys.readouterr().err
+    assert not (tmp_path / "b.csv").exists() and not (tmp_path / ("b.csv" + PARTIAL_SUFFIX)).exists()
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--input", str(inputs["csv"]), "--output",
                  str(tmp_path / "x.xlsx"), "--chunk-size", "10"]) == 2
     assert "--output must be one of .csv, .tsv, .parquet" in capsys.readouterr().err
     assert main(["predict", "--model", str(mdir), "--format", "vad", "--shard", "0/2", "happy"]) == 2
     assert "give both" in capsys.readouterr().err
+
+
+def test_data_error_leaves_nothing_and_the_corrected_rerun_needs_no_fresh(model, texts, tmp_path, capsys,
+                                                                          monkeypatch):
+    mdir = model.save_pretrained(tmp_path / "m")
+    src = tmp_path / "late.csv"
+    rows = list(texts[:10])
+    rows[6] = ""  # line 8: an empty cell after three whole chunks of 2
+    pd.DataFrame({"id": range(10), "text": rows}).to_csv(src, index=False)
+    out = tmp_path / "late_out.csv"
+    cmd = ["predict", "--model", str(mdir), "--format", "vad", "--input", str(src), "--output", str(out),
+           "--chunk-size", "2", "--quiet"]
+    assert main(cmd) == 2
+    assert f"{src}, line 8, column 'text': empty cell" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / ("late_out.csv" + PARTIAL_SUFFIX)).exists()
+    rows[6] = "a fixed line"
+    pd.DataFrame({"id": range(10), "text": rows}).to_csv(src, index=False)  # input size and mtime change
+    assert main(cmd) == 0  # no --fresh needed
+    assert read(out)["text"].tolist() == rows
+    # the same for a library call whose error comes from the model (here: any DataError mid-stream)
+    out2 = tmp_path / "o2.parquet"
+    calls = {"n": 0}
+    real = EmotionModel.predict
+
+    def bad_third_chunk(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise DataError("late.csv, line 6: unknown word 'zzqxv'")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(EmotionModel, "predict", bad_third_chunk)
+    with pytest.raises(DataError, match="zzqxv"):
+        predict_file(model, src, out2, "vad", chunk_size=2, progress=False)
+    monkeypatch.setattr(EmotionModel, "predict", real)
+    assert not out2.exists() and not (tmp_path / ("o2.parquet" + PARTIAL_SUFFIX)).exists()
+    assert predict_file(model, src, out2, "vad", chunk_size=2, progress=False).resumed_chunks == 0
+
+
+def test_data_error_on_resume_keeps_the_interrupted_runs_parts(model, inputs, tmp_path, monkeypatch):
+    out = tmp_path / "out.parquet"
+    parts = tmp_path / ("out.parquet" + PARTIAL_SUFFIX)
+    real = EmotionModel.predict
+    calls = {"n": 0}
+
+    def fails_at(n, exc):
+        def predict(self, *a, **kw):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise exc
+            return real(self, *a, **kw)
+        return predict
+
+    monkeypatch.setattr(EmotionModel, "predict", fails_at(3, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):  # an interruption keeps its two whole parts to resume
+        predict_file(model, inputs["csv"], out, "vad", chunk_size=10, progress=False)
+    assert sorted(p.name for p in parts.glob("part-*")) == ["part-00000000.parquet", "part-00000001.parquet"]
+    calls["n"] = 0
+    monkeypatch.setattr(EmotionModel, "predict", fails_at(3, DataError("in.csv, line 52: bad")))
+    with pytest.raises(DataError, match="line 52"):  # resumed, adds chunks 2 and 3, then fails on chunk 4
+        predict_file(model, inputs["csv"], out, "vad", chunk_size=10, progress=False)
+    assert sorted(p.name for p in parts.glob("part-*")) == ["part-00000000.parquet", "part-00000001.parquet"]
+    monkeypatch.setattr(EmotionModel, "predict", real)
+    res = predict_file(model, inputs["csv"], out, "vad", chunk_size=10, progress=False)
+    assert (res.resumed_chunks, res.chunks, res.rows) == (2, 11, N) and not parts.exists()
