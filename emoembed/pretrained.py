@@ -97,6 +97,36 @@ class PretrainedModule(nn.Module):
         return model
 
 
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def store_weights_as(directory: str | Path, dtype: str, keep_prefix: str = "codec.") -> dict[str, int]:
+    """Rewrite ``directory``'s ``model.safetensors`` with its floating-point tensors stored as ``dtype``
+    (``float16``: half the bytes; ``float32``: as trained) and update the weights digest in ``config.json`` (key
+    ``storage_dtype`` records the choice). Tensors whose names start with ``keep_prefix`` — a model's frozen codec —
+    keep their dtype, so the codec fingerprint (and every check that a model sits on a given codec) is unchanged.
+    Loading needs nothing special: ``from_pretrained`` copies each stored tensor into the module's float32
+    parameters. Both files are replaced atomically. Returns ``{"before": bytes, "after": bytes}`` of the weights
+    file. Raises :class:`CheckpointError` for an unknown ``dtype`` or a folder without weights/config."""
+    from emoembed.integrity import WEIGHTS_DIGEST_KEY, weights_digest
+
+    if dtype not in STORAGE_DTYPES:
+        raise CheckpointError(f"storage dtype {dtype!r}: use one of {', '.join(STORAGE_DTYPES)}")
+    directory = Path(directory)
+    weights, config = directory / WEIGHTS_NAME, directory / CONFIG_NAME
+    cfg = read_json(config, missing=f"{directory}: no {CONFIG_NAME}")
+    before = weights.stat().st_size if weights.exists() else 0
+    state = load_safetensors(weights)
+    target = STORAGE_DTYPES[dtype]
+    state = {k: (v.to(target) if v.is_floating_point() and not k.startswith(keep_prefix) else v).contiguous()
+             for k, v in state.items()}
+    cfg[WEIGHTS_DIGEST_KEY] = weights_digest(state)
+    cfg["storage_dtype"] = dtype
+    save_safetensors_atomic(state, weights)
+    atomic_write_json(cfg, config)
+    return {"before": before, "after": weights.stat().st_size}
+
+
 def read_config(directory: Path, model_type: str) -> dict[str, Any]:
     """``directory``'s config.json, checked to be of ``model_type`` and this emoembed's checkpoint format."""
     path = directory / CONFIG_NAME

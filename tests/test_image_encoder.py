@@ -4,6 +4,7 @@ EfficientNet-Lite0 ImageNet weights."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -299,9 +300,9 @@ def test_freeze_backbone_trains_only_the_projection():
     assert names == {"proj.weight", "proj.bias"}
 
 
-def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
-    """Through the shared stage-2 loop: train a tiny fer7 encoder, save/load it as an EmotionModel, predict
-    fer7 and (zero-shot) va for files and a folder, evaluate with skipped images."""
+def _tiny_fer_model(tmp_path: Path):
+    """A tiny resnet10t fer7 encoder trained one epoch through the shared stage-2 loop on 24 toy faces in class
+    folders; returns (model, face paths)."""
     from emoembed import recipes, tasks
     from emoembed.model import EmotionModel
     from emoembed.training import encoder as training
@@ -320,7 +321,15 @@ def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
     recipe["training"].update({"epochs": 1, "device": "cpu"})
     codec = codec_for(["fer7", "va", "be5"], _formats(), dim=16)
     result = training.fit(recipe, codec, [task], progress=False, log=lambda *_: None)
-    model = EmotionModel.from_training(result, codec, [task], recipe)
+    return EmotionModel.from_training(result, codec, [task], recipe), paths
+
+
+def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
+    """Through the shared stage-2 loop: train a tiny fer7 encoder, save/load it as an EmotionModel, predict
+    fer7 and (zero-shot) va for files and a folder, evaluate with skipped images."""
+    from emoembed.model import EmotionModel
+
+    model, paths = _tiny_fer_model(tmp_path)
     model.save_pretrained(tmp_path / "model")
     loaded = EmotionModel.from_pretrained(tmp_path / "model")
     assert loaded.encoder.config() == model.encoder.config() and loaded.encoder.weights is None
@@ -333,6 +342,33 @@ def test_fit_save_load_predict_zero_shot(tmp_path, image_files):
     loaded.encoder.on_bad_image = "skip"
     pred = loaded.predict([paths[0], str(image_files["garbage"])], "va")
     assert not pred.iloc[0].isna().any() and pred.iloc[1].isna().all()
+
+
+def test_half_precision_storage_loads_as_float32_and_keeps_the_codec(tmp_path):
+    """``store_weights_as(dir, "float16")`` (what ``pretrained build`` does for an entry with ``storage_dtype``):
+    the encoder's tensors are stored in half precision, the codec's stay float32 (same fingerprint), the folder
+    passes its integrity checks, loads into float32 parameters and predicts within half-precision rounding."""
+    from safetensors import safe_open
+
+    from emoembed.errors import CheckpointError
+    from emoembed.model import EmotionModel
+    from emoembed.pretrained import store_weights_as
+
+    model, paths = _tiny_fer_model(tmp_path)
+    model.save_pretrained(tmp_path / "model")
+    full = EmotionModel.from_pretrained(tmp_path / "model").predict(paths[:6], "fer7")
+    sizes = store_weights_as(tmp_path / "model", "float16")
+    assert sizes["after"] < 0.6 * sizes["before"]
+    with safe_open(str(tmp_path / "model" / "model.safetensors"), "pt") as fh:
+        dtypes = {k: fh.get_slice(k).get_dtype() for k in fh.keys()}
+    assert {d for k, d in dtypes.items() if k.startswith("codec.")} == {"F32"}
+    assert {d for k, d in dtypes.items() if k.startswith("encoder.") and d.startswith("F")} == {"F16"}
+    half = EmotionModel.from_pretrained(tmp_path / "model")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["storage_dtype"] == "float16"
+    np.testing.assert_allclose(half.predict(paths[:6], "fer7")[FER7].to_numpy(), full[FER7].to_numpy(), atol=2e-2)
+    with pytest.raises(CheckpointError, match="storage dtype 'int3'"):
+        store_weights_as(tmp_path / "model", "int3")
 
 
 # ---------------------------------------------------------------------------------------------- packaged weights

@@ -21,7 +21,7 @@ import torch
 from emoembed.data.registry import DataRegistry
 from emoembed.errors import ConfigError
 from emoembed.model_zoo import catalogue, pretrained_dir
-from emoembed.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from emoembed.pretrained import CONFIG_NAME, WEIGHTS_NAME, store_weights_as
 from emoembed.recipes import load_codec_recipe, load_encoder_recipe
 from emoembed.settings import resource_dir
 
@@ -64,7 +64,8 @@ def build_pretrained(name: str, out_dir: Path, data: DataRegistry, progress: boo
     atomically). Returns ``{"recipe", "train_seconds", "test_mean", "sha256"}``. Runs with one torch thread (and
     restores the previous count) so that reductions happen in one order: the weights are bit-identical run to run.
     ``overrides`` (dotted recipe keys) change the recipe — a smoke build (e.g. ``training.max_train_items``,
-    ``training.epochs``), not the shipped model."""
+    ``training.epochs``), not the shipped model. An entry with ``storage_dtype: float16`` is trained in float32 and
+    stored in half precision (its codec tensors stay float32): :func:`emoembed.pretrained.store_weights_as`."""
     spec = build_spec(name)
     recipe = recipe_for(spec, overrides)
     threads = torch.get_num_threads()
@@ -85,6 +86,8 @@ def build_pretrained(name: str, out_dir: Path, data: DataRegistry, progress: boo
                 part = out_dir / f".{fname}.part"
                 shutil.copyfile(run_dir / fname, part)
                 os.replace(part, out_dir / fname)
+            if spec.get("storage_dtype"):
+                store_weights_as(out_dir, str(spec["storage_dtype"]))
     finally:
         torch.set_num_threads(threads)
     return {"recipe": recipe, "train_seconds": metrics.get("train_seconds"), "test_mean": metrics.get("test_mean"),
