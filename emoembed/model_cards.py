@@ -136,7 +136,7 @@ def readme(name: str, spec: Mapping[str, Any], obj, card: Mapping[str, Any], sco
     use_py = (f'from emoembed import EmotionCodec\ncodec = EmotionCodec.from_pretrained("{PREFIX}{name}")\n'
               f'codec.convert([[0.8, 0.5, 0.3]], source="vad", target="be5")' if kind == "codec" else
               f'from emoembed import EmotionModel\nmodel = EmotionModel.from_pretrained("{PREFIX}{name}")\n'
-              f'model.predict({spec.get("example", ["happy", "grief"])!r}, format="be5")')
+              f'model.predict({spec.get("example", ["happy", "grief"])!r}, format={spec.get("example_format", "be5")!r})')
     use_cli = spec.get("example_cli", "")
     fmt_lines = ["| format | kind | variables | normalised range |", "|---|---|---|---|"]
     for f in fmts.values():
