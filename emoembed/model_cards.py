@@ -133,10 +133,11 @@ def readme(name: str, spec: Mapping[str, Any], obj, card: Mapping[str, Any], sco
              "language: [" + ", ".join(spec.get("languages", ["en"])) + "]",
              "tags: [emotion, affective-computing, emotion-embeddings, " + card["modality"] + "]",
              "datasets: [" + ", ".join(card["training_data"]) + "]", "---", ""]
+    example_format = spec.get("example_format", "be5")
     use_py = (f'from emoembed import EmotionCodec\ncodec = EmotionCodec.from_pretrained("{PREFIX}{name}")\n'
               f'codec.convert([[0.8, 0.5, 0.3]], source="vad", target="be5")' if kind == "codec" else
               f'from emoembed import EmotionModel\nmodel = EmotionModel.from_pretrained("{PREFIX}{name}")\n'
-              f'model.predict({spec.get("example", ["happy", "grief"])!r}, format={spec.get("example_format", "be5")!r})')
+              f'model.predict({spec.get("example", ["happy", "grief"])!r}, format="{example_format}")')
     use_cli = spec.get("example_cli", "")
     fmt_lines = ["| format | kind | variables | normalised range |", "|---|---|---|---|"]
     for f in fmts.values():

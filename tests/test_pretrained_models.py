@@ -25,7 +25,7 @@ WORD_MODELS = [n for n, s in catalogue().items() if s.get("modality") == "word"]
 # catalogue entries whose weights are in the checkout; a new entry (the text model) is added to the catalogue before
 # its long build has run, and is tested from then on (tests/test_pretrained_text.py)
 BUILT = pretrained_names()
-MUST_BE_BUILT = {"codec-full", "words-minilm", "words-glove50"}
+MUST_BE_BUILT = {"codec-full", "words-minilm", "words-glove50", "image-faces-effnet"}
 
 
 def word_model_name() -> str:
