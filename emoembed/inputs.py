@@ -140,19 +140,26 @@ def positional(frame: pd.DataFrame) -> bool:
     return bool(frame.attrs.get(POSITIONAL))
 
 
+def head_lines(path: str | Path, n: int) -> list[str]:
+    """The first ``n`` non-blank lines of the text file ``path`` (UTF-8, a BOM dropped), without line endings.
+    Raises OSError / UnicodeDecodeError as ``open`` and decoding do: callers decide what they mean."""
+    sample: list[str] = []
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            if line.strip():
+                sample.append(line.rstrip("\r\n"))
+                if len(sample) >= n:
+                    break
+    return sample
+
+
 def first_line_is_data(path: str | Path) -> bool:
     """Whether :func:`read_user_table` reads the csv/tsv/txt table at ``path`` as headerless (several columns, its
     first line holds numbers where the rest of the file does): from its first lines only, for the streaming reader,
     which takes line 1 as the header."""
     path = Path(path)
-    sample: list[str] = []
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            for line in f:
-                if line.strip():
-                    sample.append(line.rstrip("\r\n"))
-                    if len(sample) >= SAMPLE_LINES:
-                        break
+        sample = head_lines(path, SAMPLE_LINES)
     except (OSError, UnicodeDecodeError):
         return False  # the reader reports it
     delimiter = sniff_delimiter(sample, path.suffix.lower())

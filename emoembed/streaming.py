@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from emoembed.errors import DataError, EmoembedError, OutputError
-from emoembed.inputs import CONTENT_COLUMNS, sniff_delimiter
+from emoembed.inputs import CONTENT_COLUMNS, head_lines, sniff_delimiter
 from emoembed.io import atomic_write, atomic_write_json
 
 INPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
@@ -136,14 +136,8 @@ def csv_delimiter(path: Path, sample_lines: int = 50) -> str:
     """The delimiter the in-memory reader would sniff (:func:`emoembed.inputs.sniff_delimiter`) from the first
     non-blank lines; ``.csv`` falls back to a comma."""
     suffix = path.suffix.lower()
-    sample: list[str] = []
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            for line in f:
-                if line.strip():
-                    sample.append(line.rstrip("\r\n"))
-                    if len(sample) >= sample_lines:
-                        break
+        sample = head_lines(path, sample_lines)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     return sniff_delimiter(sample, suffix) or ("\t" if suffix == ".tsv" else ",")

@@ -17,12 +17,7 @@ NAME = "image-faces-effnet"
 FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
