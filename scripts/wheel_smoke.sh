@@ -57,8 +57,15 @@ test "$(wc -l < pred.csv)" -eq 4
 "$E" list pretrained
 printf 'valence,arousal,dominance\n0.8,0.5,0.3\n' > vad.csv
 "$E" predict --model emoembed/codec-full --source-format vad --input vad.csv --format be5
+# content models get content of their modality: two words or sentences, or two small generated images
+"$WORK/venv/bin/python" -c "
+from PIL import Image
+for i, v in enumerate((40, 200)):
+    Image.new('L', (48, 48), v).save(f'face{i}.png')"
 for m in $("$WORK/venv/bin/python" -c "from emoembed.model_zoo import catalogue; print(' '.join(n for n, s in catalogue().items() if s['kind'] == 'model'))"); do
-  "$E" predict --model "emoembed/$m" --format be5 happy grief | tee pre.csv
+  modality=$("$WORK/venv/bin/python" -c "from emoembed.model_zoo import catalogue; print(catalogue()['$m']['modality'])")
+  if [ "$modality" = image ]; then items=(face0.png face1.png); else items=(happy grief); fi
+  "$E" predict --model "emoembed/$m" --format be5 "${items[@]}" | tee pre.csv
   test "$(wc -l < pre.csv)" -eq 3
 done
 echo "wheel smoke passed: build+install $((t1 - t0)) s, jobs $(( $(date +%s) - t1 )) s"
