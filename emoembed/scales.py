@@ -143,8 +143,8 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
         hint = (f"the values ({float(held.min()):g} to {float(held.max()):g}) fit a {fit[0]:g}–{fit[1]:g} rating scale: "
                 f"if that is the scale, pass --input-scale {scale_text(fit)} (input_scale=({fit[0]:g}, {fit[1]:g}))")
         if len(off) and few_outside(off_mask):
-            hint += (f"; {'this value lies' if len(off) == 1 else 'these values lie'} outside {fit[0]:g}–{fit[1]:g} "
-                     f"too and look{'s' if len(off) == 1 else ''} like {'a typo' if len(off) == 1 else 'typos'}: "
+            hint += (f"; and {'one value lies' if len(off) == 1 else f'{len(off)} values lie'} outside even "
+                     f"{fit[0]:g}–{fit[1]:g} and look{'s' if len(off) == 1 else ''} like {'a typo' if len(off) == 1 else 'typos'}: "
                      f"{_cell_refs(x, off, variables, rows)}")
         elif len(off):
             hint += (f"; but {len(off)} of {x.size} values lie outside {fit[0]:g}–{fit[1]:g} (e.g. "

@@ -466,7 +466,7 @@ def test_a_table_on_another_scale_still_gets_that_scale(codec_dir, capsys, tmp_p
     f = _vad_table(tmp_path / "one0.csv", [(7.8, 3.3, 4.4), (2.6, 4.2, 3.3), (1.8, 5.1, 0), (5.1, 5.1, 5.1)])
     rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
     assert rc == 2 and ("the values (1.8 to 7.8) fit a 1–9 rating scale: if that is the scale, pass --input-scale 1,9 "
-                        "(input_scale=(1, 9)); this value lies outside 1–9 too and looks like a typo: line 4, column "
+                        "(input_scale=(1, 9)); and one value lies outside even 1–9 and looks like a typo: line 4, column "
                         "'dominance' = 0") in err
     be5 = tmp_path / "be5_0to100.csv"  # intensities on 0–100 read on [0, 1]
     be5.write_text("word,joy,anger,sadness,fear,disgust\na,80,10,5,0,1\nb,3,60,70,20,15\n", encoding="utf-8")
