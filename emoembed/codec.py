@@ -22,7 +22,7 @@ from emoembed.errors import CheckpointError, ConfigError, EmoembedError, index_r
 from emoembed.format_kinds import activate, format_output
 from emoembed.formats import EquivalenceClasses, FormatRegistry, LabelFormat
 from emoembed.pretrained import PretrainedModule
-from emoembed.scales import check_scale, to_normalised, warn_if_suspicious
+from emoembed.scales import AssumedScaleWarning, assumed_scale_text, check_scale, to_normalised, warn_if_suspicious
 
 
 
@@ -186,7 +186,11 @@ class EmotionCodec(PretrainedModule):
 
         ``values``: a DataFrame with the source variables as columns, an (N, k) array / nested list, one row,
         or — for a multiclass source — class names or indices. Regression inputs are in the source format's
-        normalised range unless ``input_scale=(low, high)`` gives their rating scale. Regression outputs can be
+        normalised range unless ``input_scale=(low, high)`` gives their rating scale; with no ``input_scale`` the
+        scale is never assumed silently: an :class:`~emoembed.scales.AssumedScaleWarning` says which range the values
+        were read on (as ``emoembed predict``'s ``note: no --input-scale given: …``; give
+        ``input_scale=self.format(source).range`` to say they are normalised), and a
+        :class:`~emoembed.scales.ScaleWarning` when they all sit inside a smaller common rating scale. Regression outputs can be
         mapped to ``output_scale``; the linear heads are unbounded, so regression outputs are clipped to the
         format's range unless ``clip=False``. ``domain`` (one of :attr:`domains`, the paired datasets of training)
         converts as that dataset's raters would; the default is the pooled mapping. Class targets give one probability column per class and a ``label`` column
@@ -202,7 +206,7 @@ class EmotionCodec(PretrainedModule):
         src, tgt = self.format(source), self.format(target)
         check_convert_scales(src, tgt, input_scale, output_scale)
         self.domain_vector(domain)  # unknown domains fail before any work
-        x = self._input_matrix(values, src, input_scale)
+        x = self._input_matrix(values, src, input_scale, say_assumed_scale=True)
         unlabelled = _unlabelled_rows(values, src)
         if unlabelled.any():
             import warnings
@@ -256,7 +260,11 @@ class EmotionCodec(PretrainedModule):
         return next(self.parameters()).device
 
     @staticmethod
-    def _input_matrix(values: Any, fmt: LabelFormat, input_scale: Sequence[float] | None) -> np.ndarray:
+    def _input_matrix(values: Any, fmt: LabelFormat, input_scale: Sequence[float] | None,
+                      say_assumed_scale: bool = False) -> np.ndarray:
+        """``values`` as an (N, k) float32 matrix on ``fmt``'s normalised range, checked (see :meth:`convert`).
+        ``say_assumed_scale``: issue an :class:`~emoembed.scales.AssumedScaleWarning` when rating values pass the
+        check with no ``input_scale`` given (pointing at :meth:`convert`'s caller)."""
         rows = None  # how errors name a row: by its 0-based position, or a pandas index label (a file's line)
         if isinstance(values, (pd.Series, pd.DataFrame)):
             rows = index_row_names(values.index)
@@ -287,6 +295,11 @@ class EmotionCodec(PretrainedModule):
         scale = tuple(float(v) for v in input_scale) if given else fmt.range  # type: ignore[union-attr]
         check_scale(x, fmt.variables, scale, fmt.name, given, rows)
         if fmt.kind == "regression":
+            if say_assumed_scale and not given:  # as predict's note: the scale is never assumed silently
+                import warnings
+
+                # the caller of convert: ← torch.no_grad's wrapper ← convert ← here
+                warnings.warn(assumed_scale_text(fmt.name, fmt.range, cli=False), AssumedScaleWarning, stacklevel=4)
             warn_if_suspicious(x, scale, fmt.name, given)
         if given:
             x = to_normalised(x, scale, fmt.range)

@@ -12,6 +12,7 @@ import pandas as pd
 from emoembed.errors import EmoembedError
 from emoembed.inputs import label_table, read_user_table, require_column, split_columns_option
 from emoembed.notices import note
+from emoembed.scales import AssumedScaleWarning, assumed_scale_text
 
 
 def convert_user_table(codec, path: str | Path, source: str, target: str, columns: Mapping[str, str] | None = None,
@@ -45,16 +46,16 @@ def convert_user_table(codec, path: str | Path, source: str, target: str, column
     check_table_values(values, used, src, str(path), input_scale)
     if isinstance(values, pd.DataFrame) and src.kind == "regression":
         if input_scale is None:
-            note(verb, f"no --input-scale given: reading {source} values on its normalised range "
-                       f"[{src.range[0]:g}, {src.range[1]:g}]; pass --input-scale LOW,HIGH if they are ratings on another scale")
+            note(verb, assumed_scale_text(source, src.range, cli=True))
         else:
             note(verb, f"reading {source} values on the scale [{input_scale[0]:g}, {input_scale[1]:g}] "
                        f"(mapped to its normalised range [{src.range[0]:g}, {src.range[1]:g}])")
     text = conversion_zero_shot_note(codec, source, target)
     if text:
         note(verb, text)
-    with warnings.catch_warnings():  # check_table_values said it, naming the file
+    with warnings.catch_warnings():  # check_table_values said it, naming the file; the note above, the scale
         warnings.filterwarnings("ignore", message=r"\d+ of \d+ rows have no .* class name")
+        warnings.filterwarnings("ignore", category=AssumedScaleWarning)
         out = codec.convert(values, source, target, input_scale, output_scale, domain=domain)
     from emoembed.tables import (TYPED_INPUTS, check_no_clash, keep_input_columns, kept_columns, output_names,
                                  typed_text_table)
@@ -128,19 +129,19 @@ def model_zero_shot_note(model, fmt: str) -> str | None:
     the codec, or (a format of the recipe's ``augment``) learnt from codec-made labels only.
 
     Variables are compared, not format names: a variable of ``fmt`` was trained when a format the model was
-    trained on has the same variable (after the equivalence classes' aliases) and is of the same sort — a rating
-    (regression) or a class (multilabel/multiclass/distribution). So ``valence`` and ``va`` are not zero-shot for a
-    model trained on ``vad``; ``be6`` is partly zero-shot for one trained on ``be5`` (its ``surprise``). None when
-    every variable was trained."""
+    trained on with gold labels has the same variable (after the equivalence classes' aliases) and is of the same
+    sort — a rating (regression) or a class (multilabel/multiclass/distribution). So ``valence`` and ``va`` are not
+    zero-shot for a model trained on ``vad``; ``be6`` is partly zero-shot for one trained on ``be5`` (its
+    ``surprise``); and ``be5`` — a sub-format of ``be6`` (:mod:`emoembed.subformats`) — is not zero-shot for one
+    trained on ``be6``, even when the recipe also augmented it with codec-made ``be5`` labels: gold labels of every
+    variable come first, the augmentation note only applies when some variable had none. None when every variable
+    was trained on gold labels. This one rule decides ``predict``'s note, ``evaluate``'s ``zero_shot`` flag and the
+    zero-shot decision rule of multilabel outputs (:meth:`emoembed.model.EmotionModel._uses_zero_shot_rule`)."""
     from emoembed.formats import default_registry
 
     trained = list(getattr(model, "trained_formats", []) or [])
     if not trained or fmt in trained:
         return None
-    if fmt in (getattr(model, "meta", {}) or {}).get("augmented_formats", []):
-        return (f"{fmt} has no gold labels in this model's training data: it was trained on {', '.join(trained)} data "
-                f"with {fmt} labels made from them by the codec (label augmentation), so its {fmt} outputs are as good "
-                "as the codec's conversion")
     formats = getattr(getattr(model, "codec", None), "formats", {}) or {}
     target = formats.get(fmt)
     if target is None:
@@ -158,7 +159,11 @@ def model_zero_shot_note(model, fmt: str) -> str | None:
     found = {v: seen.get((sort(target), canonical(v).lower())) for v in target.variables}
     known = [v for v in target.variables if found[v]]
     if len(known) == len(target.variables):
-        return None
+        return None  # every variable had gold labels (be5 for a be6-trained model), augmented or not
+    if fmt in (getattr(model, "meta", {}) or {}).get("augmented_formats", []):
+        return (f"{fmt} has no gold labels in this model's training data: it was trained on {', '.join(trained)} data "
+                f"with {fmt} labels made from them by the codec (label augmentation), so its {fmt} outputs are as good "
+                "as the codec's conversion")
     missing = [v for v in target.variables if not found[v]]
     if known:
         return (f"{fmt} is partly zero-shot for this model: {', '.join(known)} had training labels (as "

@@ -199,8 +199,10 @@ class EmotionModel(PretrainedModule):
 
     def _predict(self, items: Items, fmt: LabelFormat, scale, batch_size: int, clip: bool, show_progress: bool,
                  oov: str, coverage_column: bool, rows: Sequence[str] | None) -> pd.DataFrame:
+        if rows is None and isinstance(items, pd.Series):  # as _items names them: by the Series' index labels
+            rows = index_row_names(items.index)
         clean = self._items(items, rows)
-        coverage = check_content(self.encoder, clean, oov)
+        coverage = check_content(self.encoder, clean, oov, rows)
         z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()

@@ -81,8 +81,8 @@ def scores_table(kind: str, scores: Mapping[str, Any], augmented: Sequence[str] 
     lines = ["| dataset | format | n | metric | score | per variable |", "|---|---|---|---|---|---|"]
     for name, r in scores.items():
         per = ", ".join(f"{v} {_fmt(m.get('pearson', m.get('f1')))}" for v, m in r.get("per_variable", {}).items())
-        how = ("" if r["format"] in gold else " (codec-made labels)" if r["format"] in augmented
-               else " (zero-shot)" if r.get("zero_shot") else "")
+        how = ("" if r["format"] in gold or r.get("zero_shot") is False  # all its variables had gold labels
+               else " (codec-made labels)" if r["format"] in augmented else " (zero-shot)" if r.get("zero_shot") else "")
         lines.append(f"| {name} | {r['format']}{how} | {r['n']} | {r['metric']} | {_fmt(r['primary'])} | {per} |")
     return "\n".join(lines)
 

@@ -81,6 +81,46 @@ def codec_fingerprint(codec: EmotionCodec) -> str:
     return head_fingerprint(codec)
 
 
+def model_reference(source: str | Path | None) -> str:
+    """How an index records the model that embedded its items, so that ``search`` finds it again from any folder:
+    a packaged model as ``emoembed/NAME`` — given as ``emoembed/NAME``, a bare catalogue name, or the path of its
+    folder in the installed package — resolved through the model zoo at search time (:mod:`emoembed.model_zoo`),
+    so the record survives a reinstall or another install location; any other existing folder as its absolute
+    path; anything else as given (``<memory>`` for None)."""
+    from emoembed.model_zoo import PREFIX, catalogue, is_pretrained_name, zoo_dir
+
+    if source is None:
+        return "<memory>"
+    text = str(source)
+    if is_pretrained_name(text):
+        return text if text.startswith(PREFIX) else PREFIX + text
+    path = Path(source)
+    if not path.exists():
+        return text
+    resolved = path.resolve()
+    try:
+        zoo = zoo_dir().resolve()
+        if resolved.parent == zoo and resolved.name in catalogue():
+            return PREFIX + resolved.name
+    except (OSError, EmoembedError):  # no model zoo in this install: a plain folder
+        pass
+    return str(resolved)
+
+
+def resolve_model_reference(ref: str | Path) -> Path | None:
+    """The folder of a model recorded by :func:`model_reference` (``emoembed/NAME`` through the model zoo, else the
+    path), or None when it is no longer there (a deleted run folder, a packaged model absent from this install)."""
+    from emoembed.model_zoo import is_pretrained_name, pretrained_dir
+
+    if is_pretrained_name(ref):
+        try:
+            return pretrained_dir(ref)
+        except EmoembedError:
+            return None
+    path = Path(ref)
+    return path if path.is_dir() else None
+
+
 def load_codec(directory: str | Path) -> EmotionCodec:
     """The codec of a codec directory (``emoembed map``) or of a model directory (``fit-encoder``); for a model
     only the codec's tensors are read from ``model.safetensors`` (the content encoder is not built)."""
@@ -96,7 +136,9 @@ def load_codec(directory: str | Path) -> EmotionCodec:
         saved_model_type,
     )
 
-    directory = Path(directory)
+    from emoembed.model_zoo import resolve_model_dir
+
+    directory = resolve_model_dir(directory)  # emoembed/NAME: the packaged model's folder
     path = directory / CONFIG_NAME
     if saved_model_type(directory) == EmotionCodec.model_type:
         return EmotionCodec.from_pretrained(directory)
@@ -154,7 +196,8 @@ class EmotionIndex:
         return out
 
     def models_for(self, modality: str) -> list[str]:
-        """Paths of the recorded models of ``modality``, most recently added first."""
+        """The recorded models of ``modality`` (:func:`model_reference`: ``emoembed/NAME`` or a folder's path),
+        most recently added first; :func:`resolve_model_reference` finds their folders."""
         return [m["path"] for m in reversed(self.models) if m["modality"] == modality]
 
     # ------------------------------------------------------------------ building
@@ -176,7 +219,7 @@ class EmotionIndex:
         if isinstance(model, (str, Path)):
             source = source if source is not None else model
             model = EmotionModel.from_pretrained(model)
-        src = str(Path(source).resolve()) if source is not None and Path(source).exists() else str(source or "<memory>")
+        src = model_reference(source)  # emoembed/NAME for a packaged model, else an absolute path
         _check_model(model, src)
         self.check_fingerprint(codec_fingerprint(model.codec), f"model {src}")
         if model.codec.dim != (self.dim if self.dim is not None else model.codec.dim):

@@ -10,7 +10,12 @@ class indicators) unless ``input_scale=(low, high)`` names the scale they were r
   another common rating scale — the ``--input-scale`` that would read them (:func:`check_scale`),
 * warns (:class:`ScaleWarning`, via :mod:`warnings`) when every value sits inside a smaller common scale that lies
   within the one in use, e.g. NRC-VAD's 0–1 values read as the [−1, 1] VAD range, or a 1–5 table given
-  ``--input-scale 1,9`` (:func:`suspicious_scale`).
+  ``--input-scale 1,9`` (:func:`suspicious_scale`);
+* says which scale it assumed when none was given (:func:`assumed_scale_text`): ``emoembed predict`` prints it as a
+  ``note:`` on stderr, :meth:`EmotionCodec.convert` issues it as an :class:`AssumedScaleWarning` (Python's
+  default filter shows it once per calling line; ``input_scale=`` — the normalised range itself included, e.g.
+  ``input_scale=(-1, 1)`` for VAD — or ``warnings.filterwarnings("ignore", category=AssumedScaleWarning)`` silences
+  it).
 
 The common scales are those of the affective norms and annotation schemes emoembed reads (:data:`COMMON_SCALES`):
 −1..1, 0..1, 1–5, 0–4, 1–7, −3..3, 1–9, 0–10, 1–10, 0–100 and −100..100.
@@ -36,6 +41,24 @@ class InputScaleError(DataError):
 
 class ScaleWarning(EmoembedWarning):
     """Label values sit suspiciously inside another common rating scale."""
+
+
+class AssumedScaleWarning(EmoembedWarning):
+    """Rating values were converted with no ``input_scale`` given, so they were read on the source format's
+    normalised range (the Python counterpart of ``emoembed predict``'s ``note: no --input-scale given: …``). Pass
+    ``input_scale=(low, high)`` to name the scale — ``input_scale=fmt.range`` when the values really are normalised."""
+
+
+def assumed_scale_text(fmt_name: str, fmt_range: Sequence[float], cli: bool) -> str:
+    """What is said when rating values are read with no input scale given: on ``fmt_name``'s normalised range
+    ``fmt_range``. ``cli``: in the command line's words (``--input-scale LOW,HIGH``), else the Python API's
+    (``input_scale=(low, high)``)."""
+    lo, hi = (float(v) for v in fmt_range)
+    read = f"reading {fmt_name} values on its normalised range [{lo:g}, {hi:g}]"
+    if cli:
+        return f"no --input-scale given: {read}; pass --input-scale LOW,HIGH if they are ratings on another scale"
+    return (f"no input_scale given: {read}; pass input_scale=(low, high) if they are ratings on another scale, or "
+            f"input_scale=({lo:g}, {hi:g}) to say they are normalised")
 
 
 def scale_text(scale: Sequence[float]) -> str:

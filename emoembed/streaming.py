@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from emoembed.coverage import UnknownContentError
 from emoembed.errors import DataError, EmoembedError, OutputError
 from emoembed.inputs import CONTENT_COLUMNS, head_lines, sniff_delimiter
 from emoembed.io import atomic_write, atomic_write_json
@@ -510,8 +511,11 @@ def _predict_chunks(model: Any, input: Path, output: Path, parts: Path, format: 
                 from emoembed.data.images import resolve_table_image
 
                 items = [resolve_table_image(x, input) for x in items]
-            frame = model.predict(items, format, scale=scale, batch_size=batch_size,  # errors name the file line
-                                  rows=chunk_rows(input, first, len(items)), **extra).reset_index()
+            try:
+                frame = model.predict(items, format, scale=scale, batch_size=batch_size,  # errors name the file line
+                                      rows=chunk_rows(input, first, len(items)), **extra).reset_index()
+            except UnknownContentError as exc:  # oov="error": the count covers the rest of the file (of this shard)
+                raise _unknown_in_rest(exc, model, input, col, chunk_size, index, start, stop) from None
             _write_part(keep_input_columns(frame, typed_text_columns(block[keep], kinds).rename(columns=renamed)),
                         _part_path(parts, index), input)
             bar.update(len(items))
@@ -523,6 +527,25 @@ def _predict_chunks(model: Any, input: Path, output: Path, parts: Path, format: 
     named = [renamed.get(c, c) for c in keep]
     return (_finalise(parts, n_chunks, output, named, input) if n_chunks
             else _write_empty(output, named, outputs, model.modality))
+
+
+def _unknown_in_rest(exc: UnknownContentError, model: Any, input: Path, col: str, chunk_size: int, index: int,
+                     start: int, stop: int) -> UnknownContentError:
+    """``exc`` (the first chunk with unknown items, ``index``) with the unknown items of the later chunks added, so
+    that the error says how many of the rows ``[start, stop)`` are unknown, as the in-memory ``predict`` does."""
+    from emoembed.coverage import item_coverage, unknown_rows
+
+    more: list[tuple[str, str]] = []
+    for later, first, block in iter_frames(input, col, chunk_size, start, stop, []):
+        if later <= index:
+            continue
+        rows = chunk_rows(input, first, len(block))
+        cells = [(str(v).strip(), r) for v, r in zip(block[col].tolist(), rows)  # an empty cell is another error
+                 if not (v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip())]
+        cov = item_coverage(model.encoder, [v for v, _ in cells]) if cells else None
+        if cov is not None:
+            more += unknown_rows([v for v, _ in cells], cov <= 0.0, [r for _, r in cells])
+    return exc.with_more(more, stop - start)
 
 
 def _write_empty(output: Path, keep: Sequence[str], outputs: Sequence[str], modality: str) -> int:

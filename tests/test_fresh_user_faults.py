@@ -316,9 +316,39 @@ def test_packaged_word_model_notes_and_unknown_words(capsys):
     assert rc == 0 and out.splitlines()[2] == "asdfqwer,,0.0000"
     rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "valence", "happy", "xyzzyq", "--oov",
                             "error"], capsys)
-    assert rc == 2 and out == "" and ("error: 1 of 2 words are unknown to the word encoder (none of their forms is in "
-                                      "the known-word lexicon, GloVe 6B's 400k words): 'xyzzyq'; --oov vector scores "
-                                      "them from their word pieces, --oov nan leaves their outputs empty") in err
+    assert rc == 2 and out == "" and ("error: command-line item 2: word 'xyzzyq' is unknown to the word encoder (none "
+                                      "of its forms is in the known-word lexicon, GloVe 6B's 400k words); 1 of 2 words "
+                                      "is unknown in total; --oov vector scores them from their word pieces, --oov nan "
+                                      "leaves their outputs empty") in err
+
+
+def test_packaged_minilm_word_model_on_phrases_of_known_and_unknown_words(capsys, tmp_path):
+    """`not happy` and phrases mixing known and unknown words, given to the MiniLM word model: one warning that they
+    are several words, read as one word, pointing to the packaged text model; one naming the unknown words of each
+    phrase and saying the phrase is still read whole; --oov error refuses only wholly unknown items, naming the
+    file line."""
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "be5", "not happy", "xqzzv happy",
+                            "I am blorfq today", "happy"], capsys)
+    assert rc == 0 and "zero-shot" not in err and "note" not in err  # be5 had gold labels (EmoMap)
+    assert ("warning: 3 of 4 items are several words ('not happy', 'xqzzv happy', 'I am blorfq today'): a word model "
+            "is trained on single words and reads a phrase as if it were one word, which it was never trained or "
+            "tested on, so negation ('not happy') and context are not read reliably; for phrases and sentences use a "
+            "text model: the packaged one (predict --model emoembed/text-minilm), or your own (emoembed fit-encoder "
+            "--modality text, see docs/text.md)\n") in err
+    assert ("warning: 2 of 4 items are partly unknown to the word encoder: 'xqzzv' in 'xqzzv happy'; 'blorfq' in 'I am "
+            "blorfq today'; each is still read whole, as one string of word pieces, the unknown words' pieces included "
+            "(the coverage column gives the share of each item's words that are known)\n") in err
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert table["coverage"].tolist() == [1.0, 0.5, 0.75, 1.0]
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "be5", "not happy"], capsys)
+    assert rc == 0 and "warning: 1 of 1 item is several words ('not happy')" in err
+    f = tmp_path / "w.csv"
+    f.write_text("word\nnot happy\nxqzzv\nxqzzv happy\nblorfq\n")
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "be5", "--input", f, "--oov", "error"],
+                           capsys)
+    assert rc == 2 and out == "" and (f"error: {f}, line 3: word 'xqzzv' is unknown to the word encoder (none of its "
+                                      "forms is in the known-word lexicon, GloVe 6B's 400k words); 2 of 4 words are "
+                                      "unknown in total: 'xqzzv' (line 3), 'blorfq' (line 5);") in err
 
 
 def test_the_multiword_warning_names_a_packaged_text_model():

@@ -108,16 +108,19 @@ def test_unknown_pieces_of_texts_are_reported(model):
     with pytest.warns(UnknownContentWarning) as record:
         out = model.predict(texts, "vad", coverage_column=True)
     messages = [str(w.message) for w in record]
-    assert any(m.startswith("1 of 3 texts are unknown to the text model: its tokenizer reads every piece of them as "
+    assert any(m.startswith("1 of 3 texts is unknown to the text model: its tokenizer reads every piece of them as "
                             "the unknown token [UNK] ('𝄞'); they are scored from the unknown token alone") for m in messages)
-    assert any(m.startswith("1 of 3 texts hold pieces the text model's tokenizer does not know, read as its unknown "
+    assert any(m.startswith("1 of 3 texts holds pieces the text model's tokenizer does not know, read as its unknown "
                             "token [UNK]: '𝄞' in 'i 𝄞 it'") for m in messages)
     assert out["coverage"].round(4).tolist() == [0.6667, 0.0, 1.0]  # i [UNK] it: 2 of 3 pieces known
     with pytest.warns(UnknownContentWarning):
         blank = model.predict(texts, "vad", oov="nan")
     assert blank["valence"].isna().tolist() == [False, True, False]
-    with pytest.raises(DataError, match=r"1 of 3 texts are unknown to the text model.*--oov vector scores them"):
-        model.predict(texts, "vad", oov="error")
+    with pytest.raises(DataError) as err:
+        model.predict(texts, "vad", oov="error", rows=["in.csv, line 2", "in.csv, line 3", "in.csv, line 4"])
+    assert str(err.value) == ("in.csv, line 3: text '𝄞' is unknown to the text model (its tokenizer reads every piece "
+                              "of it as the unknown token [UNK]); 1 of 3 texts is unknown in total; --oov vector scores "
+                              "them from the unknown token alone, --oov nan leaves their outputs empty")
 
 
 def test_cli_on_the_emoji_case(model_dir, capsys):
@@ -130,3 +133,16 @@ def test_cli_on_the_emoji_case(model_dir, capsys):
     # the tiny vocabulary has no ':', '(' or ')': the emoticons are reported, never scored silently
     assert "2 of 6 texts are unknown to the text model" in out.err and "':)', ':('" in out.err
     assert table.loc[4:5, "coverage"].tolist() == [0.0, 0.0]
+
+
+def test_cli_oov_error_on_a_text_model_names_the_file_line(model_dir, capsys, tmp_path):
+    """--oov error with a text model: the first wholly unknown text's file line (header = line 1), the text, and how
+    many texts are unknown in total; exit 2 and no --output."""
+    out_file = tmp_path / "o.csv"
+    rc = main(["predict", "--model", str(model_dir), "--format", "vad", "--input", str(CASES / "emoji_words.csv"),
+               "--oov", "error", "--output", str(out_file)])
+    err = capsys.readouterr().err
+    assert rc == 2 and not out_file.exists() and not (tmp_path / "o.csv.partial").exists()
+    assert (f"error: {CASES / 'emoji_words.csv'}, line 6: text ':)' is unknown to the text model (its tokenizer reads "
+            "every piece of it as the unknown token [UNK]); 2 of 6 texts are unknown in total: ':)' (line 6), ':(' "
+            "(line 7); --oov vector scores them from the unknown token alone") in err

@@ -14,7 +14,7 @@ import torch
 
 from emoembed.cli import main
 from emoembed.codec import codec_for
-from emoembed.coverage import UnknownContentWarning
+from emoembed.coverage import UnknownContentError, UnknownContentWarning
 from emoembed.errors import DataError
 from emoembed.formats import default_registry
 from emoembed.inputs import content_items, read_user_table
@@ -73,7 +73,7 @@ def test_punctuation_and_case_variants_score_like_the_word(word_model):
     model, _ = word_model
     items = content_items(read_user_table(CASES / "oov_punct_words.csv"), None, "oov_punct_words.csv")
     assert items == ["happy", "happy!", "sad.", '"sad"', "asdfqwer"]
-    with pytest.warns(UnknownContentWarning, match=r"1 of 5 words are unknown to the word encoder \('asdfqwer'\)"):
+    with pytest.warns(UnknownContentWarning, match=r"1 of 5 words is unknown to the word encoder \('asdfqwer'\)"):
         out = model.predict(items, "vad", coverage_column=True)
     v = out["valence"].to_numpy()
     assert v[0] == pytest.approx(v[1]) and v[2] == pytest.approx(v[3]) and v[0] > 0.3 > -0.3 > v[2]
@@ -85,8 +85,11 @@ def test_oov_policies(word_model):
     with pytest.warns(UnknownContentWarning, match="left empty"):
         out = model.predict(["happy", "asdfqwer"], "vad", oov="nan")
     assert np.isfinite(out.iloc[0]).all() and out.iloc[1].isna().all()
-    with pytest.raises(DataError, match=r"1 of 2 words are unknown.*'asdfqwer'.*--oov nan"):
+    with pytest.raises(DataError) as err:
         model.predict(["happy", "asdfqwer"], "vad", oov="error")
+    assert str(err.value) == ("input, row index 1 (0-based): word 'asdfqwer' is unknown to the word encoder (none of "
+                              "its forms has a vector); 1 of 2 words is unknown in total; --oov vector scores them "
+                              "with the learned unknown-word vector, --oov nan leaves their outputs empty")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.predict(["happy", "Sad"], "vad")  # all known: silent
@@ -116,17 +119,65 @@ def test_cli_reports_unknown_words_and_writes_coverage(word_model, capsys, tmp_p
     _, model_dir = word_model
     rc = main(["predict", "--model", str(model_dir), "--format", "vad", "--input", str(CASES / "oov_punct_words.csv")])
     out, err = capsys.readouterr()
-    assert rc == 0 and "warning: 1 of 5 words are unknown to the word encoder ('asdfqwer')" in err
+    assert rc == 0 and "warning: 1 of 5 words is unknown to the word encoder ('asdfqwer')" in err
     table = pd.read_csv(io.StringIO(out))
     assert list(table.columns) == ["word", "valence", "arousal", "dominance", "coverage"]
     rc = main(["predict", "--model", str(model_dir), "--format", "vad", "--input", str(CASES / "oov_punct_words.csv"),
                "--oov", "error", "--output", str(tmp_path / "o.csv")])
-    assert rc == 2 and "'asdfqwer'" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+    assert rc == 2 and (f"error: {CASES / 'oov_punct_words.csv'}, line 6: word 'asdfqwer' is unknown to the word "
+                        "encoder") in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
     rc = main(["predict", "--model", str(model_dir), "--format", "vad", "--input", str(CASES / "words_na_tokens.csv")])
     out, err = capsys.readouterr()
     assert rc == 0 and pd.read_csv(io.StringIO(out), keep_default_na=False)["word"].tolist() == ["happy", "NA", "None", "sad"]
     rc = main(["predict", "--model", str(model_dir), "--format", "be5", "happy"])
     assert rc == 0 and "be5 is zero-shot for this model" in capsys.readouterr().err
+
+
+def test_oov_error_names_the_file_line_word_and_the_total(word_model, capsys, tmp_path):
+    """--oov error: the first unknown word's file and line (header = line 1), the word, how many of how many words
+    are unknown in total (each with its line); command-line words: which argument; exit 2; no --output, no
+    .partial folder — in memory, and streamed in chunks, where the total still covers the whole file."""
+    _, model_dir = word_model
+    f = tmp_path / "my words.csv"
+    f.write_text("id,word\n1,happy\n2,sad\n3,xqzzv\n4,calm\n5,blorfq\n6,Grief!\n7,qqqxj\n", encoding="utf-8")
+    tail = "; --oov vector scores them with the learned unknown-word vector, --oov nan leaves their outputs empty\n"
+    expected = (f"emoembed predict: error: {f}, line 4: word 'xqzzv' is unknown to the word encoder (none of its forms "
+                "has a vector); 3 of 7 words are unknown in total: 'xqzzv' (line 4), 'blorfq' (line 6), 'qqqxj' "
+                "(line 8)" + tail)
+    base = ["predict", "--model", str(model_dir), "--format", "vad", "--input", str(f), "--oov", "error"]
+    for extra in ([], ["--output", str(tmp_path / "o.csv")], ["--output", str(tmp_path / "o.csv"), "--chunk-size", "2"]):
+        rc = main(base + extra)
+        out, err = capsys.readouterr()
+        assert rc == 2 and out == "" and err.endswith(expected), extra
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["my words.csv"]  # nothing half-written
+    rc = main(["predict", "--model", str(model_dir), "--format", "vad", "--oov", "error", "happy", "xqzzv", "sad",
+               "blorfq"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err.endswith(
+        "error: command-line item 2: word 'xqzzv' is unknown to the word encoder (none of its forms has a vector); 2 "
+        "of 4 words are unknown in total: 'xqzzv' (command-line item 2), 'blorfq' (command-line item 4)" + tail)
+    series = pd.Series(["happy", "qqqxj"], index=pd.Index(["a", "b"], name="id"))  # Python: a Series by its labels
+    with pytest.raises(UnknownContentError, match=r"^index label 'b': word 'qqqxj' is unknown .* 1 of 2 words is "):
+        word_model[0].predict(series, "vad", oov="error")
+
+
+def test_a_partly_unknown_phrase_names_its_unknown_words(word_model):
+    """Several words, some unknown: the warnings say they are several words (pointing to a text model), which of
+    their words are unknown, and that only the known words are read (vector files average them)."""
+    model, _ = word_model
+    with pytest.warns(UnknownContentWarning) as record:
+        out = model.predict(["not happy", "xqzzv happy", "sad"], "vad", coverage_column=True)
+    messages = [str(w.message) for w in record]
+    assert messages[0].startswith("2 of 3 items are several words ('not happy', 'xqzzv happy'): a word model is "
+                                  "trained on single words and averages their words' vectors")
+    assert "use a text model: the packaged one (predict --model emoembed/text-minilm)" in messages[0]
+    assert messages[1] == ("1 of 3 items is partly unknown to the word encoder: 'xqzzv' in 'xqzzv happy'; only their "
+                           "known words are read, their vectors averaged (the coverage column gives the share of each "
+                           "item's words that are known)")
+    assert out["coverage"].tolist() == [1.0, 0.5, 1.0]
+    assert out.loc["xqzzv happy", "valence"] == pytest.approx(model.predict(["happy"], "vad")["valence"].iloc[0])
+    with pytest.warns(UnknownContentWarning, match=r"^1 of 1 item is several words \('not happy'\)"):
+        model.predict(["not happy"], "vad")
 
 
 def test_minilm_word_vectors_leave_no_case_word_unknown(one_torch_thread):

@@ -21,13 +21,16 @@ from emoembed.retrieval import (
     codec_fingerprint,
     emotion_query,
     load_codec,
+    resolve_model_reference,
     values_query,
 )
 
 
 # ---------------------------------------------------------------------------------------------- CLI: index
 def _index_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a model directory written by fit-encoder (word, text or image)")
+    p.add_argument("--model", required=True, help="a model directory written by fit-encoder (word, text or image), or "
+                   "a packaged model emoembed/NAME (`emoembed list pretrained`); the index records it (a packaged model "
+                   "by its name, a directory by its absolute path) for `search`")
     p.add_argument("items", nargs="*", help="words / texts / image paths or image folders (or use --input)")
     p.add_argument("--input", help="csv/tsv/jsonl file (content column) or .txt file (one item per line; for image "
                                    "models a list of paths)")
@@ -113,7 +116,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-scale", help="rating scale of --values/--emotion numbers, e.g. 1,9 (default: the format's "
                                          "normalised range)")
     p.add_argument("--model", help="model for content queries (default: the index's model of that modality); its "
-                                   "codec serves emotion queries (a codec directory works too)")
+                                   "codec serves emotion queries (a codec directory works too); a directory or a "
+                                   "packaged model emoembed/NAME")
     p.add_argument("-k", "--k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--modality", choices=list(MODALITIES), help="only return items of this modality")
     p.add_argument("--backend", choices=["auto", "numpy", "faiss"], default="auto", help=argparse.SUPPRESS)
@@ -125,7 +129,7 @@ def _recorded(index: EmotionIndex, modality: str | None, index_dir: str) -> list
     if not paths:
         raise ModalityError(f"{index_dir}: the index records no {modality} model (it has: "
                             f"{', '.join(sorted({m['modality'] for m in index.models})) or 'none'}); pass --model DIR")
-    present = [p for p in paths if Path(p).is_dir()]
+    present = [p for p in paths if resolve_model_reference(p) is not None]  # emoembed/NAME: through the model zoo
     if not present:
         raise ModalityError(f"{index_dir}: the recorded {modality or ''} model(s) {', '.join(paths)} no longer exist; "
                             f"pass --model DIR".replace("  ", " "))

@@ -142,6 +142,8 @@ def _predict_run(args: argparse.Namespace) -> int:
         raise EmoembedError("--column, --columns and --no-header are about --input FILE; there is no --input")
     elif args.items:
         items = list(args.items)
+        if model.modality != "image":  # errors about unknown content say which argument (image paths name themselves)
+            rows = [f"command-line item {k}" for k in range(1, len(items) + 1)]
     else:
         raise EmoembedError("nothing to predict: give items (words, texts, image paths) or --input FILE")
     if args.on_bad_image and model.modality != "image":
