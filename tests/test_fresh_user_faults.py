@@ -295,6 +295,18 @@ def test_zero_shot_notes_compare_variables_not_format_names(format_registry):
     image = SimpleNamespace(trained_formats=["vad"], meta={}, codec=codec, format=codec.format)
     assert model_zero_shot_note(image, "va") is None
     assert model_zero_shot_note(image, "be5").startswith("be5 is zero-shot for this model: it was trained on vad data")
+    # be5 is a sub-format of be6 (emoembed.subformats): a model trained on be6 had gold labels of all of be5's
+    # variables, and is not zero-shot (nor "codec-made only") in be5 though its recipe also augmented be5
+    multitask = SimpleNamespace(trained_formats=["be6", "ekman7", "vad"], meta={"augmented_formats": ["be5"]},
+                                codec=codec, format=codec.format)
+    assert model_zero_shot_note(multitask, "be5") is None
+    assert model_zero_shot_note(multitask, "va") is None and model_zero_shot_note(multitask, "valence") is None
+    assert model_zero_shot_note(multitask, "nrc10").startswith("nrc10 is partly zero-shot for this model: anger, disgust")
+    glove = SimpleNamespace(trained_formats=["vad"], meta={"augmented_formats": ["be5", "nrc10"]}, codec=codec,
+                            format=codec.format)  # augmented with no gold labels of its variables: still said
+    assert model_zero_shot_note(glove, "be5") == (
+        "be5 has no gold labels in this model's training data: it was trained on vad data with be5 labels made from "
+        "them by the codec (label augmentation), so its be5 outputs are as good as the codec's conversion")
 
 
 def test_packaged_word_model_notes_and_unknown_words(capsys):

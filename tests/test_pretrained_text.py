@@ -216,3 +216,29 @@ def test_the_text_models_partly_zero_shot_classes_do_not_label_plain_facts():
     for labels in out["label"].iloc[:2]:
         assert "neutral" in labels.split(",") and set(labels.split(",")) <= ekman_like, out["label"].tolist()
     assert "sadness" in out["label"].iloc[2].split(",")
+
+
+def test_the_packaged_text_model_is_not_zero_shot_in_be5_a_sub_format_of_its_be6(capsys):
+    """emoembed/text-minilm was trained on AffectiveText be6 (and augmented with codec-made be5): be6's variables
+    cover be5's, so `predict --format be5` prints no zero-shot / no-gold-labels note and `evaluate` does not flag
+    be5 as zero-shot; surprise-free be5 is read from the be6 heads' gold-trained variables. Formats none of its
+    training formats cover only in part stay partly zero-shot (nrc10: its trust, anticipation…)."""
+    from emoembed.cli.common import test_table
+    from emoembed.formats import default_registry
+    from emoembed.tasks import Task
+
+    capsys.readouterr()
+    assert main(["predict", "--model", "emoembed/text-minilm", "--format", "be5", "I can't stop smiling today"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.splitlines()[0] == "text,joy,anger,sadness,fear,disgust,coverage"
+    assert main(["predict", "--model", "emoembed/text-minilm", "--format", "nrc10", "I can't stop smiling today"]) == 0
+    assert "note: nrc10 is partly zero-shot for this model: anger, disgust, fear, joy, sadness, surprise had" in capsys.readouterr().err
+    model = EmotionModel.from_pretrained("emoembed/text-minilm")
+    assert set(model.trained_formats) == {"be6", "ekman7", "vad"} and model.meta["augmented_formats"] == ["be5"]
+    texts = ["What a wonderful day, I am so happy!", "My grandmother passed away last night.",
+             "They lied to me again and I am furious.", "There is something moving in the dark basement."]
+    y = np.array([[.9, 0, 0, 0, 0], [0, .1, .9, .2, 0], [0, .9, .1, 0, .4], [0, 0, 0, .9, 0]], dtype=np.float32)
+    task = Task("toy_be5", default_registry().get("be5"), {"test": texts}, {"test": y}, modality="text")
+    row = model.evaluate(task, "test")
+    assert row["zero_shot"] is False and row["zero_shot_note"] is None
+    assert "zero-shot" not in test_table({"toy_be5": row})

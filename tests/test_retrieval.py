@@ -328,3 +328,41 @@ def test_search_refuses_a_model_of_another_codec(word_dir, vectors_file, tmp_pat
     assert f"model {stranger}: its codec (fingerprint" in capsys.readouterr().err
     assert len(EmotionIndex.load(out)) == 2  # untouched
     assert codec_fingerprint(load_codec(word_dir)) == EmotionIndex.load(out).fingerprint  # codec read from a model dir
+
+
+def test_an_index_of_a_packaged_model_is_searched_by_its_name(tmp_path, capsys, monkeypatch, one_torch_thread):
+    """`index --model emoembed/words-minilm` records the packaged model as `emoembed/words-minilm` (also when given
+    its folder), and `search` finds it through the model zoo from any working folder: word, emotion and values
+    queries; `--model emoembed/codec-full` serves emotion queries of the same codec. A recorded folder that is gone
+    is still reported."""
+    from emoembed.model_zoo import pretrained_dir
+    from emoembed.retrieval import model_reference, resolve_model_reference
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "idx"
+    assert main(["index", "--model", "emoembed/words-minilm", "happy", "grief", "calm", "--out", str(out)]) == 0
+    assert "indexed 3 word item(s) from emoembed/words-minilm" in capsys.readouterr().out
+    folder = pretrained_dir("emoembed/words-minilm")
+    assert main(["index", "--model", str(folder), "furious", "--out", str(out), "--append"]) == 0
+    capsys.readouterr()
+    meta = json.loads((out / "index.json").read_text())
+    assert meta["models"] == [{"path": "emoembed/words-minilm", "modality": "word", "count": 4, "skipped": 0}]
+    assert {json.loads(line)["source"] for line in (out / "items.jsonl").read_text().splitlines()} == {"emoembed/words-minilm"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["search", "--index", str(out), "--word", "joyful", "-k", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["query"] == {"type": "word", "input": "joyful", "model": "emoembed/words-minilm"}
+    assert res["results"][0]["item"] == "happy" and res["results"][0]["cosine"] > 0.9
+    assert main(["search", "--index", str(out), "--format", "vad", "--values", "-0.8,0.1,-0.5", "-k", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "[codec of emoembed/words-minilm]" in printed and printed.splitlines()[3].split()[1] == "grief"
+    assert main(["search", "--index", str(out), "--emotion", "sadness=1", "--model", "emoembed/codec-full", "-k", "4"]) == 0
+    assert "[codec of emoembed/codec-full]" in capsys.readouterr().out
+    assert model_reference("words-minilm") == "emoembed/words-minilm" and resolve_model_reference("emoembed/words-minilm") == folder
+    assert model_reference(elsewhere) == str(elsewhere.resolve()) and resolve_model_reference(tmp_path / "gone") is None
+    meta["models"][0]["path"] = str(tmp_path / "gone")
+    (out / "index.json").write_text(json.dumps(meta))
+    assert main(["search", "--index", str(out), "--word", "joyful"]) == 2
+    assert f"the recorded word model(s) {tmp_path / 'gone'} no longer exist; pass --model DIR" in capsys.readouterr().err

@@ -3,6 +3,7 @@ are (column names in any case, sniffed delimiters, no token turned into a missin
 errors). The cases are copies of ../shared/cases (tests/cases) with their right outcomes."""
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from emoembed.cli import main
 from emoembed.errors import EmoembedError
 from emoembed.formats import default_registry
 from emoembed.inputs import InputError, content_items, label_table, parse_columns_option, read_user_table, sniff_delimiter
-from emoembed.scales import InputScaleError, ScaleWarning, fitting_scale, suspicious_scale
+from emoembed.scales import AssumedScaleWarning, InputScaleError, ScaleWarning, fitting_scale, suspicious_scale
 
 CASES = Path(__file__).parent / "cases"
 
@@ -108,14 +109,54 @@ def test_convert_api_checks_the_scale_too(small_trained_codec):
     with pytest.warns(ScaleWarning, match="within 1–5"):
         codec.convert([[4.2, 3.4, 3.1], [1.8, 3.6, 2.6]], "vad", "be5", input_scale=(1, 9))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        codec.convert([[0.9, -0.2, 0.4], [-0.8, 0.5, -0.3]], "vad", "be5")  # genuinely on [-1, 1]: silent
+        warnings.simplefilter("error")  # genuinely on [-1, 1] and said so: silent
+        codec.convert([[0.9, -0.2, 0.4], [-0.8, 0.5, -0.3]], "vad", "be5", input_scale=(-1, 1))
     frame = pd.DataFrame({"valence": [0.1, 7.0], "arousal": [0.0, 0.0], "dominance": [0.0, 0.0]},
                          index=pd.Index([2, 3], name="line"))
     with pytest.raises(InputScaleError, match="line 3, column 'valence': 7"):
         codec.convert(frame, "vad", "be5")
     with pytest.raises(InputScaleError, match="column 'joy'"):
         codec.convert([[2.0, 0, 0, 0, 0]], "be5", "vad")
+
+
+def test_convert_api_says_which_scale_it_assumed_as_the_cli_does(small_trained_codec, codec_dir, capsys, tmp_path):
+    """No input_scale: the API issues an AssumedScaleWarning (pointing at the caller's line) with what the CLI prints
+    as a note; an explicit scale, a class source or a refused table: none. Out-of-range values raise the CLI's
+    InputScaleError, with the same text but for how the row is named."""
+    codec = small_trained_codec
+    values = [[0.9, -0.2, 0.4], [-0.8, 0.5, -0.3]]
+    with pytest.warns(AssumedScaleWarning) as record:
+        via_api = codec.convert(values, "vad", "be5")
+    assert [str(w.message) for w in record] == [
+        "no input_scale given: reading vad values on its normalised range [-1, 1]; pass input_scale=(low, high) if "
+        "they are ratings on another scale, or input_scale=(-1, 1) to say they are normalised"]
+    assert record[0].filename == __file__  # the caller's line, not emoembed's
+    with pytest.warns(AssumedScaleWarning, match=r"reading be5 values on its normalised range \[0, 1\]"):
+        codec.convert([[0.7, 0.1, 0.1, 0.1, 0.0]], "be5", "vad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codec.convert(values, "vad", "be5", input_scale=(-1, 1))
+        codec.convert([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]], "nrc10", "vad")  # a class source has no rating scale
+    f = tmp_path / "vad.csv"
+    f.write_text("valence,arousal,dominance\n0.9,-0.2,0.4\n-0.8,0.5,-0.3\n")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 0 and err.count("no --input-scale given") == 1 and "AssumedScaleWarning" not in err
+    assert ("emoembed predict: note: no --input-scale given: reading vad values on its normalised range [-1, 1]; pass "
+            "--input-scale LOW,HIGH if they are ratings on another scale\n") in err
+    np.testing.assert_allclose(pd.read_csv(io.StringIO(out))[list(via_api.columns)].to_numpy(), via_api.to_numpy(),
+                               atol=1e-4)
+    g = tmp_path / "vad_1to5.csv"
+    g.write_text("valence,arousal,dominance\n4.2,3.4,3.1\n1.8,3.6,2.6\n")
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", g], capsys)
+    hint = ("4.2 is outside vad's normalised range [-1, 1], which is what values are read on when no --input-scale is "
+            "given; the values (1.8 to 4.2) fit a 1–5 rating scale: if that is the scale, pass --input-scale 1,5 "
+            "(input_scale=(1, 5))")
+    assert rc == 2 and err == f"emoembed predict: error: {g}, line 2, column 'valence': {hint}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused: no note of a scale the values were not read on
+        with pytest.raises(InputScaleError) as exc:
+            codec.convert([[4.2, 3.4, 3.1], [1.8, 3.6, 2.6]], "vad", "be5")
+    assert str(exc.value) == f"row index 0 (0-based), column 'valence': {hint}"
 
 
 def test_help_lists_each_formats_normalised_range(capsys):
