@@ -126,7 +126,11 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector", rows: Sequ
     noun = "word" if modality == "word" else "item"
     pieces = modality == "word" and getattr(encoder, "reads_phrases", False)  # word-piece vectors: a lexicon decides
     if unknown.any():
-        scored = ("scores them from their word pieces" if pieces else "scores them with the learned unknown-word vector")
+        own = getattr(encoder, "oov", "learned")  # the word encoder's own unknown-word handling (recipe encoder.oov)
+        scored = ("scores them from their word pieces" if pieces else
+                  "scores them with a zero vector (this model's oov: zero)" if own == "zero" else
+                  "leaves their outputs empty too (this model was trained with oov: skip)" if own == "skip" else
+                  "scores them with the learned unknown-word vector")
         if oov == "error":
             why = ("none of its forms is in the known-word lexicon, GloVe 6B's 400k words" if pieces
                    else "none of its forms has a vector")
@@ -134,6 +138,8 @@ def check_content(encoder, items: Sequence[str], oov: str = "vector", rows: Sequ
                                       f"--oov vector {scored}, --oov nan leaves their outputs empty")
         fate = ("their outputs are left empty (--oov nan)" if oov == "nan" else
                 ("they are still scored from their word pieces, which say little about a word no lexicon knows" if pieces
+                 else "they are scored with a zero vector (this model's oov: zero), which says nothing about them"
+                 if own == "zero" else "their outputs are empty: this model was trained with oov: skip" if own == "skip"
                  else "they are scored with the learned unknown-word vector, which says nothing about them")
                 + " (--oov nan leaves them empty, --oov error refuses them)")
         warnings.warn(f"{_of(int(unknown.sum()), len(items), noun)} unknown to the {modality} encoder "

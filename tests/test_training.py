@@ -19,6 +19,7 @@ import torch
 
 from emoembed.cli import main
 from emoembed.codec import EmotionCodec, codec_for
+from emoembed.coverage import UnknownContentWarning
 from emoembed.encoders.word import WordEncoder, load_vectors
 from emoembed.errors import CheckpointError, ConfigError, DataError, EmoembedError
 from emoembed.formats import default_registry
@@ -300,8 +301,12 @@ def test_oov_skip_gives_nan_rows(vectors_file, codec):
     r = recipe(vectors_file, encoder={"vectors": str(vectors_file), "hidden": [16], "oov": "skip"}, training={"epochs": 1})
     res = fit(r, codec, [toy_task()], progress=False, log=lambda *_: None)
     model = EmotionModel.from_training(res, codec, [toy_task()], r)
-    out = model.predict(["happy", "qqqzz"], "vad")
+    with pytest.warns(UnknownContentWarning) as record:
+        out = model.predict(["happy", "qqqzz"], "vad")
     assert out.loc["happy"].notna().all() and out.loc["qqqzz"].isna().all()
+    assert [str(w.message) for w in record] == [  # says what happens to them with this model, not the learned vector
+        "1 of 2 words is unknown to the word encoder ('qqqzz'); their outputs are empty: this model was trained with "
+        "oov: skip (--oov nan leaves them empty, --oov error refuses them)"]
 
 
 def test_direct_baseline_predicts_only_its_format(vectors_file, codec):
