@@ -1,10 +1,35 @@
 """Benchmark: the image encoder on FER2013, FER+ and OASIS, beside the reference numbers.
 
-    EMOEMBED_DATA=../shared/data python benchmarks/images.py --codec runs/map-full [--out runs/bench-images]
-    ... --full      # the reference-sized run (224 px, all of FER2013 train, 42 epochs): meant for a GPU
+    EMOEMBED_DATA=../shared/data python benchmarks/images.py --out runs/bench-images --resume
+    ... --profile frozen | short-finetune | reference | smoke      # the other sizes (below)
 
-The codec must know fer7, ferplus8, va and vad (``emoembed map --recipe mappings/full.yaml``). Conditions, as
-in the reference (Buechel & Hahn 2023, image table), all with the same backbone, data and budget:
+Default profile ``full-cpu``: each condition is trained with the measured CPU recipe
+``encoders/image-effnet-lite0-fer-60min.yaml`` (the packaged EfficientNet-Lite0 fine-tuned whole at 112 px, grey,
+RandomResizedCrop .7–1 + flip, AdamW 1e-3, batch 64, one cosine schedule over 1,800 steps in 8 resumable "epochs"
+of 225; about an hour of a 2-core CPU per condition) on the packaged codec ``emoembed/codec-full``. Each condition
+is an ordinary ``emoembed fit-encoder`` run (:func:`emoembed.training.encoder.run_fit_encoder`, the same recipe
+and flags as the command line) in ``OUT/COND``, so ``OUT/aug`` is what
+
+    emoembed fit-encoder --modality image --codec emoembed/codec-full \\
+        --recipe encoders/image-effnet-lite0-fer-60min.yaml --augment vad --out OUT/aug --resume --threads 1
+
+writes, and either command continues the other's run with ``--resume``. A condition whose folder already holds
+a finished model (``model.safetensors`` + ``metrics.json``) is **not retrained**: the benchmark loads and scores
+it. So ``OUT/bsl`` may be a symlink to a run trained elsewhere; its ``recipe.json`` must be the condition's
+(``heads: direct`` for bsl, the codec heads and no augmentation for sng, augmentation for aug), and a run made with
+another recipe than the profile's is scored as it is, with a note and its recipe named in the table.
+
+Other profiles (``--profile``): ``frozen`` (the backbone frozen, its features of all FER2013 faces computed once
+and cached, 40 epochs of the projection; minutes once the features are cached), ``short-finetune`` (the whole
+network, 3 epochs of all train faces, StepLR), ``reference`` (``--full``: the reference's recipe, 224 px, 42 epochs,
+SGD 1e-3, crop .08–1, batch 32: meant for a GPU) and ``smoke`` (``encoders/image-tiny-test.yaml``: random-init
+resnet10t at 32 px, 1 epoch on 256 faces: seconds, for checking the plumbing; its numbers mean nothing).
+``--size``, ``--epochs``, ``--lr`` … shape the frozen / short-finetune / reference recipes; ``--set KEY=VALUE``
+overrides any profile's recipe, as in ``fit-encoder``.
+
+The codec must know fer7, ferplus8, va and vad (``emoembed/codec-full`` or ``emoembed map --recipe
+mappings/full.yaml``). Conditions, as in the reference (Buechel & Hahn 2023, image table), all with the same
+backbone, data and budget:
 
 * ``bsl`` — the no-codec baseline: the same encoder with a trainable linear fer7 head (``heads: direct``);
 * ``sng`` — the encoder through the codec's frozen fer7 head;
@@ -12,19 +37,25 @@ in the reference (Buechel & Hahn 2023, image table), all with the same backbone,
 
 Rows: FER2013 test accuracy (fer7); zero-shot, i.e. formats the encoder never saw gold labels of: FER+
 distribution (ferplus8, FER2013 test faces with FER+ votes; accuracy of the majority and mean r of the
-probabilities) and OASIS valence/arousal (va and vad heads, all 900 images, mean r). The zero-shot baseline is
-the pipeline: ``bsl``'s fer7 probabilities → a pairwise FFN mapper (``emoembed.training.baseline``). fer7 → ferplus8 uses the
+probabilities) and OASIS valence/arousal (va and vad heads, all 900 images, mean r); each condition's training
+wall time and CPU time (from its ``metrics.json``: the per-epoch ``seconds`` / ``cpu_seconds`` summed over every
+session of a resumed run; runs written before those were recorded give ``train_seconds``, the wall time of the
+session that finished the run, and no CPU time) and best epoch. The zero-shot baseline is the pipeline:
+``bsl``'s fer7 probabilities → a pairwise FFN mapper (``emoembed.training.baseline``). fer7 → ferplus8 uses the
 gold FER2013 × FER+ pair. No image set has fer7 and va/vad gold together, so for va/vad the fer7 probabilities
 are renamed to be6 (happy→joy, angry→anger, sad→sadness, fear, disgust, surprise; neutral dropped) and fed to a
 be6 → va (vad) mapper trained on the word/headline pairs that have both formats: Binder, Speed and Yi × Song
-(va); Moors × Speed and EmoBank × Affective Text (vad).
+(va); Moors × Speed and EmoBank × Affective Text (vad). Reference numbers (Buechel & Hahn 2023, ResNet-34,
+224 px, 42 epochs on a GPU): FER2013 test accuracy Bsl .704, Sng .644, Aug .658 (best single network .733,
+Khaireddin & Chen 2021); zero-shot FER-BE → FER-VAD on FER's own faces BsZ .784, SnZ .714, AuZ .808 (Kong et
+al.'s VAD gold, which the catalogue lacks: not comparable with OASIS photos).
 
 OASIS V/A is also trained directly (5-fold cross-validation over the 900 images; frozen backbone whose features
 are computed once; the projection is the ridge regression onto the frozen va head, penalty chosen inside the
 training folds; folds keep each OASIS theme together, e.g. "Beach 1" … "Beach 8"; r of the pooled out-of-fold
-predictions). Throughput: images/s for a
-training step (decode + augment + forward + backward + SGD step) and for inference, at the benchmark's size
-and at 224 px.
+predictions; ``--skip-oasis-cv`` leaves it out, ``--oasis-cv-only`` runs it alone). ``--throughput``: images/s
+for a training step (decode + augment + forward + backward + SGD step) and for inference, at the benchmark's
+size and at 224 px.
 
 Prints one Markdown table; writes it to OUT/results.md and every number to OUT/metrics.json.
 """
@@ -36,25 +67,34 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from emoembed.codec import EmotionCodec
 from emoembed.data.dataset import PairedDataset
-from emoembed.data.registry import default_data_registry
+from emoembed.data.registry import DataRegistry, default_data_registry
 from emoembed.encoders.image import ImageEncoder
-from emoembed.recipes import load_codec_recipe
-from emoembed.training.baseline import train_baseline_direction
-from emoembed.metrics import evaluate_format
 from emoembed.format_kinds import activate
 from emoembed.inference import embed_items
-from emoembed.recipes import load_encoder_recipe
+from emoembed.integrity import recipe_differences
+from emoembed.metrics import evaluate_format
+from emoembed.model import EmotionModel
+from emoembed.recipes import load_codec_recipe, load_encoder_recipe, parse_sets, resolve_encoder_recipe
+from emoembed.runlock import run_folder_lock
 from emoembed.tasks import Task, task_from_dataset
-from emoembed.training.encoder import fit
+from emoembed.training.baseline import train_baseline_direction
+from emoembed.training.encoder import run_fit_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
+FULL_CPU_RECIPE = ROOT / "encoders" / "image-effnet-lite0-fer-60min.yaml"
+SMOKE_RECIPE = ROOT / "encoders" / "image-tiny-test.yaml"
+DEFAULT_CODEC = "emoembed/codec-full"
+PROFILES = ("full-cpu", "frozen", "short-finetune", "reference", "smoke")
+CONDITIONS = ("bsl", "sng", "aug")
 FER7_TO_BE6 = ["happy", "angry", "sad", "fear", "disgust", "surprise"]  # be6: joy anger sadness fear disgust surprise
 VA_PAIRS = ["binder", "speed", "yi_song"]
 VAD_PAIRS = ["moors_speed", "emobank_affectivetext"]
@@ -63,6 +103,20 @@ REFERENCE = {  # Buechel & Hahn (2023), FER2013 test (ResNet-34, 224 px, 42 epoc
     "vad_zero": {"bsl": ".784 (BsZ)", "sng": ".714 (SnZ)", "aug": ".808 (AuZ)",
                  "note": "reference: zero-shot FER-BE → FER-VAD on the same faces; ours: into OASIS photos"},
 }
+# the knobs of the recipes built here (frozen, short-finetune, reference); full-cpu and smoke read recipe files
+BUILT_PROFILES: dict[str, dict[str, Any]] = {
+    "frozen": {"size": 112, "train_items": 0, "epochs": 40, "step_size": 15, "batch_size": 256, "optimizer": "adamw",
+               "lr": 1e-3, "weight_decay": 0.01, "dropout": 0.5, "crop_min": 0.7},
+    "short-finetune": {"size": 112, "train_items": 0, "epochs": 3, "step_size": 2, "batch_size": 64, "optimizer": "adamw",
+                       "lr": 1e-3, "weight_decay": 0.01, "dropout": 0.5, "crop_min": 0.7},
+    "reference": {"size": 224, "train_items": 0, "epochs": 42, "step_size": 7, "batch_size": 32, "optimizer": "sgd",
+                  "lr": 1e-3, "weight_decay": 0.0, "dropout": 0.5, "crop_min": 0.08},
+}
+# the flags of a recipe file's profile (full-cpu, smoke) → the recipe key they set; the others need --set
+FILE_PROFILE_FLAGS = {"epochs": "training.epochs", "train_items": "training.max_train_items",
+                      "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.lr",
+                      "weight_decay": "training.weight_decay", "dropout": "encoder.dropout"}
+SMOKE_OVERRIDES = {"data": ["fer2013_fer7"], "training.epochs": 1, "training.max_train_items": 256}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -70,18 +124,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def sub_task(task: Task, n_dev: int, seed: int) -> Task:
-    """The task with a seeded subset of its dev split (model selection each epoch), train and test untouched."""
-    items, labels = dict(task.items), dict(task.labels)
-    if n_dev and len(items["dev"]) > n_dev:
-        keep = np.sort(np.random.default_rng(seed).choice(len(items["dev"]), n_dev, replace=False))
-        items["dev"] = [items["dev"][i] for i in keep]
-        labels["dev"] = labels["dev"][keep]
-    return Task(task.name, task.fmt, items, labels, task.scales, task.modality)
-
-
-def fer_recipe(args: argparse.Namespace) -> dict:
+def built_recipe(args: argparse.Namespace) -> dict:
+    """The raw recipe of a built profile (frozen, short-finetune, reference) from the tuning flags, before overrides."""
     recipe = load_encoder_recipe(ROOT / "encoders" / "image-effnet-lite0.yaml", "image")
+    recipe.pop("source", None)
     s = args.size
     grey = {"type": "Grayscale", "num_output_channels": 3}  # FER faces are grey: colour photos are seen grey too
     recipe["encoder"].update({
@@ -89,16 +135,135 @@ def fer_recipe(args: argparse.Namespace) -> dict:
         "train_transform": [grey, {"type": "RandomResizedCrop", "size": s, "scale": [args.crop_min, 1.0]},
                             {"type": "RandomHorizontalFlip"}],
         "eval_transform": [grey, {"type": "Resize", "size": s}, {"type": "CenterCrop", "size": s}],
-        "check": "exists", "freeze_backbone": not args.finetune, "cache_features": True, "dropout": args.dropout})
-    if args.agreement is not None:
-        recipe["loss_weights"] = {**recipe["loss_weights"], "agreement": args.agreement}
+        "check": "exists", "freeze_backbone": args.profile == "frozen", "cache_features": True, "dropout": args.dropout})
     recipe["training"].update({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "patience": args.patience or args.epochs,
                                "optimizer": args.optimizer, "weight_decay": args.weight_decay,
-                               "max_train_items": args.train_items or None, "eval_batch_size": 128, "device": args.device,
+                               "max_train_items": args.train_items or None, "eval_batch_size": 128,
                                "scheduler": {"type": "step", "step_size": max(1, args.step_size), "gamma": 0.5}})
-    recipe["name"] = "bench-fer"
+    recipe["data"] = ["fer2013_fer7"]
+    recipe["name"] = f"bench-fer-{args.profile}"
     return recipe
+
+
+def condition_flags(cond: str, aug_formats: list[str]) -> dict[str, Any]:
+    """What makes a condition, as the ``fit-encoder`` flags set it: bsl ``--heads direct``, aug ``--augment``."""
+    if cond == "bsl":
+        return {"heads": "direct"}
+    if cond == "sng":
+        return {}
+    if cond == "aug":
+        return {"augment": aug_formats}
+    raise SystemExit(f"unknown condition {cond!r}; known: {', '.join(CONDITIONS)}")
+
+
+def condition_recipe(args: argparse.Namespace, cond: str) -> dict:
+    """The resolved recipe of condition ``cond`` under ``args.profile``: the recipe file's (full-cpu, smoke) or the
+    built one (frozen, short-finetune, reference), with the condition's flags, ``--seed``, ``--device``,
+    ``--agreement`` and ``--set`` applied (as ``fit-encoder`` applies its flags, so a resume by either is verified
+    against the same recipe)."""
+    overrides: dict[str, Any] = {}
+    if args.profile in ("full-cpu", "smoke"):
+        if args.profile == "smoke":
+            overrides.update(SMOKE_OVERRIDES)
+        overrides.update({key: getattr(args, flag) for flag, key in FILE_PROFILE_FLAGS.items()
+                          if getattr(args, flag) is not None})
+        if "training.max_train_items" in overrides:
+            overrides["training.max_train_items"] = overrides["training.max_train_items"] or None  # 0 = all
+    overrides.update(condition_flags(cond, args.aug_formats))
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.device != "auto":
+        overrides["training.device"] = args.device
+    if args.agreement is not None:
+        overrides["loss_weights.agreement"] = args.agreement
+    overrides.update(parse_sets(args.set))
+    if args.profile in ("full-cpu", "smoke"):
+        return load_encoder_recipe(FULL_CPU_RECIPE if args.profile == "full-cpu" else SMOKE_RECIPE, "image", overrides)
+    return resolve_encoder_recipe(built_recipe(args), f"benchmarks/images.py --profile {args.profile}", overrides)
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A finished ``fit-encoder`` run: its model and its metrics are written (both come last, after training)."""
+    return (run_dir / "model.safetensors").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def check_condition_run(run_dir: Path, cond: str, profile_recipe: dict) -> tuple[dict | None, list[str]]:
+    """A finished run folder used for ``cond``: its ``recipe.json`` (None if it has none) and how it differs from
+    the profile's recipe (fields outside what a resume may change). Raises SystemExit when the run is not the
+    condition (bsl needs ``heads: direct``; sng and aug the codec heads; sng no augmentation, aug some)."""
+    path = run_dir / "recipe.json"
+    if not path.is_file():
+        return None, ["no recipe.json: the run's recipe is unknown"]
+    run = json.loads(path.read_text(encoding="utf-8"))
+    heads, augment = run.get("heads", "codec"), list(run.get("augment") or [])
+    want = "direct" if cond == "bsl" else "codec"
+    if heads != want:
+        raise SystemExit(f"{run_dir}: the {cond} condition needs a run trained with heads {want!r}"
+                         f"{' (--heads direct)' if want == 'direct' else ''}; its recipe.json has heads {heads!r}")
+    if cond == "sng" and augment:
+        raise SystemExit(f"{run_dir}: the sng condition needs a run without label augmentation; it was trained with "
+                         f"--augment {','.join(augment)} (that is the aug condition)")
+    if cond == "aug" and not augment:
+        raise SystemExit(f"{run_dir}: the aug condition needs a run with label augmentation (--augment vad); its "
+                         "recipe.json has none (that is the sng condition)")
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("source", "codec")}  # noqa: E731
+    diffs = [d.removesuffix(" now") + " in the profile" if d.endswith(" now") else d
+             for d in recipe_differences(strip(run), strip(profile_recipe))]  # outside RESUME_FREE_FIELDS
+    return run, diffs
+
+
+def train_condition(recipe: dict, codec_dir: str, registry: DataRegistry, run_dir: Path, resume: bool,
+                    progress: bool) -> dict:
+    """``emoembed fit-encoder`` for one condition, into ``run_dir`` (locked while it trains, as the command does)."""
+    with run_folder_lock(run_dir, "fit-encoder", log=log):
+        return run_fit_encoder(recipe, Path(codec_dir), registry, run_dir, resume=resume, progress=progress, log=log)
+
+
+def run_timing(metrics: dict) -> dict:
+    """Training wall and CPU seconds of a finished run: the per-epoch ``seconds`` / ``cpu_seconds`` of its
+    history summed (every session of a resumed run), else ``train_seconds`` (the session that finished it) and
+    ``train_cpu_seconds`` when recorded; ``None`` where nothing was recorded."""
+    history = metrics.get("history") or []
+    wall = (sum(float(h["seconds"]) for h in history) if history and all("seconds" in h for h in history)
+            else metrics.get("train_seconds"))
+    cpu = (sum(float(h["cpu_seconds"]) for h in history) if history and all("cpu_seconds" in h for h in history)
+           else metrics.get("train_cpu_seconds"))
+    return {"train_seconds": wall, "train_cpu_seconds": cpu, "epochs_run": len(history),
+            "best_epoch": metrics.get("best_epoch"), "dev_score": metrics.get("dev_score")}
+
+
+@dataclass
+class BenchData:
+    """What the benchmark scores on.
+
+    ``fer``: the FER2013 fer7 task (the conditions' test split); ``plus_items`` (n,) FER2013 test faces with FER+
+    votes (a subset of ``fer.items["test"]``) and ``plus_gold`` (n, 8) their ferplus8 distribution; ``oasis_items``
+    (m,) OASIS photos, ``oasis_gold`` (m, 2) their valence/arousal on [-1, 1], ``person`` (m,) bool, the photos of
+    people; ``pipeline_pairs``: the pipeline baseline's training pairs, ``{"ferplus8": fer7 × ferplus8, "va": va ×
+    be6, "vad": vad × be6}`` (the mapper goes fer7 → ferplus8 and be6 → va / vad); ``oasis``: the OASIS dataset
+    for the OASIS CV (None: no CV)."""
+
+    fer: Task
+    plus_items: list
+    plus_gold: np.ndarray
+    oasis_items: list
+    oasis_gold: np.ndarray
+    person: np.ndarray
+    pipeline_pairs: dict[str, PairedDataset]
+    oasis: Any = None
+
+
+def load_bench_data(reg: DataRegistry) -> BenchData:
+    """The benchmark's data from the catalogue (EMOEMBED_DATA): fer2013_fer7, fer2013 (FER+ votes), oasis and the
+    pipeline's pairs."""
+    fer = task_from_dataset(reg.dataset("fer2013_fer7"), "fer7")
+    plus = reg.dataset("fer2013").split("test")
+    oasis = reg.dataset("oasis")
+    pairs = {"ferplus8": reg.pair("fer2013_ferplus"), "va": concat_pairs(reg, VA_PAIRS, "be6-va"),
+             "vad": concat_pairs(reg, VAD_PAIRS, "be6-vad")}
+    return BenchData(fer, list(plus.content), plus.labels("ferplus8"), list(oasis.content), oasis.labels("va"),
+                     oasis_category(oasis) == "Person", pairs, oasis)
 
 
 def embed(encoder, items, device, batch: int = 128) -> tuple[torch.Tensor, float]:
@@ -389,222 +554,342 @@ def render_oasis_cv(o: dict, args) -> str:
             f"(V {o['fold_mean_r_v']:.3f}, A {o['fold_mean_r_a']:.3f}); no reference number in the paper.")
 
 
-# ---------------------------------------------------------------------------------------------- main
-def main() -> None:
+# ---------------------------------------------------------------------------------------------- one condition
+def score_condition(cond: str, model: EmotionModel, data: BenchData, device: torch.device, pipeline_cfg: dict,
+                    seed: int) -> dict:
+    """Score a trained condition's model: FER2013 test fer7 (accuracy, macro-F1, per class); zero-shot FER+
+    (ferplus8 majority accuracy and mean r) and OASIS (va and vad heads, mean r of valence and arousal, also on the
+    photos of people). For bsl (direct fer7 head) the zero-shot entries are the pipeline baseline's: its fer7
+    probabilities through FFN mappers trained on ``data.pipeline_pairs`` with ``pipeline_cfg`` (the codec recipe's
+    ``baseline`` block) and ``seed``."""
+    codec = model.codec
+    missing = [f for f in ("fer7", "ferplus8", "va", "vad") if f not in codec.formats]
+    if missing:
+        raise SystemExit(f"the {cond} model's codec lacks {missing}; train the conditions on a codec that knows fer7, "
+                         "ferplus8, va and vad (emoembed/codec-full, or emoembed map --recipe mappings/full.yaml)")
+    fmts = codec.formats
+    model = model.to(device).eval()
+    encoder, heads = model.encoder, model.heads
+    test_items = data.fer.items["test"]
+    pos = {c: i for i, c in enumerate(test_items)}
+    absent = [c for c in data.plus_items if c not in pos]
+    if absent:
+        raise SystemExit(f"{len(absent)} FER+ faces are not FER2013 test faces (e.g. {absent[0]!r})")
+    plus_idx = np.array([pos[c] for c in data.plus_items], dtype=int)
+    z_test, infer_fer = embed(encoder, test_items, device)
+    fer_pred = decode(heads, fmts["fer7"], z_test, device)
+    row: dict = {"fer7": evaluate_format(fer_pred, data.fer.labels["test"], fmts["fer7"]), "infer_img_s_fer": infer_fer}
+    prepare = getattr(encoder, "prepare_items", None)
+    if prepare is not None:
+        prepare(data.oasis_items, log=log)  # a frozen backbone: the OASIS features computed once, then cached
+    z_oasis, row["infer_img_s_oasis"] = embed(encoder, data.oasis_items, device)
+    if cond == "bsl":
+        log("bsl: training the pipeline mappers (fer7→ferplus8 on FER2013×FER+, be6→va, be6→vad on word pairs)")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny MLPs: more threads only wait on each other
+        pairs = data.pipeline_pairs
+        m_plus, _ = train_baseline_direction(pairs["ferplus8"], False, pipeline_cfg, seed)
+        m_va, _ = train_baseline_direction(pairs["va"], True, pipeline_cfg, seed)
+        m_vad, _ = train_baseline_direction(pairs["vad"], True, pipeline_cfg, seed)
+        torch.set_num_threads(threads)
+        plus_pred = map_with(m_plus, fer_pred[plus_idx], fmts["ferplus8"])
+        oasis_probs = decode(heads, fmts["fer7"], z_oasis, device)
+        be6 = oasis_probs[:, [fmts["fer7"].variables.index(v) for v in FER7_TO_BE6]]
+        va_pred = np.clip(map_with(m_va, be6, fmts["va"]), -1, 1)
+        vad_pred = np.clip(map_with(m_vad, be6, fmts["vad"]), -1, 1)
+        row["zero_shot_by"] = "pipeline (bsl's fer7 probabilities → FFN mapper)"
+    else:
+        plus_pred = decode(heads, fmts["ferplus8"], z_test[plus_idx], device)
+        # diagnostics for the FER+ zero-shot gap: the same encoder read through the codec's fer7 → ferplus8 relay
+        # (its fer7 probabilities encoded as labels, decoded as ferplus8), and how far z lies from label embeddings
+        with torch.no_grad():
+            e_pred = codec.encode_labels("fer7", torch.as_tensor(fer_pred[plus_idx]).to(device))
+            e_gold = codec.encode_labels("fer7", torch.as_tensor(data.fer.labels["test"]).to(device))
+        row["ferplus8_relay"] = evaluate_format(decode(codec, fmts["ferplus8"], e_pred, device), data.plus_gold,
+                                                fmts["ferplus8"])
+        row["z_norm"] = float(z_test.norm(dim=1).mean())
+        row["label_embedding_norm"] = float(e_gold.norm(dim=1).mean())
+        row["z_to_label_embedding"] = float((z_test.to(device) - e_gold).norm(dim=1).mean())
+        va_pred = np.clip(decode(heads, fmts["va"], z_oasis, device), -1, 1)
+        vad_pred = np.clip(decode(heads, fmts["vad"], z_oasis, device), -1, 1)
+        row["zero_shot_by"] = "the model's own embedding through the codec's heads"
+    row["ferplus8"] = evaluate_format(plus_pred, data.plus_gold, fmts["ferplus8"])
+    row["oasis_va"] = r_of(va_pred, data.oasis_gold, fmts["va"])
+    row["oasis_vad"] = r_of(vad_pred, data.oasis_gold, fmts["vad"])
+    row["oasis_person_va"] = r_of(va_pred[data.person], data.oasis_gold[data.person], fmts["va"])
+    return row
+
+
+def pick_device(name: str) -> torch.device:
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def check_codec(codec_dir: str) -> EmotionCodec:
+    codec = EmotionCodec.from_pretrained(codec_dir)
+    missing = [f for f in ("fer7", "ferplus8", "va", "vad") if f not in codec.formats]
+    if missing:
+        raise SystemExit(f"{codec_dir}: the codec lacks {missing}; use emoembed/codec-full or train one with "
+                         "mappings/full.yaml")
+    return codec
+
+
+def write_results(out_dir: Path, results: dict, table: str | None = None) -> None:
+    if table is not None:
+        (out_dir / "results.md").write_text(table + "\n", encoding="utf-8")
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- the benchmark
+def run(args: argparse.Namespace, registry: DataRegistry, data: BenchData, pipeline_cfg: dict) -> dict:
+    """Every condition of ``args.conditions`` in ``OUT/COND``: trained there by ``fit-encoder``'s code path unless
+    the folder already holds a finished run, then loaded and scored (:func:`score_condition`); the OASIS CV unless
+    ``--skip-oasis-cv``; throughput with ``--throughput``. Prints the table, writes ``OUT/results.md`` and
+    ``OUT/metrics.json``, returns the results."""
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    conditions = [c for c in args.conditions.split(",") if c]
+    recipes = {c: condition_recipe(args, c) for c in conditions}  # validates the conditions and the overrides first
+    results: dict = {"args": vars(args), "profile": args.profile, "conditions": {},
+                     "oasis_n": len(data.oasis_items), "plus_n": len(data.plus_items),
+                     "oasis_person_n": int(np.asarray(data.person).sum())}
+    codec: EmotionCodec | None = None
+    kept_model: tuple[str, EmotionModel, dict] | None = None
+    for cond in conditions:
+        run_dir = out_dir / cond
+        if is_finished(run_dir):
+            run_recipe, diffs = check_condition_run(run_dir, cond, recipes[cond])
+            where = f" → {run_dir.resolve()}" if run_dir.is_symlink() else ""
+            log(f"{cond}: {run_dir}{where} holds a finished run: scored, not retrained")
+            if diffs:
+                log(f"{cond}: note: the run's recipe is not the {args.profile} profile's: " + "; ".join(diffs[:6])
+                    + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else ""))
+            trained = False
+        else:
+            if (run_dir / "training_state.pt").exists() and not args.resume:
+                raise SystemExit(f"{run_dir} holds an unfinished run (training_state.pt): pass --resume to continue it "
+                                 "(or remove the folder to start the condition afresh)")
+            codec = codec or check_codec(args.codec)
+            log(f"{cond}: training {recipes[cond]['name']} into {run_dir}" + (" (resuming)" if args.resume else ""))
+            train_condition(recipes[cond], args.codec, registry, run_dir, args.resume, not args.quiet)
+            run_recipe, diffs, trained = recipes[cond], [], True
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        model = EmotionModel.from_pretrained(run_dir)
+        row = score_condition(cond, model, data, device, pipeline_cfg, args.seed)
+        row.update(run_timing(metrics))
+        row.update({"run_dir": str(run_dir), "run_path": str(run_dir.resolve()), "trained_now": trained,
+                    "recipe": (run_recipe or {}).get("name", "unknown"), "recipe_source": (run_recipe or {}).get("source"),
+                    "codec": (run_recipe or {}).get("codec", args.codec if trained else None),
+                    "recipe_differences": diffs})
+        results["conditions"][cond] = row
+        if args.throughput and (kept_model is None or cond == "sng"):
+            kept_model = (cond, model, run_recipe or recipes[cond])
+        wall, cpu = row["train_seconds"], row["train_cpu_seconds"]
+        log(f"{cond}: FER2013 test acc {row['fer7']['accuracy']:.3f}; FER+ acc {row['ferplus8']['accuracy']:.3f}; "
+            f"OASIS va r {row['oasis_va']['r']:.3f}, vad r {row['oasis_vad']['r']:.3f}; trained in "
+            f"{minutes(wall)} wall, {minutes(cpu) if cpu is not None else 'CPU time not recorded'}")
+        write_results(out_dir, results)
+
+    if not args.skip_oasis_cv and data.oasis is not None:
+        codec = codec or check_codec(args.codec)
+        log(f"OASIS {args.oasis_folds}-fold CV: frozen backbone (features once), ridge projection, {args.oasis_recipe}")
+        results["oasis_cv"] = oasis_cv(args, codec, data.oasis, device)
+    if kept_model is not None:
+        cond, model, recipe = kept_model
+        test_items = data.fer.items["test"]
+        enc = model.encoder
+        results["throughput"] = {"condition": cond, "image_size": enc.config().get("image_size"),
+                                 "batch_size": int(recipe["training"]["batch_size"]),
+                                 **throughput(enc, test_items, int(recipe["training"]["batch_size"]))}
+        big = ImageEncoder.from_recipe({**recipe["encoder"], "image_size": 224, "freeze_backbone": False,
+                                        "train_transform": [{"type": "RandomResizedCrop", "size": 224}],
+                                        "eval_transform": [{"type": "Resize", "size": 224}, {"type": "CenterCrop", "size": 224}]},
+                                       model.codec.dim)
+        results["throughput_224"] = throughput(big, test_items, 16, steps=4)
+    results["total_seconds"] = time.perf_counter() - t_start
+    table = render(results, args)
+    print(table)
+    write_results(out_dir, results, table)
+    return results
+
+
+def _json_default(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    return float(x)
+
+
+# ---------------------------------------------------------------------------------------------- the table
+PROFILE_TEXT = {
+    "full-cpu": ("the full-size CPU recipe encoders/image-effnet-lite0-fer-60min.yaml: tf_efficientnet_lite0 (packaged "
+                 "ImageNet weights) fine-tuned whole at 112 px (grey, RandomResizedCrop .7–1 + flip), batch 64, AdamW "
+                 "1e-3, one cosine schedule over 8 epochs of 225 steps (1,800 steps = 4 passes over the 28,709 training faces)"),
+    "frozen": "tf_efficientnet_lite0 (packaged ImageNet weights), frozen backbone (features computed once and cached), "
+              "only the projection trained",
+    "short-finetune": "tf_efficientnet_lite0 (packaged ImageNet weights) fine-tuned end to end, StepLR",
+    "reference": "tf_efficientnet_lite0 (packaged ImageNet weights) fine-tuned end to end with the reference's recipe",
+    "smoke": "a random-init resnet10t at 32 px, 1 epoch on 256 faces (plumbing check: the numbers mean nothing)",
+}
+COND_LABEL = {"bsl": "Bsl (trainable fer7 head, `--heads direct`)", "sng": "Sng (the codec's frozen fer7 head)",
+              "aug": "Aug (Sng + codec-made {aug})"}
+
+
+def minutes(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{float(seconds) / 60:.1f} min"
+
+
+def render(res: dict, args) -> str:
+    c = res["conditions"]
+    conds = [k for k in CONDITIONS if k in c]
+    aug = ",".join(args.aug_formats)
+
+    def cell(cond: str, key: str, metric: str = "accuracy") -> str:
+        return f"{c[cond][key][metric]:.3f}" if cond in c and key in c[cond] else "–"
+
+    def r_cell(cond: str, key: str) -> str:
+        x = c[cond][key]
+        return f"{x['r']:.3f} (V {x['r_v']:.2f}, A {x['r_a']:.2f})"
+
+    def r_cells(key: str) -> str:
+        return " | ".join(r_cell(k, key) if k in c else "–" for k in CONDITIONS)
+
+    built = (f"; {args.size} px, {args.train_items or 'all'} train images, up to {args.epochs} epochs, {args.optimizer} "
+             f"lr {args.lr:g}, batch {args.batch_size}" if args.profile in BUILT_PROFILES else "")
+    first = c[conds[0]] if conds else {}
+    header = (f"FER2013, profile `{args.profile}`: {PROFILE_TEXT[args.profile]}{built}; codec `{args.codec}`; "
+              f"Aug = + codec-made {aug}; each condition is an `emoembed fit-encoder` run folder, scored from its saved "
+              f"model; test = {first.get('fer7', {}).get('n', '?')} FER2013 test faces (all 3,589 PrivateTest faces in "
+              "the catalogue); training time from each run's metrics.json.")
+    lines = [header, "",
+             "| condition | FER2013 test acc (fer7) | reference | FER+ zero-shot: majority acc / mean r | "
+             "OASIS zero-shot, va head: mean r (V, A) | training wall time | training CPU time | best epoch / epochs | "
+             "run folder (recipe) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k in conds:
+        row = c[k]
+        zero, oasis = ((f"{cell(k, 'ferplus8')} / {cell(k, 'ferplus8', 'pearson')}", r_cell(k, "oasis_va"))
+                       if k != "bsl" else ("– (its head knows fer7 only: pipeline below)", "– (pipeline below)"))
+        cpu = minutes(row["train_cpu_seconds"]) if row.get("train_cpu_seconds") is not None else "not recorded"
+        lines.append(f"| {COND_LABEL[k].format(aug=aug)} | {cell(k, 'fer7')} | {REFERENCE['fer7'][k]} | {zero} | {oasis} | "
+                     f"{minutes(row.get('train_seconds'))} | {cpu} | {row.get('best_epoch', '?')} / {row.get('epochs_run', '?')} | "
+                     f"`{row['run_dir']}` ({row['recipe']}) |")
+    if "bsl" in c:
+        lines.append(f"| Pipeline: Bsl's fer7 probabilities → FFN mapper (the zero-shot baseline) | (Bsl's) | – | "
+                     f"{cell('bsl', 'ferplus8')} / {cell('bsl', 'ferplus8', 'pearson')} | {r_cell('bsl', 'oasis_va')} | "
+                     "– | – | – | – |")
+    lines += ["", f"Reference: Buechel & Hahn (2023), ResNet-34, 224 px, all train, 42 epochs on a GPU; best single network "
+              f".733 (Khaireddin & Chen 2021). Their zero-shot numbers (BsZ .784 / SnZ .714 / AuZ .808) are FER-BE → "
+              f"FER-VAD on FER's own faces with Kong et al.'s VAD gold, which the catalogue lacks: not comparable with "
+              f"OASIS photos."]
+    notes = [f"{k}: {'; '.join(c[k]['recipe_differences'][:4])}" for k in conds if c[k].get("recipe_differences")]
+    if notes:
+        lines += ["", "Runs whose recipe is not the profile's (scored as they are): " + " — ".join(notes)]
+    lines += ["", "Zero-shot details (no gold labels of the format in training). The pipeline column is Bsl's fer7 "
+              "probabilities → pairwise FFN mapper:", "",
+              "| data (metric) | pipeline (BsZ) | Sng → head (SnZ) | Aug → head (AuZ) |", "|---|---|---|---|",
+              f"| FER+ test, majority accuracy via the codec's fer7 → ferplus8 relay | – | "
+              f"{' | '.join(cell(k, 'ferplus8_relay') for k in CONDITIONS[1:])} |",
+              f"| OASIS {res.get('oasis_n', '?')} photos, vad head, V and A (mean r) | {r_cells('oasis_vad')} |",
+              f"| OASIS {res.get('oasis_person_n', '?')} photos of people, va head (mean r) | {r_cells('oasis_person_va')} |"]
+    if "oasis_cv" in res:
+        lines += ["", render_oasis_cv(res["oasis_cv"], args)]
+    tp, t224 = res.get("throughput"), res.get("throughput_224")
+    if tp or t224:
+        lines += ["", "Throughput on this machine (images/s, decode + transforms + model; training = forward + backward + step):",
+                  "", "| size | train | inference |", "|---|---|---|"]
+        if tp:
+            lines.append(f"| {tp['image_size']} px, batch {tp['batch_size']} ({tp['condition']}) | {tp['train_img_s']:.1f} | "
+                         f"{tp['infer_img_s']:.1f} |")
+        if t224:
+            lines.append(f"| 224 px, batch 16 | {t224['train_img_s']:.1f} | {t224['infer_img_s']:.1f} |")
+    lines += ["", f"benchmark wall time {res['total_seconds'] / 60:.1f} min on {args.threads} thread(s)"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--codec", default="runs/map-full", help="codec directory knowing fer7, ferplus8, va, vad")
-    ap.add_argument("--out", default="runs/bench-images")
+    ap.add_argument("--profile", choices=PROFILES, help="full-cpu (default): encoders/image-effnet-lite0-fer-60min.yaml "
+                    "per condition; frozen; short-finetune; reference (= --full); smoke (tiny, seconds)")
+    ap.add_argument("--codec", default=DEFAULT_CODEC, help="codec knowing fer7, ferplus8, va, vad that untrained "
+                    "conditions train on (default: the packaged emoembed/codec-full; or a directory from emoembed map)")
+    ap.add_argument("--out", default="runs/bench-images", help="OUT/bsl, OUT/sng, OUT/aug are the conditions' "
+                    "fit-encoder run folders (or symlinks to finished ones); OUT/results.md, OUT/metrics.json")
     ap.add_argument("--conditions", default="bsl,sng,aug")
-    ap.add_argument("--finetune", action="store_true", help="train the whole backbone (default: frozen backbone, "
-                    "features computed once and cached, only the projection trains)")
-    ap.add_argument("--size", type=int, help="FER image size (px); default 112")
+    ap.add_argument("--resume", action="store_true", help="continue an unfinished condition from OUT/COND/training_state.pt")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of every condition's recipe, dotted, value as YAML (repeatable)")
+    ap.add_argument("--finetune", action="store_true", help="= --profile short-finetune")
+    ap.add_argument("--full", action="store_true", help="= --profile reference: 224 px, all train, 42 epochs, SGD 1e-3, "
+                    "crop .08, batch 32 (for a GPU)")
+    ap.add_argument("--size", type=int, help="frozen / short-finetune / reference: FER image size (px); default 112")
     ap.add_argument("--train-items", type=int, help="FER2013 train subset (0 = all 28,709; the default)")
-    ap.add_argument("--dev-items", type=int, help="FER2013 dev subset for model selection (0 = all; default: all frozen, "
-                    "1000 fine-tuned)")
-    ap.add_argument("--epochs", type=int, help="default 40 frozen, 3 fine-tuned")
-    ap.add_argument("--patience", type=int, help="early stop after this many epochs without a better dev score")
-    ap.add_argument("--step-size", type=int, help="StepLR step (epochs), gamma .5; default 15 frozen, 2 fine-tuned")
-    ap.add_argument("--batch-size", type=int, help="default 256 frozen, 64 fine-tuned")
-    ap.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"])
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--dropout", type=float, default=0.5, help="before the projection")
-    ap.add_argument("--crop-min", type=float, default=0.7, help="RandomResizedCrop's smallest area (reference .08)")
+    ap.add_argument("--epochs", type=int, help="default: the profile's (full-cpu 8 × 225 steps, frozen 40, short-finetune 3)")
+    ap.add_argument("--patience", type=int, help="frozen / short-finetune / reference: early stop after this many "
+                    "epochs without a better dev score")
+    ap.add_argument("--step-size", type=int, help="frozen / short-finetune / reference: StepLR step (epochs), gamma .5")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--weight-decay", type=float)
+    ap.add_argument("--dropout", type=float, help="before the projection")
+    ap.add_argument("--crop-min", type=float, help="frozen / short-finetune / reference: RandomResizedCrop's smallest "
+                    "area (reference .08)")
     ap.add_argument("--aug-formats", default="vad", help="Aug's codec-made label formats (comma-separated)")
     ap.add_argument("--agreement", type=float, help="weight of the agreement loss (z ≈ the codec's embedding of the gold "
                     "label); default: the recipe's (1.0, see docs/images.md on FER+)")
-    ap.add_argument("--resume", action="store_true", help="fine-tuning: continue each condition from OUT/COND/training_state.pt")
     ap.add_argument("--oasis-recipe", default=str(ROOT / "encoders" / "image-effnet-lite0-oasis.yaml"),
                     help="image recipe whose encoder block gives the OASIS CV's frozen features (its widest setting)")
     ap.add_argument("--oasis-size", type=int, help="override the OASIS recipe's resolution (Resize s·8/7 + CenterCrop s)")
     ap.add_argument("--oasis-cv-only", action="store_true", help="only the OASIS cross-validation (no FER conditions)")
     ap.add_argument("--oasis-folds", type=int, default=5)
     ap.add_argument("--skip-oasis-cv", action="store_true")
-    ap.add_argument("--full", action="store_true", help="reference size: 224 px, all train, 42 epochs, SGD 1e-3, crop .08")
+    ap.add_argument("--throughput", action="store_true", help="also measure training and inference images/s")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared CPU, where 2 can be 10x slower)")
-    ap.add_argument("--seed", type=int, default=13)
-    args = ap.parse_args()
-    profile = ({"size": 112, "train_items": 0, "dev_items": 1000, "epochs": 3, "step_size": 2, "batch_size": 64} if args.finetune
-               else {"size": 112, "train_items": 0, "dev_items": 0, "epochs": 40, "step_size": 15, "batch_size": 256})
-    for key, value in profile.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.full:
-        args.finetune = True
-        args.size, args.train_items, args.dev_items, args.epochs, args.step_size = 224, 0, 0, 42, 7
-        args.optimizer, args.lr, args.weight_decay, args.crop_min = "sgd", 1e-3, 0.0, 0.08
-    torch.set_num_threads(args.threads)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
+    ap.add_argument("--seed", type=int, default=13, help="every condition's recipe seed, the pipeline's and the OASIS folds'")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars and no per-epoch lines while training")
+    args = ap.parse_args(argv)
+    implied = [p for p, on in (("short-finetune", args.finetune), ("reference", args.full)) if on]
+    if len(implied) > 1 or (implied and args.profile not in (None, implied[0])):
+        ap.error(f"--finetune / --full / --profile {args.profile} name different profiles; give one")
+    args.profile = args.profile or (implied[0] if implied else "full-cpu")
+    args.aug_formats = [f for f in str(args.aug_formats).split(",") if f]
+    if args.profile in BUILT_PROFILES:
+        for key, value in BUILT_PROFILES[args.profile].items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in ("size", "step_size", "crop_min", "patience") if getattr(args, k) is not None]
+        if given:
+            recipe = FULL_CPU_RECIPE if args.profile == "full-cpu" else SMOKE_RECIPE
+            ap.error(f"{', '.join(given)} shape(s) the recipes of the frozen / short-finetune / reference profiles; the "
+                     f"{args.profile} profile reads {recipe.relative_to(ROOT)}: override its keys with --set KEY=VALUE "
+                     "(e.g. --set training.patience=3)")
+    return args
 
-    codec = EmotionCodec.from_pretrained(args.codec)
-    missing = [f for f in ("fer7", "ferplus8", "va", "vad") if f not in codec.formats]
-    if missing:
-        raise SystemExit(f"{args.codec}: the codec lacks {missing}; train one with mappings/full.yaml")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     reg = default_data_registry()
     if args.oasis_cv_only:
-        device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-        results = {"args": vars(args), "oasis_cv": oasis_cv(args, codec, reg.dataset("oasis"), device),
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t_start = time.perf_counter()
+        codec = check_codec(args.codec)
+        results = {"args": vars(args), "oasis_cv": oasis_cv(args, codec, reg.dataset("oasis"), pick_device(args.device)),
                    "total_seconds": time.perf_counter() - t_start}
         text = render_oasis_cv(results["oasis_cv"], args) + f"\n\ntotal wall time {results['total_seconds'] / 60:.1f} min"
         print(text)
-        (out_dir / "results.md").write_text(text + "\n", encoding="utf-8")
-        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
+        write_results(out_dir, results, text)
         return
-    fer = task_from_dataset(reg.dataset("fer2013_fer7"), "fer7")
-    plus = reg.dataset("fer2013").split("test")
-    oasis = reg.dataset("oasis")
-    recipe = fer_recipe(args)
-    conditions = [c for c in args.conditions.split(",") if c]
-    device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    test_items = fer.items["test"]
-    pos = {c: i for i, c in enumerate(test_items)}
-    plus_idx = np.array([pos[c] for c in plus.content])
-    plus_gold = plus.labels("ferplus8")
-    va_gold = oasis.labels("va")
-    person = oasis_category(oasis) == "Person"  # photos of people: where a face-expression model has something to see
-    results_person_n = int(person.sum())
-    fmts = codec.formats
-    base_cfg = load_codec_recipe(ROOT / "mappings" / "full.yaml")["baseline"]
-    results: dict = {"args": vars(args), "conditions": {}, "oasis_person_n": results_person_n}
-
-    for cond in conditions:
-        r = copy.deepcopy(recipe)
-        if cond == "bsl":
-            r["heads"] = "direct"
-        elif cond == "aug":
-            r["augment"] = [f for f in args.aug_formats.split(",") if f]
-        elif cond != "sng":
-            raise SystemExit(f"unknown condition {cond!r}")
-        task = sub_task(fer, args.dev_items, args.seed)
-        log(f"{cond}: training on {min(len(task.items['train']), args.train_items or 10**9)} FER2013 train images, "
-            f"{args.size} px, {args.epochs} epochs")
-        state_dir = out_dir / cond if args.finetune else None
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        res = fit(r, codec, [task], state_dir=state_dir, resume=args.resume, progress=False,
-                  log=lambda m, c=cond: log(f"{c}: {m}"))
-        z_test, infer_fer = embed(res.encoder, test_items, device)
-        fer_pred = decode(res.heads, fmts["fer7"], z_test, device)
-        row: dict = {"fer7": evaluate_format(fer_pred, fer.labels["test"], fmts["fer7"]), "train_seconds": res.seconds,
-                     "best_epoch": res.best_epoch, "infer_img_s_fer": infer_fer}
-        res.encoder.prepare_items(oasis.content, log=log)  # frozen backbone: OASIS features computed once, then cached
-        z_oasis, infer_oasis = embed(res.encoder, oasis.content, device)
-        row["infer_img_s_oasis"] = infer_oasis
-        if cond == "bsl":
-            probs = fer_pred
-            log("bsl: training the pipeline mappers (fer7→ferplus8 on FER2013×FER+, be6→va, be6→vad on word pairs)")
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # tiny MLPs: more threads only wait on each other
-            m_plus, _ = train_baseline_direction(reg.pair("fer2013_ferplus"), False, base_cfg, args.seed)
-            m_va, _ = train_baseline_direction(concat_pairs(reg, VA_PAIRS, "be6-va"), True, base_cfg, args.seed)
-            m_vad, _ = train_baseline_direction(concat_pairs(reg, VAD_PAIRS, "be6-vad"), True, base_cfg, args.seed)
-            torch.set_num_threads(threads)
-            plus_pred = map_with(m_plus, probs[plus_idx], fmts["ferplus8"])
-            oasis_probs = decode(res.heads, fmts["fer7"], z_oasis, device)
-            be6 = oasis_probs[:, [fmts["fer7"].variables.index(v) for v in FER7_TO_BE6]]
-            va_pred = np.clip(map_with(m_va, be6, fmts["va"]), -1, 1)
-            vad_pred = np.clip(map_with(m_vad, be6, fmts["vad"]), -1, 1)
-        else:
-            plus_pred = decode(res.heads, fmts["ferplus8"], z_test[plus_idx], device)
-            # diagnostics for the FER+ zero-shot gap: the same encoder read through the codec's fer7 → ferplus8 relay
-            # (its fer7 probabilities encoded as labels, decoded as ferplus8), and how far z lies from label embeddings
-            with torch.no_grad():
-                e_pred = codec.encode_labels("fer7", torch.as_tensor(fer_pred[plus_idx]).to(device))
-                e_gold = codec.encode_labels("fer7", torch.as_tensor(fer.labels["test"]).to(device))
-            row["ferplus8_relay"] = evaluate_format(decode(codec, fmts["ferplus8"], e_pred, device), plus_gold, fmts["ferplus8"])
-            row["z_norm"] = float(z_test.norm(dim=1).mean())
-            row["label_embedding_norm"] = float(e_gold.norm(dim=1).mean())
-            row["z_to_label_embedding"] = float((z_test.to(device) - e_gold).norm(dim=1).mean())
-            va_pred = np.clip(decode(res.heads, fmts["va"], z_oasis, device), -1, 1)
-            vad_pred = np.clip(decode(res.heads, fmts["vad"], z_oasis, device), -1, 1)
-        row["ferplus8"] = evaluate_format(plus_pred, plus_gold, fmts["ferplus8"])
-        row["oasis_va"] = r_of(va_pred, va_gold, fmts["va"])
-        row["oasis_vad"] = r_of(vad_pred, va_gold, fmts["vad"])
-        row["oasis_person_va"] = r_of(va_pred[person], va_gold[person], fmts["va"])
-        if cond == "sng" and args.finetune:
-            row["throughput"] = throughput(res.encoder, test_items, args.batch_size)
-        results["conditions"][cond] = row
-        log(f"{cond}: FER2013 test acc {row['fer7']['accuracy']:.3f}; FER+ acc {row['ferplus8']['accuracy']:.3f}; "
-            f"OASIS va r {row['oasis_va']['r']:.3f}, vad r {row['oasis_vad']['r']:.3f} ({res.seconds:.0f}s)")
-        (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
-
-    if not args.skip_oasis_cv:
-        log(f"OASIS {args.oasis_folds}-fold CV: frozen backbone (features once), ridge projection, {args.oasis_recipe}")
-        results["oasis_cv"] = oasis_cv(args, codec, oasis, device)
-    big = None if not args.finetune else ImageEncoder.from_recipe({**recipe["encoder"], "image_size": 224, "freeze_backbone": False,
-                                    "train_transform": [{"type": "RandomResizedCrop", "size": 224}],
-                                    "eval_transform": [{"type": "Resize", "size": 224}, {"type": "CenterCrop", "size": 224}]}, codec.dim)
-    if big is not None:
-        results["throughput_224"] = throughput(big, test_items, 16, steps=4)
-    results["total_seconds"] = time.perf_counter() - t_start
-    table = render(results, args)
-    print(table)
-    (out_dir / "results.md").write_text(table + "\n", encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=1, default=_json_default), encoding="utf-8")
-
-
-def _json_default(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return float(x)
-
-
-def recipe_agreement(args) -> float:
-    return float(fer_recipe(args)["loss_weights"]["agreement"])
-
-
-def render(res: dict, args) -> str:
-    c = res["conditions"]
-    conds = ("bsl", "sng", "aug")
-
-    def cell(cond: str, key: str, metric: str = "accuracy") -> str:
-        return f"{c[cond][key][metric]:.3f}" if cond in c else "–"
-
-    def r_cells(key: str) -> str:
-        return " | ".join(f"{c[k][key]['r']:.3f} (V {c[k][key]['r_v']:.2f}, A {c[k][key]['r_a']:.2f})" if k in c else "–"
-                          for k in conds)
-
-    not_comparable = ".784 / .714 / .808 on FER faces with VAD gold (not comparable)"
-    how = ("fine-tuned end to end" if args.finetune else
-           "frozen backbone (features computed once and cached), only the projection trained")
-    secs = ", ".join(f"{k} {c[k]['train_seconds'] / 60:.1f} min" for k in conds if k in c)
-    header = (f"FER2013: tf_efficientnet_lite0 (packaged ImageNet weights), {how}; {args.size} px, "
-              f"{args.train_items or 'all 28,709'} train images, up to {args.epochs} epochs, {args.optimizer} lr {args.lr:g}, "
-              f"batch {args.batch_size}, Aug = + codec-made {args.aug_formats}, agreement weight {recipe_agreement(args):g}; "
-              f"training wall time {secs}; test = all 3,589 PrivateTest faces.")
-    zero_intro = ("Zero-shot (no gold labels of the format in training). The Bsl column is the pipeline baseline "
-                  "(Bsl's fer7 probabilities → pairwise FFN mapper):")
-    lines = [header, "",
-             "| data (metric) | Bsl | Sng | Aug | reference Bsl / Sng / Aug |", "|---|---|---|---|---|",
-             (f"| FER2013 test, fer7 (accuracy) | {' | '.join(cell(k, 'fer7') for k in conds)} | "
-              ".704 / .644 / .658 (ResNet-34, 224 px, all train, 42 ep.); best single network .733 |"),
-             "", zero_intro, "",
-             "| data (metric) | pipeline (BsZ) | Sng → head (SnZ) | Aug → head (AuZ) | reference BsZ / SnZ / AuZ |",
-             "|---|---|---|---|---|",
-             f"| FER+ test, ferplus8 (majority accuracy) | {' | '.join(cell(k, 'ferplus8') for k in conds)} | – |",
-             (f"| FER+ test, ferplus8 (mean r of the 8 probabilities) | "
-              f"{' | '.join(cell(k, 'ferplus8', 'pearson') for k in conds)} | – |"),
-             (f"| FER+ test, majority accuracy via the codec's fer7 → ferplus8 relay | – | "
-              f"{' | '.join(cell(k, 'ferplus8_relay') if k in c and 'ferplus8_relay' in c[k] else '–' for k in conds[1:])} | – |"),
-             f"| OASIS 900 photos, va head (mean r) | {r_cells('oasis_va')} | {not_comparable} |",
-             f"| OASIS 900 photos, vad head, V and A (mean r) | {r_cells('oasis_vad')} | {not_comparable} |",
-             f"| OASIS {res.get('oasis_person_n', '?')} photos of people, va head (mean r) | {r_cells('oasis_person_va')} | – |"]
-    if "oasis_cv" in res:
-        lines += ["", render_oasis_cv(res["oasis_cv"], args)]
-    tp = c.get("sng", {}).get("throughput")
-    t224 = res.get("throughput_224")
-    if tp or t224:
-        lines += ["", "Throughput on this machine (images/s, decode + transforms + model; training = forward + backward + step):",
-                  "", "| size | train | inference |", "|---|---|---|"]
-        if tp:
-            lines.append(f"| {args.size} px, batch {args.batch_size} | {tp['train_img_s']:.1f} | {tp['infer_img_s']:.1f} |")
-        if t224:
-            lines.append(f"| 224 px, batch 16 | {t224['train_img_s']:.1f} | {t224['infer_img_s']:.1f} |")
-    lines += ["", f"total wall time {res['total_seconds'] / 60:.1f} min on {args.threads} thread(s)"]
-    return "\n".join(lines)
+    pipeline_cfg = load_codec_recipe(ROOT / "mappings" / "full.yaml")["baseline"]
+    run(args, reg, load_bench_data(reg), pipeline_cfg)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,7 @@ class FitResult:
     history: list[dict]
     seconds: float
     reports: dict[str, dict]
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) during this call, like ``seconds`` for wall time
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -173,7 +174,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         encoder: ContentEncoder | None = None, on_start: Callable[[], None] | None = None) -> FitResult:
     """Train a content encoder on ``tasks`` through the frozen codec heads (or direct heads). ``on_start`` is
     called (on the main rank) once the resume checks have passed, right before the first epoch."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     tr = recipe["training"]
     seed = int(recipe["seed"])
     seed_everything(seed)
@@ -321,6 +322,7 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     use_bf16 = bool(tr["bf16"])
     encoder.train()
     for epoch in range(start_epoch, epochs):
+        epoch_t0, epoch_cpu0 = time.perf_counter(), time.process_time()
         pretraining = epoch < int(tr["pretrain_epochs"])
         head_w = 0.0 if pretraining else 1.0
         batches = epoch_batches(tasks, masks, int(tr["batch_size"]), seed, epoch, bool(tr["drop_last"]), tr["max_steps_per_epoch"], lengths)
@@ -391,7 +393,9 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
         dev_rows = {t.name: evaluate_task(encoder, heads, t, "dev", int(tr["eval_batch_size"]), device) for t in tasks}
         dev = mean_defined(r["primary"] for r in dev_rows.values())
         entry = {"epoch": epoch + 1, "dev": dev, **{f"dev_{k}": r["primary"] for k, r in dev_rows.items()},
-                 **{k: v / max(1, len(batches)) for k, v in sums.items()}}
+                 **{k: v / max(1, len(batches)) for k, v in sums.items()},
+                 # wall and CPU seconds of the epoch (training + dev evaluation), kept across resumes with the history
+                 "seconds": round(time.perf_counter() - epoch_t0, 2), "cpu_seconds": round(time.process_time() - epoch_cpu0, 2)}
         history.append(entry)
         if not pretraining:  # while the heads are not trained yet, the dev score selects no model
             keeper.update(dev, epoch + 1, lambda: _snapshot(encoder, heads if recipe["heads"] == "direct" else None))
@@ -407,7 +411,8 @@ def fit(recipe: Mapping[str, Any], codec: EmotionCodec, tasks: Sequence[Task], s
     encoder.eval()
     if head_fingerprint(codec) != fingerprint:
         raise EmoembedError("internal error: the frozen codec changed during encoder training")
-    return FitResult(encoder, heads, keeper.best_epoch, keeper.best_score, history, time.perf_counter() - t0, reports)
+    return FitResult(encoder, heads, keeper.best_epoch, keeper.best_score, history, time.perf_counter() - t0, reports,
+                     time.process_time() - cpu0)
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, i: int, dataset: str) -> None:
@@ -478,7 +483,9 @@ def _fmt_report(v: Any) -> str:
 def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry, out_dir: Path, resume: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """``emoembed fit-encoder``: train, evaluate on test (and zero-shot in every other codec format where a
-    dataset provides gold labels — see ``evaluate``), write the run directory; returns the metrics."""
+    dataset provides gold labels — see ``evaluate``), write the run directory; returns the metrics
+    (``metrics.json``: ``train_seconds`` / ``train_cpu_seconds`` are this call's wall and process CPU time; the
+    ``history`` entries' ``seconds`` / ``cpu_seconds`` time each epoch, across resumes)."""
     dist_main = int(os.environ.get("RANK", "0")) == 0
     if dist_main:
         check_resume_target(out_dir, resume, "fit-encoder")
@@ -496,7 +503,8 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
     test = {t.name: evaluate_task(result.encoder, result.heads, t, "test", int(recipe["training"]["eval_batch_size"]), device)
             for t in tasks}
     metrics = {"recipe": recipe["name"], "modality": recipe["modality"], "best_epoch": result.best_epoch,
-               "dev_score": result.dev_score, "train_seconds": round(result.seconds, 2), "inputs": result.reports,
+               "dev_score": result.dev_score, "train_seconds": round(result.seconds, 2),
+               "train_cpu_seconds": round(result.cpu_seconds, 2), "inputs": result.reports,
                "test": test, "test_mean": mean_defined(r["primary"] for r in test.values()), "history": result.history}
     if dist_main:
         model.save_pretrained(out_dir)
