@@ -739,7 +739,10 @@ COND_LABEL = {"bsl": "Bsl (trainable fer7 head, `--heads direct`)", "sng": "Sng 
 
 
 def minutes(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{float(seconds) / 60:.1f} min"
+    """``"–"`` for None; seconds under a minute as ``"12.3 s"``, else ``"117.3 min"``."""
+    if seconds is None:
+        return "–"
+    return f"{float(seconds):.1f} s" if float(seconds) < 60 else f"{float(seconds) / 60:.1f} min"
 
 
 def render(res: dict, args) -> str:
@@ -760,10 +763,12 @@ def render(res: dict, args) -> str:
     built = (f"; {args.size} px, {args.train_items or 'all'} train images, up to {args.epochs} epochs, {args.optimizer} "
              f"lr {args.lr:g}, batch {args.batch_size}" if args.profile in BUILT_PROFILES else "")
     first = c[conds[0]] if conds else {}
-    header = (f"FER2013, profile `{args.profile}`: {PROFILE_TEXT[args.profile]}{built}; codec `{args.codec}`; "
-              f"Aug = + codec-made {aug}; each condition is an `emoembed fit-encoder` run folder, scored from its saved "
-              f"model; test = {first.get('fer7', {}).get('n', '?')} FER2013 test faces (all 3,589 PrivateTest faces in "
-              "the catalogue); training time from each run's metrics.json.")
+    header = (f"FER2013, profile `{args.profile}` (what a condition trained here gets): {PROFILE_TEXT[args.profile]}"
+              f"{built}; codec `{args.codec}`; Aug = + codec-made {aug}. Each condition is an `emoembed fit-encoder` run "
+              f"folder, scored from its saved model with the codec it was trained on; test = "
+              f"{first.get('fer7', {}).get('n', '?')} FER2013 test faces (PrivateTest), FER+ = the "
+              f"{res.get('plus_n', '?')} of them with FER+ votes, OASIS = {res.get('oasis_n', '?')} photos; training "
+              "times from each run's metrics.json (wall and CPU time of all its sessions where recorded).")
     lines = [header, "",
              "| condition | FER2013 test acc (fer7) | reference | FER+ zero-shot: majority acc / mean r | "
              "OASIS zero-shot, va head: mean r (V, A) | training wall time | training CPU time | best epoch / epochs | "
@@ -776,7 +781,7 @@ def render(res: dict, args) -> str:
         cpu = minutes(row["train_cpu_seconds"]) if row.get("train_cpu_seconds") is not None else "not recorded"
         lines.append(f"| {COND_LABEL[k].format(aug=aug)} | {cell(k, 'fer7')} | {REFERENCE['fer7'][k]} | {zero} | {oasis} | "
                      f"{minutes(row.get('train_seconds'))} | {cpu} | {row.get('best_epoch', '?')} / {row.get('epochs_run', '?')} | "
-                     f"`{row['run_dir']}` ({row['recipe']}) |")
+                     f"`{row['run_dir']}` ({row['recipe']}; codec `{row.get('codec') or '?'}`) |")
     if "bsl" in c:
         lines.append(f"| Pipeline: Bsl's fer7 probabilities → FFN mapper (the zero-shot baseline) | (Bsl's) | – | "
                      f"{cell('bsl', 'ferplus8')} / {cell('bsl', 'ferplus8', 'pearson')} | {r_cell('bsl', 'oasis_va')} | "
@@ -785,7 +790,8 @@ def render(res: dict, args) -> str:
               f".733 (Khaireddin & Chen 2021). Their zero-shot numbers (BsZ .784 / SnZ .714 / AuZ .808) are FER-BE → "
               f"FER-VAD on FER's own faces with Kong et al.'s VAD gold, which the catalogue lacks: not comparable with "
               f"OASIS photos."]
-    notes = [f"{k}: {'; '.join(c[k]['recipe_differences'][:4])}" for k in conds if c[k].get("recipe_differences")]
+    notes = [f"{k} ({len(d)} fields): {'; '.join(d[:3])}{'; …' if len(d) > 3 else ''}"
+             for k in conds if (d := c[k].get("recipe_differences"))]
     if notes:
         lines += ["", "Runs whose recipe is not the profile's (scored as they are): " + " — ".join(notes)]
     lines += ["", "Zero-shot details (no gold labels of the format in training). The pipeline column is Bsl's fer7 "
