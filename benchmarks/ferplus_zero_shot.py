@@ -73,9 +73,9 @@ def main() -> None:
     pidx = np.array([pos[c] for c in plus.content])
     pgold = plus.labels("ferplus8")
     fm = codec.formats
-    profile = argparse.Namespace(size=112, crop_min=0.7, finetune=False, dropout=0.5, agreement=0.0, epochs=args.epochs,
-                                 batch_size=256, lr=1e-3, patience=0, optimizer="adamw", weight_decay=0.01, train_items=0,
-                                 device="cpu", step_size=15)
+    # benchmarks/images.py's frozen profile (112 px, cached features, AdamW 1e-3, batch 256, StepLR 15), args.epochs
+    profile = bench.parse_args(["--profile", "frozen", "--epochs", str(args.epochs), "--agreement", "0", "--device", "cpu",
+                                "--seed", str(args.seed)])
     basis, _ = torch.linalg.qr(codec.heads["fer7"].weight.detach().T)  # orthonormal basis of the fer7 head's rows
     h8 = codec.heads["ferplus8"].weight.detach()
     cpu = torch.device("cpu")
@@ -84,8 +84,7 @@ def main() -> None:
     print("oracle", json.dumps(results), flush=True)
     for name in [v for v in args.variants.split(",") if v]:
         kw = VARIANTS[name]
-        recipe = bench.fer_recipe(profile)
-        recipe["seed"] = args.seed
+        recipe = bench.condition_recipe(profile, "sng")
         recipe["augment"] = list(kw.get("augment", []))
         recipe["loss_weights"]["agreement"] = kw.get("agreement", 0.0)
         torch.manual_seed(args.seed)

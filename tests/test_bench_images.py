@@ -17,7 +17,6 @@ import yaml
 from emoembed.cli import main as cli_main
 from emoembed.codec import codec_for
 from emoembed.data.dataset import PairedDataset
-from emoembed.recipes import load_encoder_recipe
 from emoembed.tasks import task_from_dataset
 
 REPO = Path(__file__).resolve().parent.parent
