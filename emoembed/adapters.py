@@ -13,10 +13,17 @@ leaves the backbone unchanged); ``target_modules`` are the names of the backbone
 one (BERT/MiniLM: ``query``, ``key``, ``value``, ``dense`` — the last matches the attention output and both
 feed-forward layers). The checkpoint records a SHA-256 of the frozen backbone's weights, so an adapter is never
 silently put on a different backbone.
+
+A fully fine-tuned backbone can also be **saved as** an adapter (recipe key ``export_lora``, same keys as ``lora``):
+:func:`extract_lora` fits each target layer's rank-r matrices to its weight change by truncated SVD (the best
+rank-r approximation in Frobenius norm, Eckart–Young; the "LoRA extraction" of e.g. kohya-ss's sd-scripts and
+mergekit's ``extract_lora``). Only the target layers' weight matrices carry over; biases, LayerNorms and embeddings
+return to the base model's.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,3 +140,44 @@ def merge_adapters(module: nn.Module) -> int:
         setattr(parent, child, layer.get_base_layer())
         merged += 1
     return merged
+
+
+def extract_lora(tuned: nn.Module, adapted: nn.Module) -> dict[str, float]:
+    """Set the LoRA matrices of ``adapted`` — the base backbone with an adapter injected by :func:`add_lora` — so
+    that each adapted layer's update ``(alpha / r) · B A`` is the rank-r truncated SVD of ``W_tuned − W_base``, the
+    best rank-r approximation of the weight change (Eckart–Young). ``tuned`` is the same architecture fully
+    fine-tuned from that base (module names as in ``adapted`` without peft's wrappers). The SVD runs in float64 on
+    the CPU, so the result is deterministic. Only weight matrices are transferred (biases, LayerNorms and embeddings
+    of ``tuned`` are dropped). Returns ``{"layers": n, "energy_kept": share of Σ‖ΔW‖²_F kept by the truncation}``.
+    CheckpointError when a layer of ``adapted`` has no counterpart of the same shape in ``tuned``."""
+    from emoembed import _torchvision_fix
+
+    _torchvision_fix.ensure_torchvision_importable()
+    from peft.tuners.lora import LoraLayer
+
+    sources = dict(tuned.named_modules())
+    kept = total = 0.0
+    layers = 0
+    with torch.no_grad():
+        for name, layer in adapted.named_modules():
+            if not isinstance(layer, LoraLayer) or ADAPTER_NAME not in layer.lora_A:
+                continue
+            base = layer.get_base_layer()
+            source = sources.get(name)
+            if source is None or getattr(source, "weight", None) is None or source.weight.shape != base.weight.shape:
+                raise CheckpointError(f"LoRA extraction: the fine-tuned model has no layer {name!r} of shape "
+                                      f"{tuple(base.weight.shape)}")
+            delta = source.weight.detach().cpu().double() - base.weight.detach().cpu().double()
+            u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+            rank = layer.r[ADAPTER_NAME]
+            root = s[:rank].sqrt() / math.sqrt(layer.scaling[ADAPTER_NAME])
+            a = layer.lora_A[ADAPTER_NAME].weight
+            b = layer.lora_B[ADAPTER_NAME].weight
+            a.copy_((root[:, None] * vh[:rank]).to(a.dtype))
+            b.copy_((u[:, :rank] * root[None, :]).to(b.dtype))
+            kept += float((s[:rank] ** 2).sum())
+            total += float((s ** 2).sum())
+            layers += 1
+    if not layers:
+        raise CheckpointError("LoRA extraction: the adapted model has no LoRA layer")
+    return {"layers": layers, "energy_kept": kept / total if total > 0 else 1.0}

@@ -174,11 +174,23 @@ class EncoderRecipe(_Section):
     augment_targets: Literal["soft", "hard"] = "soft"
     data: list[str] = []
     augment: list[str] = []
+    export_lora: dict[str, Any] | None = None  # text, full fine-tuning: save as a LoRA adapter (adapters.extract_lora)
 
     @field_validator("data", "augment", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         return [s for s in v.split(",") if s] if isinstance(v, str) else v
+
+    @field_validator("export_lora")
+    @classmethod
+    def _lora_keys(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        from emoembed.adapters import lora_settings
+        from emoembed.errors import ConfigError
+
+        try:
+            return lora_settings(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc).replace("text encoder: lora", "export_lora")) from None
 
     @field_validator("objective")
     @classmethod

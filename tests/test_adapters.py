@@ -211,3 +211,104 @@ def test_onnx_export_merges_the_adapter_and_quantises_the_backbone(backbone_dir,
     assert len(int8_weights) >= n_linear - 1  # every encoder-layer linear (the pooler is unused by mean pooling)
     assert not [i.name for i in int8.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
                 and i.dims[0] > 1 and i.dims[1] > 1 and "embeddings" not in i.name]
+
+
+def tuned_encoder(backbone_dir, rank: int, seed: int = 3) -> TextEncoder:
+    """A 'fully fine-tuned' encoder: every weight matrix of the tiny BERT moved by an exact rank-``rank`` update,
+    plus a moved LayerNorm (which extraction drops)."""
+    torch.manual_seed(seed)
+    enc = TextEncoder.from_recipe({"backbone": str(backbone_dir), "max_length": 16}, 16)
+    with torch.no_grad():
+        for name, mod in enc.backbone.named_modules():
+            if isinstance(mod, torch.nn.Linear):
+                out_f, in_f = mod.weight.shape
+                mod.weight += 0.3 * torch.randn(out_f, rank) @ torch.randn(rank, in_f) / in_f ** 0.5
+        enc.backbone.embeddings.LayerNorm.weight += 0.5
+    return enc.eval()
+
+
+@pytest.mark.parametrize("rank", [2, 4])
+def test_extracted_lora_reproduces_a_low_rank_weight_change_exactly(backbone_dir, rank):
+    """A weight change of rank ≤ r is extracted exactly (Eckart–Young): the adapter's merged weights equal the tuned
+    ones, the energy kept is 1, and the non-matrix parameters come back to the base's."""
+    tuned = tuned_encoder(backbone_dir, rank)
+    adapted, info = tuned.extracted_lora({"rank": 4, "alpha": 8, "target_modules": ["query", "key", "value", "dense"]})
+    assert info["layers"] == 2 * 6  # 2 layers × (query, key, value, attention output, 2 feed-forward)
+    assert info["energy_kept"] == pytest.approx(1.0, abs=1e-9)
+    merged = dict(adapted.backbone.named_modules())
+    for name, mod in tuned.backbone.named_modules():
+        if isinstance(mod, torch.nn.Linear) and name in merged and hasattr(merged[name], "get_delta_weight"):
+            layer = merged[name]
+            w = layer.get_base_layer().weight + layer.get_delta_weight("default")
+            torch.testing.assert_close(w, mod.weight, atol=1e-5, rtol=1e-5)
+    base = TextEncoder.from_recipe({"backbone": str(backbone_dir)}, 16).backbone
+    torch.testing.assert_close(dict(adapted.backbone.named_parameters())["embeddings.LayerNorm.weight"],
+                               base.embeddings.LayerNorm.weight)
+    torch.testing.assert_close(adapted.projection[-1].weight, tuned.projection[-1].weight)
+
+
+def test_extraction_keeps_the_top_singular_directions_and_is_deterministic(backbone_dir):
+    """Rank 1 from a rank-4 change keeps part of the energy, the same every time (float64 SVD)."""
+    tuned = tuned_encoder(backbone_dir, 4)
+    settings = {"rank": 1, "alpha": 2, "target_modules": ["query", "value"]}
+    a, info = tuned.extracted_lora(settings)
+    b, info_b = tuned.extracted_lora(settings)
+    assert 0.25 < info["energy_kept"] < 1.0 and info == info_b
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+
+
+def test_an_adapter_cannot_be_extracted_again(backbone_dir):
+    enc = TextEncoder.from_recipe({"backbone": str(backbone_dir), "lora": LORA}, 16)
+    with pytest.raises(ConfigError, match="already a LoRA adapter"):
+        enc.extracted_lora(LORA)
+
+
+def test_fit_encoder_export_lora_saves_an_adapter_and_reports_both_dev_scores(backbone_dir, format_registry, tmp_path):
+    """Recipe key `export_lora`: full fine-tuning, then the run folder holds only the extracted adapter; metrics.json
+    gives the dev score before and after extraction, and the saved model predicts what the adapter scored."""
+    import json
+
+    import yaml
+
+    from emoembed.cli import main
+
+    tiny_codec(format_registry).save_pretrained(tmp_path / "codec")
+    recipe = {"name": "text-tiny-export", "modality": "text", "encoder": {"backbone": str(backbone_dir), "max_length": 16},
+              "export_lora": {"rank": 4, "alpha": 4, "target_modules": ["query", "key", "value", "dense"]},
+              "training": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "max_steps_per_epoch": 3, "max_train_items": 64,
+                           "bf16": False}, "data": ["emobank"]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["fit-encoder", "--modality", "text", "--codec", str(tmp_path / "codec"), "--recipe",
+                 str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu"]) == 0
+    from emoembed.io import load_safetensors
+
+    saved = load_safetensors(tmp_path / "run" / "model.safetensors")
+    assert any(".lora_B." in k for k in saved)
+    assert not [k for k in saved if k.startswith("encoder.backbone.") and ".lora_" not in k]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    export = metrics["export_lora"]
+    assert export["settings"]["rank"] == 4 and export["layers"] == 12 and 0 < export["energy_kept"] <= 1
+    assert set(export["dev_adapter_per_dataset"]) == {"emobank"}
+    model = EmotionModel.from_pretrained(tmp_path / "run")
+    assert model.encoder.lora["rank"] == 4
+    res = json.loads(_evaluate_json(main, tmp_path / "run", "dev"))
+    assert res["results"]["emobank"]["primary"] == pytest.approx(export["dev_adapter"], abs=1e-6)
+
+
+def _evaluate_json(main, model_dir, split: str) -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["evaluate", "--model", str(model_dir), "--data", "emobank", "--split", split, "--json"]) == 0
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("bad, msg", [({"rank": 0}, "rank"), ({"rnak": 4}, "unknown key")])
+def test_bad_export_lora_keys_are_named(bad, msg):
+    from emoembed.recipes import resolve_encoder_recipe
+
+    with pytest.raises(ConfigError, match=msg):
+        resolve_encoder_recipe({"modality": "text", "export_lora": bad}, "r.yaml")

@@ -135,15 +135,18 @@ def test_the_text_recipe_of_the_catalogue_resolves():
         recipe = recipe_for(build_spec(name))
         assert recipe["modality"] == "text" and recipe["training"]["device"] == "cpu"
         assert recipe["encoder"]["backbone"] == "packaged:all-MiniLM-L6-v2"
-        assert recipe["encoder"]["lora"]["rank"] >= 1  # shipped as an adapter, not a copy of the backbone
+        adapter = recipe["encoder"].get("lora") or recipe.get("export_lora")  # trained as one, or extracted at the end
+        assert adapter["rank"] >= 1  # shipped as an adapter, not a copy of the backbone
         assert recipe["data"] == list(zoo.catalogue()[name]["data"])
     assert "text-minilm" in TEXT_MODELS
     recipe = recipe_for(build_spec("text-minilm"))
     assert recipe["data"] == ["emobank", "affectivetext:be6", "goemotions:ekman7"]
     assert recipe["augment"] == ["be5"] and recipe["training"]["max_train_items"] == {"goemotions": 8000}
     assert recipe["loss_weights"]["ccc"] == 1.0  # the regression tasks balanced against the cross-entropy (recipe note)
-    assert recipe["encoder"]["lora"] == {"rank": 8, "alpha": 16, "dropout": 0.1,
-                                         "target_modules": ["query", "key", "value", "dense"]}
+    assert recipe["encoder"].get("lora") is None and recipe["training"]["lr"] == 1e-4  # full fine-tuning, then
+    assert recipe["export_lora"] == {"rank": 64, "alpha": 64.0, "dropout": 0.1,  # the rank-64 extraction is saved
+                                     "target_modules": ["query", "key", "value", "dense"]}
+    assert zoo.catalogue()["text-minilm"]["storage_dtype"] == "float16"
     smoke = recipe_for(build_spec("text-minilm"), {"training.epochs": 1, "training.max_train_items": 50})
     assert smoke["training"]["epochs"] == 1 and smoke["training"]["max_train_items"] == 50
 

@@ -363,6 +363,24 @@ class TextEncoder(ContentEncoder):
             cfg |= {"lora": dict(self.lora), "backbone_sha256": adapters.backbone_fingerprint(self.backbone)}
         return cfg
 
+    def extracted_lora(self, settings: Mapping[str, Any]) -> tuple["TextEncoder", dict[str, float]]:
+        """This fully fine-tuned encoder as a LoRA adapter over its original backbone (``backbone_spec``, e.g.
+        ``packaged:all-MiniLM-L6-v2``): a new encoder whose adapter (``settings``: the ``lora`` keys) holds the
+        rank-r truncated SVD of each target layer's weight change (:func:`emoembed.adapters.extract_lora`) and whose
+        projection is a copy of this one's. Returns ``(encoder, {"layers", "energy_kept"})``. ConfigError when this
+        encoder already is an adapter or has no backbone spec to rebuild the base from."""
+        if self.lora is not None:
+            raise ConfigError("export_lora: the encoder is already a LoRA adapter; export_lora is for full fine-tuning")
+        if self.backbone_spec is None:
+            raise ConfigError("export_lora: a randomly initialised backbone (backbone: null) has no base to extract from")
+        cfg = {k: v for k, v in self.config().items() if k != "hf_config"}
+        cfg["lora"] = adapters.lora_settings(settings)
+        adapted = type(self)._build(cfg, pretrained=True, emoji_default=self.emoji)
+        adapted.to(next(self.parameters()).device)
+        info = adapters.extract_lora(self.backbone, adapted.backbone)
+        adapted.projection.load_state_dict(self.projection.state_dict())
+        return adapted, info
+
     @classmethod
     def _check_fields(cls, cfg: Mapping[str, Any]) -> None:
         bad = set(cfg) - cls._FIELDS

@@ -480,6 +480,30 @@ def _fmt_report(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- run directory
+def export_as_lora(result: FitResult, tasks: Sequence[Task], recipe: Mapping[str, Any], device: torch.device,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Recipe key ``export_lora``: replace ``result.encoder`` — a fully fine-tuned text encoder, at its best dev
+    epoch — in place by the LoRA adapter extracted from its weight change (:meth:`TextEncoder.extracted_lora`), and
+    score the adapter on the dev splits. Returns ``{"settings", "layers", "energy_kept", "dev_full", "dev_adapter",
+    "dev_full_per_dataset", "dev_adapter_per_dataset"}``; the run's test scores are then the adapter's.
+    ConfigError for an encoder that is not a text encoder."""
+    from emoembed.encoders.text import TextEncoder
+
+    if not isinstance(result.encoder, TextEncoder):
+        raise ConfigError(f"export_lora: only a text encoder can be saved as a LoRA adapter, not a {result.encoder.modality} encoder")
+    batch = int(recipe["training"]["eval_batch_size"])
+    before = {t.name: evaluate_task(result.encoder, result.heads, t, "dev", batch, device)["primary"] for t in tasks}
+    adapted, info = result.encoder.extracted_lora(recipe["export_lora"])
+    adapted.eval()
+    after = {t.name: evaluate_task(adapted, result.heads, t, "dev", batch, device)["primary"] for t in tasks}
+    result.encoder = adapted
+    dev_full, dev_adapter = mean_defined(before.values()), mean_defined(after.values())
+    log(f"export_lora: rank {recipe['export_lora']['rank']} on {info['layers']} layers keeps "
+        f"{info['energy_kept']:.1%} of the weight change; dev {dev_full:.4f} (full fine-tune) → {dev_adapter:.4f} (adapter)")
+    return {"settings": dict(recipe["export_lora"]), **info, "dev_full": dev_full, "dev_adapter": dev_adapter,
+            "dev_full_per_dataset": before, "dev_adapter_per_dataset": after}
+
+
 def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry, out_dir: Path, resume: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """``emoembed fit-encoder``: train, evaluate on test (and zero-shot in every other codec format where a
@@ -498,14 +522,17 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
     log("datasets: " + ", ".join(f"{t.name} ({t.fmt.name}: {t.size('train')}/{t.size('dev')}/{t.size('test')})" for t in tasks)
         + (f"; augment: {', '.join(recipe['augment'])}" if recipe["augment"] else ""))
     result = fit(recipe, codec, tasks, out_dir, resume=resume, progress=progress, log=log, on_start=write_recipe)
-    model = EmotionModel.from_training(result, codec, tasks, recipe)
     device = next(result.encoder.parameters()).device
+    export = export_as_lora(result, tasks, recipe, device, log) if recipe.get("export_lora") else None
+    model = EmotionModel.from_training(result, codec, tasks, recipe)
     test = {t.name: evaluate_task(result.encoder, result.heads, t, "test", int(recipe["training"]["eval_batch_size"]), device)
             for t in tasks}
     metrics = {"recipe": recipe["name"], "modality": recipe["modality"], "best_epoch": result.best_epoch,
                "dev_score": result.dev_score, "train_seconds": round(result.seconds, 2),
                "train_cpu_seconds": round(result.cpu_seconds, 2), "inputs": result.reports,
                "test": test, "test_mean": mean_defined(r["primary"] for r in test.values()), "history": result.history}
+    if export is not None:
+        metrics["export_lora"] = export
     if dist_main:
         model.save_pretrained(out_dir)
         atomic_write_json(metrics, out_dir / "metrics.json")
