@@ -323,7 +323,10 @@ def resolve_encoder_recipe(raw: Mapping[str, Any], source: str = "<recipe>", ove
     """``raw`` with ``overrides`` applied, validated against :class:`EncoderRecipe`."""
     if overrides and isinstance(raw, Mapping):
         raw = apply_overrides(raw, overrides, source, labels)
-    return _validate(EncoderRecipe, raw, source, overrides, labels)
+    recipe = _validate(EncoderRecipe, raw, source, overrides, labels)
+    if recipe.get("export_lora") is None:  # absent unless set: a resolved recipe (saved in every model's config.json)
+        recipe.pop("export_lora", None)    # stays what it was before the key existed — rebuilds compare equal
+    return recipe
 
 
 def load_encoder_recipe(path: str | Path | None = None, modality: str | None = None,
