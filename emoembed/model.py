@@ -204,6 +204,8 @@ class EmotionModel(PretrainedModule):
         clean = self._items(items, rows)
         coverage = check_content(self.encoder, clean, oov, rows)
         z, undefined = embed_items(self.encoder, clean, batch_size, self._device(), show_progress)
+        if undefined is not None and undefined.any() and hasattr(self.encoder, "report_undecodable"):
+            self.encoder.report_undecodable(clean, undefined.numpy(), rows=rows)
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()
         rule = self.codec.calibration.get(fmt.name) if self.direct_heads is None else None

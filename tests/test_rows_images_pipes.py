@@ -114,6 +114,39 @@ def test_an_undecodable_image_is_named_with_the_file_line(image_model_dir, image
     assert rc == 2 and f"{meta}, line 4: {image_table / 'images' / 'gone.png'}: not an image file PIL can read" in err
 
 
+@pytest.fixture(scope="module")
+def exists_check_model_dir(tmp_path_factory, format_registry):
+    """The tiny image model with `check: exists` (as the packaged face model): files are only checked to exist."""
+    from emoembed.codec import codec_for
+    from emoembed.encoders.image import ImageEncoder
+
+    torch.manual_seed(0)
+    enc = ImageEncoder.from_config({**TINY_IMAGE, "dim": 8, "check": "exists"})
+    model = EmotionModel(enc, codec_for(["va", "vad"], format_registry, dim=8, hidden=(8,), dropout=0.0),
+                         meta={"trained_formats": ["va"]}).eval()
+    d = tmp_path_factory.mktemp("imgmodel-exists")
+    model.save_pretrained(d)
+    return d
+
+
+def test_an_undecodable_image_skipped_at_prediction_is_reported_once(exists_check_model_dir, image_table, capsys):
+    """With the model's `check: exists` a file that exists but does not decode passes the check and fails while
+    being embedded: under --on-bad-image skip its row is empty and stderr names it with the file line, once (a
+    fresh-user check found it dropped silently)."""
+    (image_table / "images" / "gone.png").write_bytes(b"not a png")
+    meta = image_table / "meta.csv"
+    gone = image_table / "images" / "gone.png"
+    for extra in ([], ["--output", str(image_table / "o.csv"), "--quiet"]):
+        rc, out, err = predict(["--model", exists_check_model_dir, "--format", "va", "--input", meta, "--on-bad-image",
+                                "skip", *extra], capsys)
+        assert rc == 0, err
+        assert f"skipped 1 unreadable image(s) of 3 (on_bad_image: skip; their rows are left empty): {meta}, line 4: " \
+               f"{gone}: not an image file PIL can read" in err
+        assert err.count("unreadable image") == 1
+        table = pd.read_csv(io.StringIO(out)) if not extra else pd.read_csv(image_table / "o.csv")
+        assert table["valence"].isna().tolist() == [False, False, True]
+
+
 def test_predict_api_takes_on_bad_image(image_model_dir, image_table):
     model = EmotionModel.from_pretrained(image_model_dir)
     paths = [str(image_table / "images" / n) for n in ("a.png", "gone.png")]

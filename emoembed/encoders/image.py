@@ -436,6 +436,19 @@ class ImageEncoder(ContentEncoder):
                   + (" …" if len(dropped) > 3 else ""), file=sys.stderr)
         return out
 
+    def report_undecodable(self, items: Sequence[Any], undefined: np.ndarray, where: str = "input",
+                           rows: Sequence[str] | None = None) -> int:
+        """Report on stderr the rows left empty because their image failed to decode while being embedded
+        (``on_bad_image: skip`` with ``check: exists``, where ``check_items`` only saw that the file exists), minus
+        those ``check_items`` reported already. Returns how many it reported."""
+        already = set(self.last_dropped)
+        late = [int(i) for i in np.flatnonzero(undefined) if int(i) not in already]
+        if late:
+            examples = "; ".join(f"{row_ref(i, where, rows)}: {self.bad.get(str(items[i]), 'unreadable')}" for i in late[:3])
+            print(f"{where}: skipped {len(late)} unreadable image(s) of {len(items)} (on_bad_image: skip; their rows are "
+                  f"left empty): {examples}" + (" …" if len(late) > 3 else ""), file=sys.stderr)
+        return len(late)
+
     def training_mask(self, items: Sequence[Any]) -> np.ndarray:
         """Which items take part in training: all but the unreadable ones skipped under ``on_bad_image: skip``."""
         if not self.bad:
