@@ -148,21 +148,28 @@ def test_an_adapter_over_the_packaged_minilm_is_small_and_reloads(format_registr
     pd.testing.assert_frame_equal(loaded.predict(TEXTS, "vad"), before)
 
 
-def test_fit_encoder_trains_an_adapter_from_the_recipe_key(backbone_dir, format_registry, tmp_path, capsys):
-    """`fit-encoder` with `encoder.lora` (bundled EmoBank, a few steps): the frozen backbone weights are unchanged,
-    the run folder holds only the adapter, and predict/evaluate load it back."""
+def fit_tiny_text(tmp_path, backbone_dir, format_registry, name: str, encoder_extra: dict, **recipe_extra) -> None:
+    """`emoembed fit-encoder` on the bundled EmoBank for 3 steps with the tiny BERT backbone into tmp_path/run."""
     import yaml
 
     from emoembed.cli import main
 
     tiny_codec(format_registry).save_pretrained(tmp_path / "codec")
-    recipe = {"name": "text-tiny-lora", "modality": "text",
-              "encoder": {"backbone": str(backbone_dir), "max_length": 16, "lora": LORA},
+    recipe = {"name": name, "modality": "text",
+              "encoder": {"backbone": str(backbone_dir), "max_length": 16, **encoder_extra},
               "training": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "max_steps_per_epoch": 3, "max_train_items": 64,
-                           "bf16": False}, "data": ["emobank"]}
+                           "bf16": False}, "data": ["emobank"], **recipe_extra}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     assert main(["fit-encoder", "--modality", "text", "--codec", str(tmp_path / "codec"), "--recipe",
                  str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu"]) == 0
+
+
+def test_fit_encoder_trains_an_adapter_from_the_recipe_key(backbone_dir, format_registry, tmp_path, capsys):
+    """`fit-encoder` with `encoder.lora` (bundled EmoBank, a few steps): the frozen backbone weights are unchanged,
+    the run folder holds only the adapter, and predict/evaluate load it back."""
+    from emoembed.cli import main
+
+    fit_tiny_text(tmp_path, backbone_dir, format_registry, "text-tiny-lora", {"lora": LORA})
     from emoembed.io import load_safetensors
 
     saved = load_safetensors(tmp_path / "run" / "model.safetensors")
@@ -269,18 +276,10 @@ def test_fit_encoder_export_lora_saves_an_adapter_and_reports_both_dev_scores(ba
     gives the dev score before and after extraction, and the saved model predicts what the adapter scored."""
     import json
 
-    import yaml
-
     from emoembed.cli import main
 
-    tiny_codec(format_registry).save_pretrained(tmp_path / "codec")
-    recipe = {"name": "text-tiny-export", "modality": "text", "encoder": {"backbone": str(backbone_dir), "max_length": 16},
-              "export_lora": {"rank": 4, "alpha": 4, "target_modules": ["query", "key", "value", "dense"]},
-              "training": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "max_steps_per_epoch": 3, "max_train_items": 64,
-                           "bf16": False}, "data": ["emobank"]}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    assert main(["fit-encoder", "--modality", "text", "--codec", str(tmp_path / "codec"), "--recipe",
-                 str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu"]) == 0
+    fit_tiny_text(tmp_path, backbone_dir, format_registry, "text-tiny-export", {},
+                  export_lora={"rank": 4, "alpha": 4, "target_modules": ["query", "key", "value", "dense"]})
     from emoembed.io import load_safetensors
 
     saved = load_safetensors(tmp_path / "run" / "model.safetensors")

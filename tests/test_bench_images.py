@@ -4,14 +4,13 @@ symlink to a run made elsewhere) is loaded and scored, never retrained; the tabl
 Tiny: a random-init resnet10t at 32 px (the smoke profile) on 42 generated 40 × 40 faces."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_module import load_benchmark
 import yaml
 
 from emoembed.cli import main as cli_main
@@ -34,11 +33,7 @@ PIPELINE_CFG = {"epochs": 2, "steps_per_epoch": 5, "batch_size": 4, "lr": 0.01, 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_images_profiles", REPO / "benchmarks" / "images.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_images_profiles"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("images", "bench_images_profiles")
 
 
 def png(value: int, rng: np.random.Generator) -> bytes:

@@ -2,12 +2,11 @@
 by an inner theme-grouped CV on the training rows only (the test fold can be anything, even NaN)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_module import load_benchmark
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,11 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_images", REPO / "benchmarks" / "images.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_images"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("images", "bench_images")
 
 
 class _Codec:
