@@ -289,6 +289,7 @@ def test_fit_encoder_export_lora_saves_an_adapter_and_reports_both_dev_scores(ba
     export = metrics["export_lora"]
     assert export["settings"]["rank"] == 4 and export["layers"] == 12 and 0 < export["energy_kept"] <= 1
     assert set(export["dev_adapter_per_dataset"]) == {"emobank"}
+    assert export["dev_full"] == pytest.approx(metrics["dev_score"])  # the best epoch's own dev score, not re-run
     model = EmotionModel.from_pretrained(tmp_path / "run")
     assert model.encoder.lora["rank"] == 4
     res = json.loads(_evaluate_json(main, tmp_path / "run", "dev"))

@@ -492,7 +492,9 @@ def export_as_lora(result: FitResult, tasks: Sequence[Task], recipe: Mapping[str
     if not isinstance(result.encoder, TextEncoder):
         raise ConfigError(f"export_lora: only a text encoder can be saved as a LoRA adapter, not a {result.encoder.modality} encoder")
     batch = int(recipe["training"]["eval_batch_size"])
-    before = {t.name: evaluate_task(result.encoder, result.heads, t, "dev", batch, device)["primary"] for t in tasks}
+    best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})  # scored at that epoch's end
+    before = {t.name: best[f"dev_{t.name}"] if f"dev_{t.name}" in best else
+              evaluate_task(result.encoder, result.heads, t, "dev", batch, device)["primary"] for t in tasks}
     adapted, info = result.encoder.extracted_lora(recipe["export_lora"])
     adapted.eval()
     after = {t.name: evaluate_task(adapted, result.heads, t, "dev", batch, device)["primary"] for t in tasks}
