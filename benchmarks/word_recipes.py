@@ -16,6 +16,8 @@ Per model:
   * BE5 on EmoMap's silver lexicon of Warriner's words (``emomap_warriner_be5``): mean r, the compression slope per
     basic emotion, and top-emotion agreement (the basic emotion rated highest is the one EmoMap rates highest), on
     all words and on the low-joy words (EmoMap joy < .2), where anger, sadness, fear and disgust must be told apart;
+  * class formats no word training label reaches (ekman7, goemotions28: zero-shot through the codec): the share of
+    EmoMap's words with no clear emotion (all five BE5 intensities < .25) that ``predict`` labels ``neutral``;
   * the demo's words (happy grief furious spider vacation) in BE5: the top basic emotion of each.
 ``--split dev`` measures on the dev splits (what a recipe choice may look at); the default is test.
 Prints a Markdown table; writes it and every number to OUT/results.md and OUT/metrics.json.
@@ -69,6 +71,22 @@ def be5_profile(model: EmotionModel, split: str) -> dict:
             "n": len(gold), "n_low_joy": int(low_joy.sum())}
 
 
+CLASS_FORMATS = ("ekman7", "goemotions28")
+NO_EMOTION = 0.25  # EmoMap words whose five BE5 intensities all stay below this have no clear emotion
+
+
+def neutral_share(model: EmotionModel, split: str) -> dict:
+    """Per class format of :data:`CLASS_FORMATS`: the share of EmoMap's ``split`` words with no clear emotion (every
+    BE5 intensity < :data:`NO_EMOTION`) whose ``predict`` label is ``neutral``, and how many words that is."""
+    task = task_from_dataset(default_data_registry().dataset("emomap_warriner_be5"), "be5", list(model.formats))
+    calm = task.labels[split].max(axis=1) < NO_EMOTION
+    words = [w for w, keep in zip(task.items[split], calm) if keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = {f: float((model.predict(words, f)["label"] == "neutral").mean()) for f in CLASS_FORMATS if f in model.formats}
+    return {**out, "n": len(words)}
+
+
 def measure(model_dir: Path, words_10k: list[str], split: str = "test") -> dict:
     model = EmotionModel.from_pretrained(model_dir)
     task = task_from_dataset(default_data_registry().dataset("warriner"), "vad", list(model.formats))
@@ -89,7 +107,7 @@ def measure(model_dir: Path, words_10k: list[str], split: str = "test") -> dict:
         demo = model.predict(DEMO_WORDS, "be5")
     return {"model": str(model_dir), "split": split, "vectors": model.encoder.config().get("vectors"),
             "warriner_r": {v: m["pearson"] for v, m in res["per_variable"].items()},
-            "compression_slope": slopes, "emomap_be5": be5_profile(model, split), "case_words": len(cases), "case_oov": oov, "case_oov_rate": len(oov) / len(cases),
+            "compression_slope": slopes, "emomap_be5": be5_profile(model, split), "neutral_share": neutral_share(model, split), "case_words": len(cases), "case_oov": oov, "case_oov_rate": len(oov) / len(cases),
             "seconds_per_10k_words": seconds * 10_000 / len(words_10k),
             "cpu_seconds_per_10k_words": cpu * 10_000 / len(words_10k),
             "demo_be5_top": {w: demo.loc[w].idxmax() for w in DEMO_WORDS},
@@ -107,14 +125,15 @@ def main() -> None:
     words_10k = list(dict.fromkeys(str(w) for w in words))[:10_000]
     rows = [measure(Path(m), words_10k, args.split) for m in args.models]
     lines = [f"| model | vectors | Warriner {args.split} r V/A/D | slope gold~pred V/A/D | EmoMap BE5 r | BE5 slope J/A/S/F/D | "
-             "BE5 top-emotion agreement (all / low joy) | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "BE5 top-emotion agreement (all / low joy) | no-emotion words labelled neutral: ekman7 / goemotions28 | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        rr, sl, be = r["warriner_r"], r["compression_slope"], r["emomap_be5"]
+        rr, sl, be, ns = r["warriner_r"], r["compression_slope"], r["emomap_be5"], r["neutral_share"]
         lines.append(f"| {r['model']} | {r['vectors']} | {rr['valence']:.3f}/{rr['arousal']:.3f}/{rr['dominance']:.3f} | "
                      f"{sl['valence']:.2f}/{sl['arousal']:.2f}/{sl['dominance']:.2f} | {be['r']:.3f} | "
                      f"{'/'.join(f'{v:.2f}' for v in be['slope'].values())} | "
                      f"{be['top_agreement']:.3f} / {be['top_agreement_low_joy']:.3f} | "
+                     f"{' / '.join(f'{ns[f]:.3f}' if f in ns else '-' for f in CLASS_FORMATS)} (n {ns['n']}) | "
                      f"{len(r['case_oov'])}/{r['case_words']} ({', '.join(r['case_oov']) or '-'}) | "
                      f"{r['seconds_per_10k_words']:.1f} / {r['cpu_seconds_per_10k_words']:.1f} | {', '.join(f'{w} {t}' for w, t in r['demo_be5_top'].items())} |")
     table = "\n".join(lines)
