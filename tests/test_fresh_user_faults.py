@@ -334,6 +334,17 @@ def test_packaged_word_model_notes_and_unknown_words(capsys):
                                       "leaves their outputs empty") in err
 
 
+def test_contractions_are_known_words_of_the_minilm_word_model(capsys):
+    """GloVe 6B's vocabulary, the known-word lexicon of word-piece models, holds contractions as the two tokens its
+    tokenizer made of them (`do` + `n't`): `don't` was reported unknown (coverage 0). A contraction is known when
+    both tokens are; a made-up stem with a clitic is not."""
+    rc, out, err = predict(["--model", "emoembed/words-minilm", "--format", "valence", "don't", "can't", "won't",
+                            "she's", "I'm", "they\u2019re", "xqzzv's"], capsys)
+    table = pd.read_csv(__import__("io").StringIO(out))
+    assert rc == 0 and table["coverage"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    assert "1 of 7 words is unknown to the word encoder (\"xqzzv's\")" in err
+
+
 def test_packaged_minilm_word_model_on_phrases_of_known_and_unknown_words(capsys, tmp_path):
     """`not happy` and phrases mixing known and unknown words, given to the MiniLM word model: one warning that they
     are several words, read as one word, pointing to the packaged text model; one naming the unknown words of each

@@ -15,6 +15,8 @@ their known parts. Lookup tries the word as given, then lower-cased (``lowercase
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,21 @@ __all__ = ["PACKAGED_VECTORS", "WordEncoder", "load_vectors"]
 
 
 # ---------------------------------------------------------------------------------------------- encoder
+_CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
+
+
+def _in_lexicon(word: str, lexicon: frozenset[str]) -> bool:
+    """Whether a lower-cased ``word`` is in the known-word lexicon (GloVe 6B's vocabulary): as it is, without
+    surrounding hyphens, or — a contraction — as the two tokens the lexicon's Penn-Treebank-style tokenizer made of
+    it (``don't`` → ``do`` + ``n't``, ``can't`` → ``ca`` + ``n't``, ``she's`` → ``she`` + ``'s``; a typographic
+    apostrophe counts as ``'``)."""
+    word = word.replace("\u2019", "'")
+    if word in lexicon or word.strip("-") in lexicon:
+        return True
+    m = _CLITIC.match(word)
+    return bool(m) and m.group(1) in lexicon and m.group(2) in lexicon
+
+
 @register_encoder
 class WordEncoder(ContentEncoder):
     """Word vectors → Dropout → [Linear → LeakyReLU → Dropout]… → Linear(dim): the NAACL-2018 word FFN."""
@@ -164,7 +181,7 @@ class WordEncoder(ContentEncoder):
         lexicon = known_word_lexicon()
         for c in self._candidates(word):
             parts = [p for p in c.replace("_", " ").split() if p]
-            if parts and all(p.lower() in lexicon or p.lower().strip("-") in lexicon for p in parts):
+            if parts and all(_in_lexicon(p.lower(), lexicon) for p in parts):
                 return True
         return False
 
