@@ -144,8 +144,8 @@ def test_words_minilm_reads_words_with_no_clear_emotion_as_neutral_in_class_form
     """No training label of words-minilm is a class format: its GoEmotions/Ekman outputs come through the codec's
     space. Without the agreement term of its recipe a word's embedding was free in the directions the VAD/BE5
     heads do not read, and of the 512 EmoMap test words whose BE5 intensities all stay below .25 only 9 % (ekman7)
-    and 15 % (goemotions28) were labelled neutral (`table` → joy; goemotions28 love). With it (agreement .3,
-    chosen on dev; benchmarks/word_recipes.py): 58 % / 80 %."""
+    and 15 % (goemotions28) were labelled neutral (`table` → joy; goemotions28 love). With it (agreement 1,
+    compared on dev; benchmarks/word_recipes.py): 59 % / 79 %."""
     from emoembed.data.registry import default_data_registry
     from emoembed.tasks import task_from_dataset
 
