@@ -184,7 +184,7 @@ class EmotionCodec(PretrainedModule):
                 domain: str | None = None) -> pd.DataFrame:
         """Turn labels in ``source`` format into ``target`` format.
 
-        ``values``: a DataFrame with the source variables as columns, an (N, k) array / nested list, one row,
+        ``values``: a DataFrame with the source variables as columns (matched case-insensitively, as the CLI does), an (N, k) array / nested list, one row,
         or — for a multiclass source — class names or indices. Regression inputs are in the source format's
         normalised range unless ``input_scale=(low, high)`` gives their rating scale; with no ``input_scale`` the
         scale is never assumed silently: an :class:`~emoembed.scales.AssumedScaleWarning` says which range the values
@@ -269,13 +269,18 @@ class EmotionCodec(PretrainedModule):
         if isinstance(values, (pd.Series, pd.DataFrame)):
             rows = index_row_names(values.index)
         if isinstance(values, pd.DataFrame):
-            missing = [v for v in fmt.variables if v not in values.columns]
+            from emoembed.inputs import find_column
+
+            found = {v: find_column(values, v) for v in fmt.variables}  # matched as the CLI does: case-insensitively
+            missing = [v for v, col in found.items() if col is None]
             if fmt.is_class_format and missing and values.shape[1] == 1:
                 values = values.iloc[:, 0].tolist()
             elif missing:
-                raise EmoembedError(f"input for format {fmt.name!r} lacks column(s) {missing}; it has {list(values.columns)}")
+                raise EmoembedError(f"input for format {fmt.name!r} lacks column(s) {missing}; it has {list(values.columns)} "
+                                    "(names are matched case-insensitively; rename the others, e.g. "
+                                    "frame.rename(columns={'V.Mean.Sum': 'valence'}))")
             else:
-                values = values[list(fmt.variables)].to_numpy()
+                values = values[[found[v] for v in fmt.variables]].to_numpy()
         if fmt.is_class_format and _is_label_list(values):
             labels = list(values) if not isinstance(values, (str, int, np.integer)) else [values]
             return class_indicators(labels, fmt, rows)

@@ -119,7 +119,9 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
       misread every other value;
     * **a table on another scale** (more are off): the narrowest common scale (:data:`COMMON_SCALES`) that holds the
       values outside the scale in use — ``--input-scale 1,9`` for Warriner-style ratings read on [−1, 1] — and any
-      cell that lies outside that scale too (a 0 in a 1–9 table), as a likely typo;
+      cell that lies outside that scale too (a 0 in a 1–9 table), as a likely typo, naming the wider scale that
+      would hold it too (0–10); when a scale starting at 0 holds every value and is at most one point wider (0–4
+      against 1–5, 0–10 against 1–10), the table's zeros are ratings and that scale is proposed;
     * **columns on different scales** (some columns wholly inside the scale in use, others mostly outside): which
       are which — one ``--input-scale`` cannot read both.
 
@@ -146,6 +148,13 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
         raise InputScaleError(f"{where} is outside {what}; {hint}")
     fit = fitting_scale(x[outside])
     off_mask = ((x < fit[0]) | (x > fit[1])) if fit is not None else outside
+    whole = fitting_scale(x)  # the narrowest common scale holding every value, the in-range ones too
+    alternative = None
+    if fit is not None and whole is not None and whole != fit and off_mask.any():
+        if whole[1] - whole[0] <= fit[1] - fit[0] + 1:  # 0–4 vs 1–5, 0–10 vs 1–10: the table's low values decide
+            fit, off_mask = whole, np.zeros_like(outside)
+        elif whole[1] - whole[0] <= 1.5 * (fit[1] - fit[0]):  # 0–10 vs 1–9 with a 0: a typo, or the wider scale
+            alternative = whole
     if off_mask.any() and not few_outside(off_mask):  # no one scale holds them: columns on different scales?
         cols_out = [j for j in range(x.shape[1]) if outside[:, j].mean() > 0.5]
         cols_in = [j for j in range(x.shape[1]) if not outside[:, j].any()]
@@ -169,6 +178,9 @@ def check_scale(x: np.ndarray, variables: Sequence[str], scale: Sequence[float],
             hint += (f"; and {'one value lies' if len(off) == 1 else f'{len(off)} values lie'} outside even "
                      f"{fit[0]:g}–{fit[1]:g} and look{'s' if len(off) == 1 else ''} like {'a typo' if len(off) == 1 else 'typos'}: "
                      f"{_cell_refs(x, off, variables, rows)}")
+            if alternative is not None:
+                hint += (f" — or, if the table was rated on a {alternative[0]:g}–{alternative[1]:g} scale, pass "
+                         f"--input-scale {scale_text(alternative)}")
         elif len(off):
             hint += (f"; but {len(off)} of {x.size} values lie outside {fit[0]:g}–{fit[1]:g} (e.g. "
                      f"{_cell_refs(x, off[:1], variables, rows)}): the table may mix scales")

@@ -164,6 +164,16 @@ def test_convert_errors_are_clear(trained):
         trained.codec.convert(pd.DataFrame({"valence": [0.1]}), "vad", "be5")
 
 
+def test_convert_matches_dataframe_columns_case_insensitively_as_the_cli_does(trained):
+    """`Valence`/`AROUSAL` headers (NRC-VAD's spelling) were "missing" in the API although the CLI matches them."""
+    frame = pd.DataFrame({"Word": ["a", "b"], "Valence": [0.8, -0.6], "AROUSAL": [0.5, 0.2], " Dominance": [0.3, -0.4]})
+    got = trained.codec.convert(frame, "vad", "be5", input_scale=(-1, 1))
+    want = trained.codec.convert([[0.8, 0.5, 0.3], [-0.6, 0.2, -0.4]], "vad", "be5", input_scale=(-1, 1))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    with pytest.raises(EmoembedError, match="names are matched case-insensitively"):
+        trained.codec.convert(frame.rename(columns={"AROUSAL": "A.Mean.Sum"}), "vad", "be5", input_scale=(-1, 1))
+
+
 def test_mismatched_or_foreign_checkpoints_are_rejected(trained, tmp_path):
     trained.codec.save_pretrained(tmp_path / "ok")
     cfg = json.loads((tmp_path / "ok" / "config.json").read_text())

@@ -541,3 +541,26 @@ def test_columns_on_different_scales_are_said_to_be(codec_dir, capsys, tmp_path)
                         "another scale (2.3 to 7.4, a 1–9 rating scale?) while 'valence', 'arousal' fit [-1, 1]: "
                         "--input-scale applies to every column, so put the columns on one scale first") in err
     assert "typo" not in err
+
+
+def test_scales_starting_at_zero_are_proposed_when_the_table_has_zeros(codec_dir, capsys, tmp_path):
+    """VAD on 0–10 or 0–4 and BE5 on 0–4 or 0–10 were read as 1–10 / 1–5 tables whose zeros were typos (or a
+    table mixing scales): the zeros are ratings, and the 0-based scale that holds every value is proposed. A 0 in
+    a 1–9 table stays a likely typo, with 0–10 named as the other reading."""
+    for name, rows, scale in (("vad_0to10", [(0, 10, 3), (9, 2, 7), (5, 5, 5)], "0,10"),
+                              ("vad_0to4", [(0, 4, 1), (3, 1, 2), (2, 2, 2), (4, 0, 3)], "0,4")):
+        f = _vad_table(tmp_path / f"{name}.csv", rows)
+        rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+        assert rc == 2 and f"rating scale: if that is the scale, pass --input-scale {scale} " in err, err
+        assert "typo" not in err and "mix scales" not in err
+    for name, body, scale in (("be5_0to4", "a,4,0,0,1,0\nb,0,3,4,2,1\nc,2,2,2,2,2\n", "0,4"),
+                              ("be5_0to10", "a,8,0,0,1,0\nb,0,6,9,2,1\nc,3,2,2,10,2\n", "0,10")):
+        f = tmp_path / f"{name}.csv"
+        f.write_text("word,joy,anger,sadness,fear,disgust\n" + body, encoding="utf-8")
+        rc, out, err = predict(["--model", codec_dir, "--source-format", "be5", "--format", "vad", "--input", f], capsys)
+        assert rc == 2 and f"pass --input-scale {scale} " in err, err
+        assert "typo" not in err and "mix scales" not in err
+    f = _vad_table(tmp_path / "one0.csv", [(7.8, 3.3, 4.4), (2.6, 4.2, 3.3), (1.8, 5.1, 0), (5.1, 5.1, 5.1)])
+    rc, out, err = predict(["--model", codec_dir, "--source-format", "vad", "--format", "be5", "--input", f], capsys)
+    assert rc == 2 and ("looks like a typo: line 4, column 'dominance' = 0 — or, if the table was rated on a 0–10 "
+                        "scale, pass --input-scale 0,10") in err, err
