@@ -120,8 +120,12 @@ def read_user_table(path: str | Path, header: bool | None = None, header_names: 
     width = len(header)
     for line, cells in body:
         if len(cells) != width:
+            hint = ""
+            if len(cells) > width:  # a text with the delimiter in it, not quoted
+                hint = (f"; a field that contains the delimiter must be quoted (\"Great job, team\"), or give one item per "
+                        f"line in a .txt file")
             raise InputError(f"{path}, line {line}: {len(cells)} field(s) where the header has {width} "
-                             f"(delimiter {_delim_name(delimiter)})")
+                             f"(delimiter {_delim_name(delimiter)}){hint}")
     if not body:
         raise InputError(f"{path}: no rows below the header")
     frame = pd.DataFrame([cells for _, cells in body], columns=header, dtype=object,

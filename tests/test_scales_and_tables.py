@@ -321,6 +321,11 @@ def test_delimiters_are_sniffed_and_ragged_rows_named(tmp_path):
     f.write_text("word,valence\nhappy,0.5\nsad,0.1,9\n")
     with pytest.raises(InputError, match="line 3: 3 field"):
         read_user_table(f)
+    t = tmp_path / "texts.csv"  # a text with a comma, unquoted: say how to give it
+    t.write_text("text\nI am happy\nGreat job, team\n")
+    with pytest.raises(InputError, match=r"line 3: 2 field\(s\) where the header has 1 \(delimiter comma\); a field that "
+                                         r"contains the delimiter must be quoted"):
+        read_user_table(t)
     q = tmp_path / "q.csv"  # a quoted field over two lines: line numbers still count file lines
     q.write_text('text,valence\n"a long\ntext",0.5\nshort,x\n')
     with pytest.raises(InputError, match="line 4, column 'valence': 'x'"):
