@@ -269,7 +269,7 @@ class EmotionCodec(PretrainedModule):
         if isinstance(values, (pd.Series, pd.DataFrame)):
             rows = index_row_names(values.index)
         if isinstance(values, pd.DataFrame):
-            from emoembed.inputs import find_column
+            from emoembed.columns import find_column
 
             found = {v: find_column(values, v) for v in fmt.variables}  # matched as the CLI does: case-insensitively
             missing = [v for v, col in found.items() if col is None]

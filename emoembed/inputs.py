@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from emoembed.errors import DataError, EmoembedError
+from emoembed.columns import find_column
 
 CONTENT_COLUMNS = ("content", "word", "text", "image", "path", "sentence", "words", "texts", "term", "lemma",
                    "token", "item", "items", "emoji", "file", "filename", "image_path", "headline", "tweet",
@@ -419,14 +420,6 @@ def split_columns_option(columns: Mapping[str, str] | None, variables: Sequence[
             raise InputError(f"--columns names column {col!r} twice ({names[col]!r} and {name!r})")
         names[col] = name
     return values, names
-
-
-def find_column(frame: pd.DataFrame, name: str) -> str | None:
-    """The frame's column called ``name``, matched exactly, then case-insensitively; None if there is none."""
-    if name in frame.columns:
-        return name
-    folded = {str(c).strip().casefold(): c for c in frame.columns}
-    return folded.get(name.strip().casefold())
 
 
 def require_column(frame: pd.DataFrame, name: str, source: str, option: str) -> str:
