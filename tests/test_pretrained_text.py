@@ -194,6 +194,11 @@ def test_the_shipped_text_model_is_listed_packaged_and_predicts_offline(name, ca
     # the issue's example reads as positive (the rank-8 adapter trained directly gave valence −.09; the card's limits)
     assert vad.iloc[0]["valence"] > 0.1 and vad.iloc[0]["valence"] > vad.iloc[1]["valence"] + 0.5
     assert be5.iloc[0]["joy"] > 0.5
+    # sentiment4 has no training label: with the recipe's agreement term it agrees with ekman7's joy (it said neutral
+    # and negative for these two before; docs/pretrained.md)
+    sent = model.predict(["I can't stop smiling today", "can't believe we won!!! #blessed",
+                          "My grandmother passed away last night.", "The meeting is at 3 pm in room 204."], "sentiment4")
+    assert sent["label"].tolist() == ["positive", "positive", "negative", "neutral"]
 
 
 def test_an_unbuilt_text_entry_is_listed_as_not_built(tmp_path, monkeypatch, capsys):
