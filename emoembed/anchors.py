@@ -198,7 +198,9 @@ def anchor_plan(formats: Mapping[str, LabelFormat], equivalences: EquivalenceCla
         sel = [k for k, (_, j) in enumerate(pairs) if anchors[j].format == f]
         if sel:
             target = torch.tensor([anchors[pairs[k][1]].vector for k in sel], dtype=torch.float32)
-            mask = torch.tensor([[1.0 if c in stated[anchors[pairs[k][0]].format] else 0.0 for c in classes[f]] for k in sel])
+            # profile anchors (level PROFILE) are mean labels: they state every variable of the target format
+            mask = torch.tensor([[1.0 if anchors[pairs[k][0]].level == PROFILE or c in stated[anchors[pairs[k][0]].format] else 0.0
+                                  for c in classes[f]] for k in sel])
             per_target[f] = (torch.tensor(sel), target, mask)
     return AnchorPlan(anchors, labels, order, torch.tensor([i for i, _ in pairs]), torch.tensor([j for _, j in pairs]), per_target)
 
@@ -228,3 +230,115 @@ def describe(anchors: Sequence[Anchor]) -> str:
         if a.format not in by_cls.setdefault(a.cls, []):
             by_cls[a.cls].append(a.format)
     return "; ".join(f"{c}: {', '.join(fs)}" for c, fs in by_cls.items())
+
+
+# ---------------------------------------------------------------------------------------------- profile anchors
+# Data-driven anchors (recipe ``codec.anchor_profiles``; ``codec.anchor_bipolar`` adds rating formats). A one-hot
+# anchor says "sadness and nothing else", a label no real item has: EmoMap's silver BE5 of *grief* is joy .04,
+# anger .40, sadness .48, fear .44, disgust .38. A *profile* anchor is the mean training label of the items of one
+# format whose clear top class is that class (:func:`item_classes`), so the anchor loss pulls together the
+# *typical* sadness items of each island. They form their own level, :data:`PROFILE`, and are paired only with
+# each other (never with the one-hot anchors); their decoding loss covers every variable of the target format
+# (a mean label states all of them). Bipolar rating formats (VAD, VA, valence), which state no class, get profiles
+# through the formats they are paired with: the mean VAD of the items whose partner label has that top class
+# (``neutral``: partner intensities all below ``neutral_below``, or the partner's neutral class on top).
+
+PROFILE = -1.0
+POLARITY = frozenset({"positive", "negative"})
+RATING_CLASSES = frozenset({"valence", "arousal", "dominance"})
+
+
+def is_bipolar_format(fmt: LabelFormat) -> bool:
+    """Regression formats on a bipolar scale (normalised range below 0): valence, VA, VAD ratings."""
+    return fmt.kind == "regression" and fmt.range[0] < 0.0
+
+
+def item_classes(fmt: LabelFormat, y, equivalences: EquivalenceClasses, classes: Iterable[str] | None = None,
+                 neutral_below: float = 0.25) -> list[set[str]]:
+    """Per item (rows of ``y``, the format's normalised scale) the equivalence classes it clearly states: ``{neutral}``
+    when the format's neutral variable is the unique top, or (no neutral variable; intensity or multilabel formats)
+    when every variable stays below ``neutral_below`` of the range; otherwise, separately among the polarity classes
+    (positive, negative) and among the other emotion classes, the class of the unique top variable if it reaches
+    ``neutral_below`` (so an NRC word with sadness and negative states both). ``classes`` restricts the candidates."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2 or y.shape[1] != fmt.size:
+        raise ValueError(f"{fmt.name}: labels must be (n, {fmt.size}), got {y.shape}")
+    lo, hi = fmt.range
+    yn = (y - lo) / (hi - lo) if hi > lo else y - lo
+    var_cls = [equivalences.class_of(fmt.name, v) for v in fmt.variables]
+    allowed = None if classes is None else set(classes) | {NEUTRAL}
+    neutral = [j for j, c in enumerate(var_cls) if c == NEUTRAL]
+    groups = []
+    for group in (lambda c: c in POLARITY, lambda c: c not in POLARITY):
+        cols = [j for j, c in enumerate(var_cls) if c and c != NEUTRAL and c not in RATING_CLASSES and group(c)
+                and (allowed is None or c in allowed)]
+        if cols:
+            groups.append(cols)
+    out: list[set[str]] = []
+    for row in yn:
+        if neutral:
+            order = np.argsort(-row, kind="stable")
+            is_neutral = order[0] in neutral and (len(row) == 1 or row[order[0]] > row[order[1]] + 1e-9)
+        else:
+            is_neutral = (is_intensity_format(fmt) or fmt.kind == "multilabel") and bool(row.max() < neutral_below)
+        if is_neutral:
+            out.append({NEUTRAL} if allowed is None or NEUTRAL in allowed else set())
+            continue
+        found = set()
+        for cols in groups:
+            v = row[cols]
+            k = int(np.argmax(v))
+            if v[k] >= neutral_below and (len(cols) == 1 or np.sum(v >= v[k] - 1e-9) == 1):
+                found.add(var_cls[cols[k]])
+        out.append(found)
+    return out
+
+
+def build_profile_anchors(labelled: Iterable[tuple[str, object, str | None, object]], formats: Mapping[str, LabelFormat],
+                          equivalences: EquivalenceClasses, islands: Sequence[set[str]], min_items: int = 20,
+                          bipolar: bool = False, neutral_below: float = 0.25) -> list[Anchor]:
+    """Profile anchors (level :data:`PROFILE`) from training labels. ``labelled`` yields ``(format, labels,
+    partner_format, partner_labels)`` per paired dataset side (partner None: no partner). Class and intensity
+    formats: per class, the mean label of the items of that format stating the class (:func:`item_classes`),
+    once ``min_items`` items do. With ``bipolar``, bipolar rating formats get the mean of their labels grouped by
+    the class their partner's label states. Classes whose profiles lie in fewer than two islands are dropped."""
+    import numpy as np
+
+    island_of = {f: i for i, s in enumerate(islands) for f in s}
+    usable = {f for f, fmt in formats.items() if f in island_of and (fmt.is_class_format or is_intensity_format(fmt))}
+    sums: dict[tuple[str, str], list] = {}
+    seen: set[tuple[str, int]] = set()
+    for f, y, g, yg in labelled:
+        fmt = formats.get(f)
+        if fmt is None or f not in island_of:
+            continue
+        y = np.asarray(y, dtype=np.float64)
+        if f in usable:
+            key = (f, hash(y.tobytes()))
+            if key in seen:  # one dataset's labels met twice (a format in two pairs of the same items)
+                continue
+            seen.add(key)
+            for row, cs in zip(y, item_classes(fmt, y, equivalences, neutral_below=neutral_below)):
+                for c in cs:
+                    acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
+                    acc[0] += row
+                    acc[1] += 1
+        elif bipolar and is_bipolar_format(fmt) and g in usable:
+            for row, cs in zip(y, item_classes(formats[g], yg, equivalences, neutral_below=neutral_below)):
+                for c in cs:
+                    acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
+                    acc[0] += row
+                    acc[1] += 1
+    found = [Anchor(c, PROFILE, f, tuple(float(x) for x in s / n), island_of[f])
+             for (f, c), (s, n) in sorted(sums.items()) if n >= min_items]
+    spread = {}
+    for a in found:
+        spread.setdefault(a.cls, set()).add(a.island)
+    return [a for a in found if len(spread[a.cls]) >= 2]
+
+
+def profile_counts(anchors: Sequence[Anchor]) -> str:
+    """``sadness: be5, vad, ekman7, …`` for the profile anchors only."""
+    return describe([a for a in anchors if a.level == PROFILE])

@@ -49,6 +49,10 @@ class CodecShape(_Section):
     hidden: list[int] = [128, 128]
     dropout: float = Field(0.2, ge=0, lt=1)
     domain_dim: int = Field(0, ge=0)
+    # data-driven equivalence anchors (emoembed.anchors.build_profile_anchors), beside the one-hot ones; off: as before
+    anchor_profiles: bool = False  # mean training label per format and clear top class (and "neutral")
+    anchor_bipolar: bool = False  # with anchor_profiles: VAD/VA/valence profiles, grouped by their partner's class
+    anchor_profile_min: int = Field(20, gt=0)  # items a profile needs
 
 
 class CodecLossWeights(_Weights):

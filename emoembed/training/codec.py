@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from emoembed.anchors import anchor_loss, anchor_plan, build_anchors, describe, pair_islands
+from emoembed.anchors import anchor_loss, anchor_plan, build_anchors, build_profile_anchors, describe, pair_islands, profile_counts
 from emoembed.calibration import calibrate_codec, report_table
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
@@ -214,10 +214,18 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     frozen = sorted(codec.frozen_formats)  # map --extend: the base codec's formats are one space already
     islands = pair_islands([(p.format_a.name, p.format_b.name) for p in pairs] + [(f, frozen[0]) for f in frozen])
     found = build_anchors(codec.formats, codec.equivalences, islands) if float(weights.get("anchor", 0.0)) else []
-    anchors = anchor_plan(codec.formats, codec.equivalences, found) if found else None
+    shape = recipe["codec"]
+    profiles = []
+    if found and shape.get("anchor_profiles"):
+        sides = [(p.format_a.name, p.labels_a, p.format_b.name, p.labels_b) for p in train_sets]
+        sides += [(p.format_b.name, p.labels_b, p.format_a.name, p.labels_a) for p in train_sets]
+        profiles = build_profile_anchors(sides, codec.formats, codec.equivalences, islands,
+                                         min_items=int(shape.get("anchor_profile_min", 20)),
+                                         bipolar=bool(shape.get("anchor_bipolar")))
+    anchors = anchor_plan(codec.formats, codec.equivalences, found + profiles) if found else None
     if anchors is not None:
         log(f"{len(islands)} islands of formats no pair joins ({' | '.join(', '.join(sorted(s)) for s in islands)}); "
-            f"anchored by {describe(found)}")
+            f"anchored by {describe(found)}" + (f"; profiles: {profile_counts(profiles)}" if profiles else ""))
     domain_dropout = float(tr["domain_dropout"])
     codec.train()
     for epoch in range(start_epoch, int(tr["epochs"])):
