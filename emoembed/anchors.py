@@ -176,11 +176,13 @@ class AnchorPlan:
     src: torch.Tensor
     dst: torch.Tensor
     per_target: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    weight: torch.Tensor | None = None  # per pair; None: all 1 (no profile anchors, or profile_weight 1)
 
 
-def anchor_plan(formats: Mapping[str, LabelFormat], equivalences: EquivalenceClasses, anchors: Sequence[Anchor]) -> AnchorPlan | None:
+def anchor_plan(formats: Mapping[str, LabelFormat], equivalences: EquivalenceClasses, anchors: Sequence[Anchor],
+                profile_weight: float = 1.0) -> AnchorPlan | None:
     """The :class:`AnchorPlan` of ``anchors`` (None when no two anchors of one class and level lie in different
-    islands)."""
+    islands); pairs of profile anchors (level :data:`PROFILE`) count ``profile_weight`` times."""
     anchors = list(anchors)
     pairs = [(i, j) for i, a in enumerate(anchors) for j, b in enumerate(anchors)
              if (a.cls, a.level) == (b.cls, b.level) and a.island != b.island]
@@ -202,7 +204,11 @@ def anchor_plan(formats: Mapping[str, LabelFormat], equivalences: EquivalenceCla
             mask = torch.tensor([[1.0 if anchors[pairs[k][0]].level == PROFILE or c in stated[anchors[pairs[k][0]].format] else 0.0
                                   for c in classes[f]] for k in sel])
             per_target[f] = (torch.tensor(sel), target, mask)
-    return AnchorPlan(anchors, labels, order, torch.tensor([i for i, _ in pairs]), torch.tensor([j for _, j in pairs]), per_target)
+    weight = None
+    if profile_weight != 1.0 and any(anchors[i].level == PROFILE for i, _ in pairs):
+        weight = torch.tensor([profile_weight if anchors[i].level == PROFILE else 1.0 for i, _ in pairs], dtype=torch.float32)
+    return AnchorPlan(anchors, labels, order, torch.tensor([i for i, _ in pairs]), torch.tensor([j for _, j in pairs]), per_target,
+                      weight)
 
 
 def anchor_loss(codec, anchors: Sequence[Anchor] | AnchorPlan | None) -> torch.Tensor | None:
@@ -217,6 +223,12 @@ def anchor_loss(codec, anchors: Sequence[Anchor] | AnchorPlan | None) -> torch.T
         return None
     emb = torch.cat([codec.encode_labels(f, y, None) for f, (_, y) in plan.labels.items()])[plan.order]
     src_emb = emb[plan.src]
+    if plan.weight is not None:  # weighted profile pairs (codec.anchor_profile_weight)
+        w = plan.weight
+        total = (F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1) * w).sum()
+        for f, (sel, target, mask) in plan.per_target.items():
+            total = total + (_masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]) * w[sel]).sum()
+        return total / len(plan.src)
     total = F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1).sum()
     for f, (sel, target, mask) in plan.per_target.items():
         total = total + _masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]).sum()
@@ -298,12 +310,15 @@ def item_classes(fmt: LabelFormat, y, equivalences: EquivalenceClasses, classes:
 
 def build_profile_anchors(labelled: Iterable[tuple[str, object, str | None, object]], formats: Mapping[str, LabelFormat],
                           equivalences: EquivalenceClasses, islands: Sequence[set[str]], min_items: int = 20,
-                          bipolar: bool = False, neutral_below: float = 0.25) -> list[Anchor]:
+                          bipolar: bool = False, neutral_below: float = 0.25,
+                          bipolar_exclude: Iterable[str] = ()) -> list[Anchor]:
     """Profile anchors (level :data:`PROFILE`) from training labels. ``labelled`` yields ``(format, labels,
     partner_format, partner_labels)`` per paired dataset side (partner None: no partner). Class and intensity
     formats: per class, the mean label of the items of that format stating the class (:func:`item_classes`),
     once ``min_items`` items do. With ``bipolar``, bipolar rating formats get the mean of their labels grouped by
-    the class their partner's label states. Classes whose profiles lie in fewer than two islands are dropped."""
+    the class their partner's label states, except the classes ``bipolar_exclude`` names (``surprise``: its words
+    average to the very centre of the VAD scale, [-.01, .01, .00], and that anchor turned a mid-scale 5, 5, 5 into
+    a confident surprise). Classes whose profiles lie in fewer than two islands are dropped."""
     import numpy as np
 
     island_of = {f: i for i, s in enumerate(islands) for f in s}
@@ -327,7 +342,7 @@ def build_profile_anchors(labelled: Iterable[tuple[str, object, str | None, obje
                     acc[1] += 1
         elif bipolar and is_bipolar_format(fmt) and g in usable:
             for row, cs in zip(y, item_classes(formats[g], yg, equivalences, neutral_below=neutral_below)):
-                for c in cs:
+                for c in cs - set(bipolar_exclude):
                     acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
                     acc[0] += row
                     acc[1] += 1

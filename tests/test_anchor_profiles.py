@@ -50,6 +50,8 @@ def test_profiles_are_mean_labels_per_class_with_a_minimum_count(reg):
     got = {(a.format, a.cls): a for a in build_profile_anchors(sides, formats, eq, islands, min_items=20, bipolar=True)}
     assert np.allclose(got["vad", "sadness"].vector, [-.5, -.2, -.3]) and np.allclose(got["vad", "neutral"].vector, [0, -.3, .1])
     assert ("vad", "fear") not in got
+    kept = build_profile_anchors(sides, formats, eq, islands, min_items=20, bipolar=True, bipolar_exclude=["sadness"])
+    assert {(a.format, a.cls) for a in kept} == set(got) - {("vad", "sadness")}
     # a class found in one island only is dropped
     assert build_profile_anchors(sides[:2], formats, eq, islands, min_items=20, bipolar=True) == []
     # profile anchors pair only with profiles (their own level) and decode on every variable of the target

@@ -221,8 +221,10 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
         sides += [(p.format_b.name, p.labels_b, p.format_a.name, p.labels_a) for p in train_sets]
         profiles = build_profile_anchors(sides, codec.formats, codec.equivalences, islands,
                                          min_items=int(shape.get("anchor_profile_min", 20)),
-                                         bipolar=bool(shape.get("anchor_bipolar")))
-    anchors = anchor_plan(codec.formats, codec.equivalences, found + profiles) if found else None
+                                         bipolar=bool(shape.get("anchor_bipolar")),
+                                         bipolar_exclude=shape.get("anchor_bipolar_exclude", ()))
+    anchors = anchor_plan(codec.formats, codec.equivalences, found + profiles,
+                          float(shape.get("anchor_profile_weight", 1.0))) if found else None
     if anchors is not None:
         log(f"{len(islands)} islands of formats no pair joins ({' | '.join(', '.join(sorted(s)) for s in islands)}); "
             f"anchored by {describe(found)}" + (f"; profiles: {profile_counts(profiles)}" if profiles else ""))
