@@ -44,7 +44,7 @@ def test_recipe_errors_name_the_file_and_the_key(tmp_path):
     with pytest.raises(ConfigError, match=rf"{bad}: training.epochs: input should be greater than 0, got 0"):
         load_codec_recipe(bad)
     bad.write_text("pairs: [warriner_emomap]\ncodec: {dims: 4}\n")
-    with pytest.raises(ConfigError, match=rf"{bad}: codec: unknown field\(s\) \['dims'\]; known: \['dim', 'domain_dim'"):
+    with pytest.raises(ConfigError, match=rf"{bad}: codec: unknown field\(s\) \['dims'\]; known: \[.*'dim', 'domain_dim'"):
         load_codec_recipe(bad)
     bad.write_text("pairs: [warriner_emomap]\ntraining: 3\n")
     with pytest.raises(ConfigError, match=rf"{bad}: training must be a mapping, got 3"):
