@@ -57,21 +57,18 @@ def rows(c: EmotionCodec, data, split: str) -> dict[str, float | int]:
     out["be5 low-emotion words -> ekman7 neutral top"] = _share(pn.argmax(1) == ek.index("neutral"))
     pn = conv(c, "vad", p.labels_a[lowe], "ekman7")
     out["vad low-emotion words -> ekman7 neutral top"] = _share(pn.argmax(1) == ek.index("neutral"))
-    # (a) words with no clear emotion (gold EmoMap BE5 all < .25): VAD -> sentiment4 / ekman7 / goemotions28 neutral
-    s4 = c.formats["sentiment4"]; g28 = c.formats["goemotions28"]
-    ps = conv(c, "vad", p.labels_a[lowe], "sentiment4")
-    out["(a) vad low-emotion words -> sentiment4 neutral top"] = _share(ps.argmax(1) == s4.index("neutral"))
-    out["(a)   ... sentiment4 negative top"] = _share(ps.argmax(1) == s4.index("negative"))
-    pg = conv(c, "vad", p.labels_a[lowe], "goemotions28")
-    out["(a) vad low-emotion words -> goemotions28 neutral top"] = _share(pg.argmax(1) == g28.index("neutral"))
+    # (a) words with no clear emotion (gold EmoMap BE5 all < .25): VAD -> sentiment4 / goemotions28 neutral;
+    # (b) words whose clear gold BE5 top is sadness: VAD -> goemotions28 / ekman7 sadness
+    for key, rows_, tgt, names in (("(a) vad low-emotion words", lowe, "sentiment4", ["neutral", "negative"]),
+                                   ("(a) vad low-emotion words", lowe, "goemotions28", ["neutral"]),
+                                   ("(b) vad of be5-sadness words", sad, "goemotions28", ["sadness", "disgust"]),
+                                   ("(b) vad of be5-sadness words", sad, "ekman7", ["sadness"])):
+        pred = conv(c, "vad", p.labels_a[rows_], tgt).argmax(1)
+        for name in names:
+            out[f"{key} -> {tgt} {name} top"] = _share(pred == c.formats[tgt].index(name))
     out["  n low-emotion"] = int(lowe.sum())
-    # (b) gold BE5 top is sadness (clear): VAD -> goemotions28 / ekman7 top is sadness
-    pg = conv(c, "vad", p.labels_a[sad], "goemotions28")
-    out["(b) vad of be5-sadness words -> goemotions28 sadness top"] = _share(pg.argmax(1) == g28.index("sadness"))
-    out["(b)   ... goemotions28 disgust top"] = _share(pg.argmax(1) == g28.index("disgust"))
-    pe = conv(c, "vad", p.labels_a[sad], "ekman7")
-    out["(b) vad of be5-sadness words -> ekman7 sadness top"] = _share(pe.argmax(1) == ek.index("sadness"))
     out["  n sadness"] = int(sad.sum())
+    g28 = c.formats["goemotions28"]
     # the five-way VAD -> goemotions28 agreement with the gold BE5 top (clear words)
     pg = conv(c, "vad", p.labels_a[clear], "goemotions28")[:, idx(g28, EMO)]
     out["vad gold (neg top be5) -> goemotions28 agree"] = _share(pg.argmax(1) == top[clear].argmax(1))
