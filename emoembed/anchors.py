@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -223,15 +224,14 @@ def anchor_loss(codec, anchors: Sequence[Anchor] | AnchorPlan | None) -> torch.T
         return None
     emb = torch.cat([codec.encode_labels(f, y, None) for f, (_, y) in plan.labels.items()])[plan.order]
     src_emb = emb[plan.src]
-    if plan.weight is not None:  # weighted profile pairs (codec.anchor_profile_weight)
-        w = plan.weight
-        total = (F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1) * w).sum()
-        for f, (sel, target, mask) in plan.per_target.items():
-            total = total + (_masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]) * w[sel]).sum()
-        return total / len(plan.src)
-    total = F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1).sum()
+    w = plan.weight  # per pair (codec.anchor_profile_weight); None: every pair counts once
+
+    def weighted(per_pair: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
+        return per_pair if w is None else per_pair * (w if sel is None else w[sel])
+
+    total = weighted(F.mse_loss(src_emb, emb[plan.dst], reduction="none").mean(dim=1)).sum()
     for f, (sel, target, mask) in plan.per_target.items():
-        total = total + _masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]).sum()
+        total = total + weighted(_masked_loss(codec.decode(f, src_emb[sel]), target, mask, codec.formats[f]), sel).sum()
     return total / len(plan.src)
 
 
@@ -272,8 +272,6 @@ def item_classes(fmt: LabelFormat, y, equivalences: EquivalenceClasses, classes:
     when every variable stays below ``neutral_below`` of the range; otherwise, separately among the polarity classes
     (positive, negative) and among the other emotion classes, the class of the unique top variable if it reaches
     ``neutral_below`` (so an NRC word with sadness and negative states both). ``classes`` restricts the candidates."""
-    import numpy as np
-
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2 or y.shape[1] != fmt.size:
         raise ValueError(f"{fmt.name}: labels must be (n, {fmt.size}), got {y.shape}")
@@ -319,8 +317,6 @@ def build_profile_anchors(labelled: Iterable[tuple[str, object, str | None, obje
     the class their partner's label states, except the classes ``bipolar_exclude`` names (``surprise``: its words
     average to the very centre of the VAD scale, [-.01, .01, .00], and that anchor turned a mid-scale 5, 5, 5 into
     a confident surprise). Classes whose profiles lie in fewer than two islands are dropped."""
-    import numpy as np
-
     island_of = {f: i for i, s in enumerate(islands) for f in s}
     usable = {f for f, fmt in formats.items() if f in island_of and (fmt.is_class_format or is_intensity_format(fmt))}
     sums: dict[tuple[str, str], list] = {}
@@ -335,17 +331,16 @@ def build_profile_anchors(labelled: Iterable[tuple[str, object, str | None, obje
             if key in seen:  # one dataset's labels met twice (a format in two pairs of the same items)
                 continue
             seen.add(key)
-            for row, cs in zip(y, item_classes(fmt, y, equivalences, neutral_below=neutral_below)):
-                for c in cs:
-                    acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
-                    acc[0] += row
-                    acc[1] += 1
-        elif bipolar and is_bipolar_format(fmt) and g in usable:
-            for row, cs in zip(y, item_classes(formats[g], yg, equivalences, neutral_below=neutral_below)):
-                for c in cs - set(bipolar_exclude):
-                    acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
-                    acc[0] += row
-                    acc[1] += 1
+            stated = item_classes(fmt, y, equivalences, neutral_below=neutral_below)
+        elif bipolar and is_bipolar_format(fmt) and g in usable:  # grouped by the class the partner label states
+            stated = [cs - set(bipolar_exclude) for cs in item_classes(formats[g], yg, equivalences, neutral_below=neutral_below)]
+        else:
+            continue
+        for row, cs in zip(y, stated):
+            for c in cs:
+                acc = sums.setdefault((f, c), [np.zeros(fmt.size), 0])
+                acc[0] += row
+                acc[1] += 1
     found = [Anchor(c, PROFILE, f, tuple(float(x) for x in s / n), island_of[f])
              for (f, c), (s, n) in sorted(sums.items()) if n >= min_items]
     spread = {}

@@ -61,3 +61,34 @@ def test_profiles_are_mean_labels_per_class_with_a_minimum_count(reg):
     assert (PROFILE, PROFILE) in levels and not any((a == PROFILE) != (b == PROFILE) for a, b in levels)
     sel, _, mask = plan.per_target["vad"]
     assert mask.min() == 1.0
+
+
+def test_profile_weight_scales_only_the_profile_pairs(reg):
+    """``codec.anchor_profile_weight``: weight 1 gives the unweighted loss; weight 0 leaves the one-hot pairs' loss
+    alone (the same sum over the one-hot pairs, averaged over all pairs)."""
+    import torch
+
+    from emoembed.anchors import anchor_loss
+    from emoembed.codec import codec_for
+
+    eq = reg.equivalences
+    formats = {n: reg.get(n) for n in ("be5", "ekman7")}
+    islands = [{"be5"}, {"ekman7"}]
+    one_hot = build_anchors(formats, eq, islands)
+    sad_be5 = [(.1, .3, .7, .3, .2)] * 20
+    sad_ek = np.zeros((20, 7)); sad_ek[:, formats["ekman7"].index("sadness")] = 1
+    profiles = build_profile_anchors([("be5", sad_be5, None, None), ("ekman7", sad_ek, None, None)], formats, eq,
+                                     islands, min_items=20)
+    assert len(profiles) == 2
+    torch.manual_seed(0)
+    codec = codec_for(["be5", "ekman7"], reg, 8, [16], 0.0).eval()
+    plain = anchor_plan(formats, eq, one_hot + profiles)
+    assert plain.weight is None
+    with torch.no_grad():
+        full = anchor_loss(codec, plain)
+        assert torch.equal(anchor_loss(codec, anchor_plan(formats, eq, one_hot + profiles, 1.0)), full)
+        zero = anchor_loss(codec, anchor_plan(formats, eq, one_hot + profiles, 0.0))
+        only_one_hot = anchor_loss(codec, anchor_plan(formats, eq, one_hot))
+    n_all, n_hot = len(plain.src), len(anchor_plan(formats, eq, one_hot).src)
+    assert zero < full
+    assert torch.allclose(zero * n_all, only_one_hot * n_hot, rtol=1e-5)
