@@ -54,6 +54,7 @@ class CodecShape(_Section):
     anchor_bipolar: bool = False  # with anchor_profiles: VAD/VA/valence profiles, grouped by their partner's class
     anchor_profile_min: int = Field(20, gt=0)  # items a profile needs
     anchor_bipolar_exclude: list[str] = ["surprise"]  # classes without a bipolar profile (surprise sits at the VAD centre)
+    anchor_bipolar_pairs: list[str] | None = None  # pairs whose ratings make the bipolar profiles (None: every pair)
     anchor_profile_weight: float = Field(1.0, ge=0)  # weight of a pair of profile anchors in the anchor loss (one-hot: 1)
 
 

@@ -111,3 +111,26 @@ def test_far_out_of_range_outputs_are_clipped_with_a_warning_naming_them():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         format_output(np.array([[1.3, -0.4, 0.5, 0.5, 0.5]]), be5)  # a linear head's overshoot: no warning
+
+
+def test_bipolar_profiles_come_only_from_the_pairs_named(registry, one_torch_thread):
+    """``codec.anchor_bipolar_pairs`` restricts which pairs' ratings make the VAD profiles (the others' ratings
+    still train the codec); an unknown pair name is refused before anything trains."""
+    from emoembed.errors import ConfigError
+
+    def profiles_logged(bipolar_pairs):
+        lines = []
+        shape = {"dim": 16, "hidden": [32], "dropout": 0.0, "anchor_profiles": True, "anchor_bipolar": True,
+                 "anchor_bipolar_pairs": bipolar_pairs}
+        r = resolve_codec_recipe({"name": "t", "seed": 3, "pairs": ["warriner_emomap", "goemotions_ekman"], "codec": shape,
+                                  "training": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16, "patience": 5}})
+        train_codec(r, load_pairs(r, registry, log=lambda *_: None), registry.formats, progress=False, log=lines.append)
+        return next(line for line in lines if "profiles:" in line).split("profiles:")[1]
+
+    with_vad = profiles_logged(None)
+    assert "sadness: be5, ekman7, goemotions28, vad" in with_vad
+    without = profiles_logged(["goemotions_ekman"])  # EmoMap's VAD gets no partner classes
+    assert "vad" not in without and "sadness: be5, ekman7, goemotions28" in without
+    with pytest.raises(ConfigError, match=r"codec.anchor_bipolar_pairs: nosuch_pair not among the recipe's pairs "
+                                          r"\(warriner_emomap, goemotions_ekman\)"):
+        profiles_logged(["nosuch_pair"])

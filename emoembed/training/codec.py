@@ -37,7 +37,7 @@ from emoembed.calibration import calibrate_codec, report_table
 from emoembed.codec import EmotionCodec, codec_for
 from emoembed.data.dataset import PairedDataset
 from emoembed.data.registry import DataRegistry
-from emoembed.errors import EmoembedError
+from emoembed.errors import ConfigError, EmoembedError
 from emoembed.format_kinds import format_loss
 from emoembed.formats import FormatRegistry, LabelFormat
 from emoembed.integrity import codec_fingerprint, restoring
@@ -193,6 +193,10 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     opt = torch.optim.Adam(trainable, lr=tr["lr"], weight_decay=tr["weight_decay"])
     sampler = PairSampler(pairs, int(tr["batch_size"]), tr["sampling"], rng)
     train_sets = sampler.pairs
+    unknown = sorted(set(recipe["codec"].get("anchor_bipolar_pairs") or ()) - {p.name for p in pairs})
+    if unknown:
+        raise ConfigError(f"codec.anchor_bipolar_pairs: {', '.join(unknown)} not among the recipe's pairs "
+                          f"({', '.join(p.name for p in pairs)})")
     tensors = [(torch.as_tensor(p.labels_a), torch.as_tensor(p.labels_b)) for p in train_sets]
     keeper = BestKeeper(int(tr["patience"]))
     start_epoch = 0
@@ -217,8 +221,13 @@ def train_codec(recipe: Mapping[str, Any], pairs: list[PairedDataset], formats: 
     shape = recipe["codec"]
     profiles = []
     if found and shape.get("anchor_profiles"):
-        sides = [(p.format_a.name, p.labels_a, p.format_b.name, p.labels_b) for p in train_sets]
-        sides += [(p.format_b.name, p.labels_b, p.format_a.name, p.labels_a) for p in train_sets]
+        rating_pairs = shape.get("anchor_bipolar_pairs")  # None: every pair's ratings make bipolar profiles
+
+        def partner(p, fmt):  # a pair left out of anchor_bipolar_pairs gives its ratings no partner class
+            return fmt if rating_pairs is None or p.name in rating_pairs else None
+
+        sides = [(p.format_a.name, p.labels_a, partner(p, p.format_b.name), p.labels_b) for p in train_sets]
+        sides += [(p.format_b.name, p.labels_b, partner(p, p.format_a.name), p.labels_a) for p in train_sets]
         profiles = build_profile_anchors(sides, codec.formats, codec.equivalences, islands,
                                          min_items=int(shape.get("anchor_profile_min", 20)),
                                          bipolar=bool(shape.get("anchor_bipolar")),
