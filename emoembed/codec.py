@@ -194,7 +194,10 @@ class EmotionCodec(PretrainedModule):
         mapped to ``output_scale``; the linear heads are unbounded, so regression outputs are clipped to the
         format's range unless ``clip=False``. ``domain`` (one of :attr:`domains`, the paired datasets of training)
         converts as that dataset's raters would; the default is the pooled mapping. Class targets give one probability column per class and a ``label`` column
-        (argmax for multiclass/distribution, the classes above 0.5 for multilabel).
+        (argmax for multiclass/distribution, the classes above 0.5 for multilabel). ``df.attrs["zero_shot_note"]``
+        says when no paired training dataset links ``source`` and ``target`` (the conversion rests on the shared
+        space alone; :func:`emoembed.conversion.conversion_zero_shot_note`, the note ``emoembed predict`` prints),
+        None otherwise.
 
         Raises :class:`~emoembed.scales.InputScaleError` for a value outside the scale it is read on, and
         EmoembedError for a missing value or an unknown class name, naming the row: for an array or list by its
@@ -235,6 +238,9 @@ class EmotionCodec(PretrainedModule):
             df.loc[unlabelled, list(tgt.variables)] = np.nan
             if "label" in df:
                 df.loc[unlabelled, "label"] = ""
+        from emoembed.conversion import conversion_zero_shot_note
+
+        df.attrs["zero_shot_note"] = conversion_zero_shot_note(self, source, target)  # as `emoembed predict` prints it
         return df
 
     def paired_directly(self, a: str, b: str) -> bool | None:

@@ -135,6 +135,9 @@ class EmotionModel(PretrainedModule):
                 coverage_column: bool = False, on_bad_image: str | None = None,
                 rows: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per item, one column per variable of ``format`` (class formats: probabilities + ``label``).
+        ``df.attrs["zero_shot_note"]`` says when the model had no gold training labels for (some of) the format's
+        variables — the note ``emoembed predict`` prints (:func:`emoembed.conversion.model_zero_shot_note`) — and is
+        None otherwise.
 
         ``scale``: ``"normalized"`` (the format's range, e.g. [-1, 1] for VAD), ``"source"`` (the rating scale of
         the training dataset in that format, e.g. Warriner's 1–9) or ``(low, high)``. Unknown items (words
@@ -158,7 +161,11 @@ class EmotionModel(PretrainedModule):
             raise ConfigError(f"oov={oov!r} is for word and text models: an image model has no unknown content (a bad "
                               "image file is handled by on_bad_image)")
         with self._bad_image_policy(on_bad_image):
-            return self._predict(items, fmt, scale, batch_size, clip, show_progress, oov, coverage_column, rows)
+            df = self._predict(items, fmt, scale, batch_size, clip, show_progress, oov, coverage_column, rows)
+        from emoembed.conversion import model_zero_shot_note
+
+        df.attrs["zero_shot_note"] = model_zero_shot_note(self, fmt.name)  # as `emoembed predict` prints it
+        return df
 
     @contextlib.contextmanager
     def _bad_image_policy(self, on_bad_image: str | None):

@@ -354,3 +354,19 @@ def test_list_pretrained_keeps_a_models_own_data_apart_from_its_codecs(capsys):
     block = out.split("emoembed/words-glove50")[1].split("\n\n")[0]
     assert re.search(r"^  data +warriner$", block, re.M) and re.search(r"^  augment +be5, nrc10$", block, re.M)
     assert re.search(r"^  codec +emoembed/codec-full ", block, re.M)
+
+
+def test_the_api_says_what_is_zero_shot_as_predict_does():
+    """The zero-shot note that `emoembed predict` prints comes with the API's DataFrames too (``attrs``)."""
+    from emoembed.conversion import conversion_zero_shot_note, model_zero_shot_note
+
+    model = load_model("emoembed/words-glove50")
+    assert model.predict(["happy"], "vad").attrs["zero_shot_note"] is None
+    note = model.predict(["happy"], "goemotions28").attrs["zero_shot_note"]
+    assert note == model_zero_shot_note(model, "goemotions28") and "zero-shot" in note
+    codec = EmotionCodec.from_pretrained(pretrained_dir("codec-full"))
+    vad = [[0.6, 0.2, 0.1]]
+    assert codec.convert(vad, "vad", "be5", input_scale=(-1, 1)).attrs["zero_shot_note"] is None  # paired (EmoMap)
+    note = codec.convert(vad, "vad", "ekman7", input_scale=(-1, 1)).attrs["zero_shot_note"]
+    assert note == conversion_zero_shot_note(codec, "vad", "ekman7")
+    assert note.startswith("vad → ekman7 is zero-shot for this codec: no paired dataset")
