@@ -79,8 +79,12 @@ def autocast_for(device: torch.device, enabled: bool = True):
 
 @torch.no_grad()
 def evaluate_task(encoder: ContentEncoder, heads: nn.Module, task: Task, split: str, batch_size: int,
-                  device: torch.device, fmt: LabelFormat | None = None) -> dict:
-    """Metrics of ``task``'s ``split`` in ``fmt`` (default: the task's own format)."""
+                  device: torch.device, fmt: LabelFormat | None = None, rule: Mapping[str, Any] | None = None,
+                  zero_shot_rule: bool = False) -> dict:
+    """Metrics of ``task``'s ``split`` in ``fmt`` (default: the task's own format). A multilabel format is scored
+    on the labels ``predict`` gives (:func:`emoembed.calibration.decide` with ``rule`` and ``zero_shot_rule``;
+    ``decision_rule`` in the result says which) when a rule is given or the zero-shot rule applies, else at
+    p > 0.5 (the dev score that selects a training epoch)."""
     fmt = fmt or task.fmt
     items = task.items.get(split, [])
     if not items:
@@ -92,7 +96,15 @@ def evaluate_task(encoder: ContentEncoder, heads: nn.Module, task: Task, split: 
         keep = ~undefined.numpy()
         pred, gold = pred[keep], gold[keep]
     pred = clip_to_range(fmt, pred)
-    out = evaluate_format(pred, gold, fmt)
+    labels = None
+    if fmt.kind == "multilabel" and (rule is not None or zero_shot_rule):
+        from emoembed.calibration import decide
+
+        labels = decide(pred, fmt, rule, zero_shot=zero_shot_rule)
+    out = evaluate_format(pred, gold, fmt, labels)
+    if fmt.kind == "multilabel":
+        out["decision_rule"] = ("zero-shot rule" if zero_shot_rule else
+                                (rule.get("fitted_on") or "calibrated") if rule is not None else "p > 0.5")
     out["coverage"] = float(len(gold) / len(items))
     out["format"] = fmt.name
     return out

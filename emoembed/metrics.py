@@ -45,8 +45,10 @@ def f1_binary(pred: np.ndarray, gold: np.ndarray) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dict:
-    """``pred``: activated outputs (values or probabilities), ``gold``: normalised targets, both (N, k)."""
+def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat, labels: np.ndarray | None = None) -> dict:
+    """``pred``: activated outputs (values or probabilities), ``gold``: normalised targets, both (N, k).
+    ``labels``: a multilabel format's decided labels, (N, k) bool (default: ``pred`` > 0.5); they are scored, and
+    their mean count per item is ``labels_per_item`` beside the gold ``gold_labels_per_item``."""
     pred = np.asarray(pred, dtype=np.float64)
     gold = np.asarray(gold, dtype=np.float64)
     out: dict = {"n": int(len(gold))}
@@ -58,11 +60,14 @@ def evaluate_format(pred: np.ndarray, gold: np.ndarray, fmt: LabelFormat) -> dic
         out["pearson"] = mean_defined(m["pearson"] for m in per_var.values())
         out["mae"] = float(np.mean([m["mae"] for m in per_var.values()]))
     elif fmt.kind == "multilabel":
-        p, g = pred > 0.5, gold > 0.5
+        p = pred > 0.5 if labels is None else np.asarray(labels, dtype=bool)
+        g = gold > 0.5
         for j, v in enumerate(fmt.variables):
             per_var[v] = {"f1": f1_binary(p[:, j], g[:, j]), "support": int(g[:, j].sum())}
         out["macro_f1"] = float(np.mean([m["f1"] for m in per_var.values()]))
         out["accuracy"] = float(np.mean(p == g))
+        out["labels_per_item"] = float(p.sum(axis=1).mean()) if len(p) else float("nan")
+        out["gold_labels_per_item"] = float(g.sum(axis=1).mean()) if len(g) else float("nan")
     else:
         pi, gi = pred.argmax(axis=1), gold.argmax(axis=1)
         out["accuracy"] = float(np.mean(pi == gi))

@@ -185,6 +185,19 @@ class EmotionModel(PretrainedModule):
         finally:
             target.on_bad_image = before
 
+    @property
+    def calibration(self) -> dict[str, dict[str, Any]]:
+        """The model's own multilabel decision rules (``config.json`` ``calibration``;
+        :func:`emoembed.calibration.fit_model_calibration`), by format; empty for models saved without them."""
+        return dict(self.meta.get("calibration") or {})
+
+    def decision_rule(self, fmt: str) -> dict[str, Any] | None:
+        """The multilabel decision rule ``predict`` and ``evaluate`` apply to ``fmt``: the model's own (fitted on
+        its outputs, for the formats it was trained in), else the codec's; None (plain p > 0.5) for direct heads."""
+        if self.direct_heads is not None:
+            return None
+        return self.calibration.get(fmt) or self.codec.calibration.get(fmt)
+
     def _uses_zero_shot_rule(self, fmt: str) -> bool:
         """Whether ``fmt``'s multilabel decisions follow the zero-shot rule of :func:`emoembed.calibration.decide`
         (the classes at least half as probable as the top one) instead of the codec's fitted thresholds. The
@@ -215,7 +228,7 @@ class EmotionModel(PretrainedModule):
             self.encoder.report_undecodable(clean, undefined.numpy(), rows=rows)
         raw = self.heads.decode(fmt.name, z.to(self._device()))
         out = activate(fmt, raw.float()).cpu().numpy()
-        rule = self.codec.calibration.get(fmt.name) if self.direct_heads is None else None
+        rule = self.decision_rule(fmt.name)
         df = format_output(out, fmt, self._output_scale(fmt, scale), clip, rule, zero_shot=self._uses_zero_shot_rule(fmt.name))
         if undefined is not None:
             df.loc[undefined.numpy(), [c for c in df.columns if c != "label"]] = np.nan
@@ -264,7 +277,8 @@ class EmotionModel(PretrainedModule):
         rows = task.rows.get(split) if task.rows else None
         task = Task(task.name, task.fmt, {split: self.encoder.check_items(task.items[split], f"{task.name} ({split})", rows)},
                     {split: task.labels[split]}, task.scales, task.modality)
-        out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt)
+        out = evaluate_task(self.encoder, self.heads, task, split, batch_size, self._device(), fmt,
+                            rule=self.decision_rule(fmt.name), zero_shot_rule=self._uses_zero_shot_rule(fmt.name))
         from emoembed.conversion import model_zero_shot_note
 
         note = model_zero_shot_note(self, fmt.name)  # variables, not format names: valence is known to a vad model

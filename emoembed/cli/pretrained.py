@@ -16,7 +16,8 @@ def _pretrained_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["build", "card", "calibrate"], help="build: retrain NAME from its recipe and write its card; "
                    "card: only re-score the built weights and rewrite the card; calibrate: fit a packaged codec's "
                    "multilabel decision rules on its pairs' dev split (as `map` does after training) and write them "
-                   "into its config.json and those of the models built on it, weights unchanged")
+                   "into its config.json and those of the models built on it, or a content model's own rules on its "
+                   "outputs for its datasets' dev split (as `fit-encoder` does; --out: a build folder), weights unchanged")
     p.add_argument("name", help="a name of `emoembed list pretrained` (with or without emoembed/)")
     p.add_argument("--out", help="folder to write (default: the packaged model's own folder, pretrained/NAME)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
@@ -78,9 +79,14 @@ def _pretrained_run(args: argparse.Namespace) -> int:
         overrides = parse_sets(args.set)
     if args.action == "calibrate":
         from emoembed.data.registry import default_data_registry
-        from emoembed.training.pretrained_build import calibrate_packaged
+        from emoembed.training.pretrained_build import build_spec, calibrate_packaged, calibrate_packaged_model
 
-        for fmt, rule in calibrate_packaged(name, default_data_registry(), log=lambda m: print(m, file=sys.stderr)).items():
+        say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        if build_spec(name)["kind"] == "model":
+            rules = calibrate_packaged_model(name, default_data_registry(), say, Path(args.out) if args.out else None)
+        else:
+            rules = calibrate_packaged(name, default_data_registry(), log=say)
+        for fmt, rule in rules.items():
             print(f"{fmt}: at most {rule['max_labels']} label(s), at least {rule['min_labels']}")
         return 0
     shipped = zoo_dir() / name / "model.safetensors"

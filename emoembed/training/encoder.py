@@ -506,6 +506,21 @@ def export_as_lora(result: FitResult, tasks: Sequence[Task], recipe: Mapping[str
             "dev_full_per_dataset": before, "dev_adapter_per_dataset": after}
 
 
+def calibrate_model(model: EmotionModel, tasks: Sequence[Task], batch_size: int = 256, log: Callable[[str], None] = print) -> dict:
+    """Fit the model's own multilabel decision rules on the dev split of its training tasks
+    (:func:`emoembed.calibration.fit_model_calibration`) and keep them in its config (``calibration``)."""
+    from emoembed.calibration import fit_model_calibration
+
+    rules = fit_model_calibration(model, tasks, "dev", batch_size)
+    model.meta.pop("calibration", None)
+    if rules:
+        model.meta["calibration"] = rules
+        for name, rule in rules.items():
+            log(f"calibrated {name} on this model's outputs: at most {rule['max_labels']} label(s), at least "
+                f"{rule['min_labels']}; {rule['fitted_on']}")
+    return rules
+
+
 def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry, out_dir: Path, resume: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """``emoembed fit-encoder``: train, evaluate on test (and zero-shot in every other codec format where a
@@ -527,8 +542,9 @@ def run_fit_encoder(recipe: dict[str, Any], codec_dir: Path, data: DataRegistry,
     device = next(result.encoder.parameters()).device
     export = export_as_lora(result, tasks, recipe, device, log) if recipe.get("export_lora") else None
     model = EmotionModel.from_training(result, codec, tasks, recipe)
-    test = {t.name: evaluate_task(result.encoder, result.heads, t, "test", int(recipe["training"]["eval_batch_size"]), device)
-            for t in tasks}
+    calibrate_model(model, tasks, int(recipe["training"]["eval_batch_size"]), log)
+    test = {t.name: evaluate_task(result.encoder, result.heads, t, "test", int(recipe["training"]["eval_batch_size"]), device,
+                                  rule=model.decision_rule(t.fmt.name)) for t in tasks}
     metrics = {"recipe": recipe["name"], "modality": recipe["modality"], "best_epoch": result.best_epoch,
                "dev_score": result.dev_score, "train_seconds": round(result.seconds, 2),
                "train_cpu_seconds": round(result.cpu_seconds, 2), "inputs": result.reports,

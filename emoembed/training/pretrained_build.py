@@ -118,7 +118,8 @@ def same_weights(a: Path, b: Path) -> tuple[bool, str]:
 
 
 def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit the multilabel calibration of the packaged codec ``name`` (the steps ``emoembed map`` runs after
+    """For a packaged content model: :func:`calibrate_packaged_model`. Fit the multilabel calibration of the
+    packaged codec ``name`` (the steps ``emoembed map`` runs after
     training: :func:`emoembed.calibration.calibrate_codec` on the dev split of the pairs of its recipe) and write it,
     with the pairs it was trained on, into ``config.json`` of the codec and of every packaged model built on it.
     Weights are not touched (their digests in the configs stay valid); a rebuild writes the same config. Returns
@@ -130,7 +131,7 @@ def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None]
 
     spec = build_spec(name)
     if spec["kind"] != "codec":
-        raise ConfigError(f"{name} is a {spec['kind']}; calibrate its codec ({spec.get('codec')})")
+        return calibrate_packaged_model(name, data, log)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -153,3 +154,35 @@ def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None]
             atomic_write_json(cfg, path)
             log(f"wrote the calibration into {path}")
     return codec.calibration
+
+
+def calibrate_packaged_model(name: str, data: DataRegistry, log: Callable[[str], None] = print,
+                             folder: Path | None = None) -> dict[str, Any]:
+    """Fit a packaged content model's own multilabel decision rules (the step ``fit-encoder`` runs after training,
+    :func:`emoembed.training.encoder.calibrate_model`, on the dev split of the datasets of its catalogue entry) and
+    write them into ``config.json`` of ``folder`` (default: the packaged folder) as ``calibration``; weights are
+    not touched. Returns the rules (empty: no multilabel format among its training formats)."""
+    from emoembed.io import atomic_write_json, read_json
+    from emoembed.model import EmotionModel
+    from emoembed.tasks import build_tasks
+    from emoembed.training.encoder import calibrate_model
+
+    spec = build_spec(name)
+    recipe = recipe_for(spec)
+    folder = Path(folder) if folder is not None else pretrained_dir(name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = EmotionModel.from_pretrained(folder)
+        tasks = build_tasks(data, recipe["data"], model.codec.formats, recipe["modality"])
+        rules = calibrate_model(model, tasks, int(recipe["training"]["eval_batch_size"]), log)
+    finally:
+        torch.set_num_threads(threads)
+    path = folder / CONFIG_NAME
+    cfg = read_json(path)
+    cfg.pop("calibration", None)
+    if rules:
+        cfg["calibration"] = rules
+    atomic_write_json(cfg, path)
+    log(f"wrote {len(rules)} decision rule(s) into {path}")
+    return rules
