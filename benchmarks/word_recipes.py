@@ -17,7 +17,8 @@ Per model:
     basic emotion, and top-emotion agreement (the basic emotion rated highest is the one EmoMap rates highest), on
     all words and on the low-joy words (EmoMap joy < .2), where anger, sadness, fear and disgust must be told apart;
   * class formats no word training label reaches (ekman7, goemotions28: zero-shot through the codec): the share of
-    EmoMap's words with no clear emotion (all five BE5 intensities < .25) that ``predict`` labels ``neutral``;
+    EmoMap's words with no clear emotion (all five BE5 intensities < .25) that ``predict`` labels ``neutral``, and
+    of the words whose EmoMap top is a negative emotion (≥ .3) whose most probable basic-emotion class is that one;
   * the demo's words (happy grief furious spider vacation) in BE5: the top basic emotion of each.
 ``--split dev`` measures on the dev splits (what a recipe choice may look at); the default is test.
 Prints a Markdown table; writes it and every number to OUT/results.md and OUT/metrics.json.
@@ -75,16 +76,32 @@ CLASS_FORMATS = ("ekman7", "goemotions28")
 NO_EMOTION = 0.25  # EmoMap words whose five BE5 intensities all stay below this have no clear emotion
 
 
+CLEAR = 0.3  # EmoMap words whose largest BE5 intensity reaches this, on a negative emotion, have a clear negative top
+BASIC = ("joy", "anger", "sadness", "fear", "disgust")  # be5's variables; ekman7 and goemotions28 have classes so named
+
+
 def neutral_share(model: EmotionModel, split: str) -> dict:
     """Per class format of :data:`CLASS_FORMATS`: the share of EmoMap's ``split`` words with no clear emotion (every
-    BE5 intensity < :data:`NO_EMOTION`) whose ``predict`` label is ``neutral``, and how many words that is."""
+    BE5 intensity < :data:`NO_EMOTION`) whose ``predict`` label is ``neutral``, and how many words that is; and
+    (``negative_top``) the share of the words whose EmoMap top is a negative emotion reaching :data:`CLEAR` whose
+    most probable of the five basic-emotion classes in that format is EmoMap's top (``n_negative`` words)."""
     task = task_from_dataset(default_data_registry().dataset("emomap_warriner_be5"), "be5", list(model.formats))
-    calm = task.labels[split].max(axis=1) < NO_EMOTION
+    gold = task.labels[split]
+    calm = gold.max(axis=1) < NO_EMOTION
+    negative = (gold.max(axis=1) >= CLEAR) & (gold.argmax(axis=1) != list(task.fmt.variables).index("joy"))
     words = [w for w, keep in zip(task.items[split], calm) if keep]
+    neg_words = [w for w, keep in zip(task.items[split], negative) if keep]
+    neg_top = gold[negative][:, [list(task.fmt.variables).index(v) for v in BASIC]].argmax(axis=1)
+    out: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = {f: float((model.predict(words, f)["label"] == "neutral").mean()) for f in CLASS_FORMATS if f in model.formats}
-    return {**out, "n": len(words)}
+        for f in CLASS_FORMATS:
+            if f not in model.formats:
+                continue
+            out[f] = float((model.predict(words, f)["label"] == "neutral").mean())
+            probs = model.predict(neg_words, f)[list(BASIC)].to_numpy(dtype=float)
+            out.setdefault("negative_top", {})[f] = float(np.mean(probs.argmax(axis=1) == neg_top))
+    return {**out, "n": len(words), "n_negative": len(neg_words)}
 
 
 def measure(model_dir: Path, words_10k: list[str], split: str = "test") -> dict:
@@ -125,15 +142,18 @@ def main() -> None:
     words_10k = list(dict.fromkeys(str(w) for w in words))[:10_000]
     rows = [measure(Path(m), words_10k, args.split) for m in args.models]
     lines = [f"| model | vectors | Warriner {args.split} r V/A/D | slope gold~pred V/A/D | EmoMap BE5 r | BE5 slope J/A/S/F/D | "
-             "BE5 top-emotion agreement (all / low joy) | no-emotion words labelled neutral: ekman7 / goemotions28 | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "BE5 top-emotion agreement (all / low joy) | no-emotion words labelled neutral: ekman7 / goemotions28 | "
+             "negative-top words, EmoMap's top class: ekman7 / goemotions28 | OOV on cases | s per 10k words (wall / CPU) | demo BE5 top |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rr, sl, be, ns = r["warriner_r"], r["compression_slope"], r["emomap_be5"], r["neutral_share"]
+        neg = ns.get("negative_top", {})
         lines.append(f"| {r['model']} | {r['vectors']} | {rr['valence']:.3f}/{rr['arousal']:.3f}/{rr['dominance']:.3f} | "
                      f"{sl['valence']:.2f}/{sl['arousal']:.2f}/{sl['dominance']:.2f} | {be['r']:.3f} | "
                      f"{'/'.join(f'{v:.2f}' for v in be['slope'].values())} | "
                      f"{be['top_agreement']:.3f} / {be['top_agreement_low_joy']:.3f} | "
                      f"{' / '.join(f'{ns[f]:.3f}' if f in ns else '-' for f in CLASS_FORMATS)} (n {ns['n']}) | "
+                     f"{' / '.join(f'{neg[f]:.3f}' if f in neg else '-' for f in CLASS_FORMATS)} (n {ns['n_negative']}) | "
                      f"{len(r['case_oov'])}/{r['case_words']} ({', '.join(r['case_oov']) or '-'}) | "
                      f"{r['seconds_per_10k_words']:.1f} / {r['cpu_seconds_per_10k_words']:.1f} | {', '.join(f'{w} {t}' for w, t in r['demo_be5_top'].items())} |")
     table = "\n".join(lines)
