@@ -196,7 +196,7 @@ class EmotionCodec(PretrainedModule):
         converts as that dataset's raters would; the default is the pooled mapping. Class targets give one probability column per class and a ``label`` column
         (argmax for multiclass/distribution, the classes above 0.5 for multilabel). ``df.attrs["zero_shot_note"]``
         says when no paired training dataset links ``source`` and ``target`` (the conversion rests on the shared
-        space alone; :func:`emoembed.conversion.conversion_zero_shot_note`, the note ``emoembed predict`` prints),
+        space alone; :meth:`zero_shot_note`, the note ``emoembed predict`` prints),
         None otherwise.
 
         Raises :class:`~emoembed.scales.InputScaleError` for a value outside the scale it is read on, and
@@ -238,10 +238,27 @@ class EmotionCodec(PretrainedModule):
             df.loc[unlabelled, list(tgt.variables)] = np.nan
             if "label" in df:
                 df.loc[unlabelled, "label"] = ""
-        from emoembed.conversion import conversion_zero_shot_note
-
-        df.attrs["zero_shot_note"] = conversion_zero_shot_note(self, source, target)  # as `emoembed predict` prints it
+        df.attrs["zero_shot_note"] = self.zero_shot_note(source, target)  # as `emoembed predict` prints it
         return df
+
+    def zero_shot_note(self, source: str, target: str) -> str | None:
+        """A note when no paired dataset the codec was trained on links ``source`` and ``target`` (the conversion
+        goes through the shared space only; ``emoembed predict`` prints it, ``convert`` returns it in ``attrs``);
+        None when a pair links them, when they are one format, or when the codec does not record its pairs."""
+        if source == target or self.paired_directly(source, target) is not False:
+            return None
+        multilabel = self.formats[target].kind == "multilabel"
+        if self.same_island(source, target) is False:
+            how = "it rests on the equivalence anchors that join the codec's unlinked groups of formats (docs/codec.md)"
+            if multilabel:
+                from emoembed.calibration import zero_shot_rule_text
+
+                how += "; " + zero_shot_rule_text(self.calibration.get(target), self.formats[target], "row")
+        else:
+            how = ("its labels use decision thresholds fitted on the other directions into it"
+                   if multilabel and target in self.calibration else "")
+        return (f"{source} → {target} is zero-shot for this codec: no paired dataset it was trained on links the two "
+                f"formats, so the conversion goes through the shared space only" + (f"; {how}" if how else ""))
 
     def paired_directly(self, a: str, b: str) -> bool | None:
         """Whether a paired training dataset links formats ``a`` and ``b`` (None: the codec does not record it)."""

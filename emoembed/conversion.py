@@ -106,22 +106,9 @@ def check_table_values(values: pd.DataFrame | pd.Series, used: Sequence[str], sr
 
 
 def conversion_zero_shot_note(codec, source: str, target: str) -> str | None:
-    """A note when no paired dataset the codec was trained on links ``source`` and ``target``."""
-    if source == target or codec.paired_directly(source, target) is not False:
-        return None
-    island = codec.same_island(source, target)
-    multilabel = codec.formats[target].kind == "multilabel"
-    if island is False:
-        how = "it rests on the equivalence anchors that join the codec's unlinked groups of formats (docs/codec.md)"
-        if multilabel:
-            from emoembed.calibration import zero_shot_rule_text
-
-            how += "; " + zero_shot_rule_text(codec.calibration.get(target), codec.formats[target], "row")
-    else:
-        how = ("its labels use decision thresholds fitted on the other directions into it"
-               if multilabel and target in codec.calibration else "")
-    return (f"{source} → {target} is zero-shot for this codec: no paired dataset it was trained on links the two "
-            f"formats, so the conversion goes through the shared space only" + (f"; {how}" if how else ""))
+    """A note when no paired dataset the codec was trained on links ``source`` and ``target``
+    (:meth:`emoembed.codec.EmotionCodec.zero_shot_note`)."""
+    return codec.zero_shot_note(source, target)
 
 
 def model_zero_shot_note(model, fmt: str) -> str | None:

@@ -188,7 +188,7 @@ class EmotionModel(PretrainedModule):
     @property
     def calibration(self) -> dict[str, dict[str, Any]]:
         """The model's own multilabel decision rules (``config.json`` ``calibration``;
-        :func:`emoembed.calibration.fit_model_calibration`), by format; empty for models saved without them."""
+        :func:`emoembed.training.encoder.fit_model_calibration`), by format; empty for models saved without them."""
         return dict(self.meta.get("calibration") or {})
 
     def decision_rule(self, fmt: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""A content model's own multilabel decision rules (emoembed.calibration.fit_model_calibration): fitted on its
+"""A content model's own multilabel decision rules (emoembed.training.encoder.fit_model_calibration): fitted on its
 outputs for its training datasets' dev split, saved in its config, used by predict and evaluate alike."""
 from __future__ import annotations
 

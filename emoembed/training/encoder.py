@@ -52,7 +52,8 @@ from emoembed.tasks import Task, build_tasks
 from emoembed.param_groups import layerwise_lr_groups
 from emoembed.format_kinds import activate, ccc_loss, format_loss, hard_targets
 from emoembed.formats import LabelFormat
-from emoembed.inference import autocast_for, evaluate_task, move_batch, pick_device
+from emoembed.calibration import decide, fit_rule
+from emoembed.inference import autocast_for, embed_items, evaluate_task, move_batch, pick_device
 from emoembed.integrity import restoring
 from emoembed.memory import release_freed_memory
 from emoembed.metrics import mean_defined, min_items
@@ -506,11 +507,69 @@ def export_as_lora(result: FitResult, tasks: Sequence[Task], recipe: Mapping[str
             "dev_full_per_dataset": before, "dev_adapter_per_dataset": after}
 
 
+@torch.no_grad()
+def fit_model_calibration(model, tasks: Sequence, split: str = "dev", batch_size: int = 256) -> dict[str, dict[str, Any]]:
+    """Decision rules fitted on a content model's own outputs: per multilabel format the model was trained in —
+    with gold labels (a task in that format) or with codec-made ones (a format of the recipe's ``augment``) — the
+    :func:`emoembed.calibration.fit_rule` thresholds of the model's probabilities on ``split`` of its training ``tasks``.
+
+    The codec's rule was fitted on the codec's conversions of gold labels; a model's probabilities are flatter (its
+    prediction of the label is less certain than the label), so the codec's thresholds gave it too few labels:
+    ``emoembed/words-minilm`` marked 1.8 NRC EmoLex classes per dev word against 2.1 gold and the codec's 2.4. The
+    targets are the gold labels for a gold task, and for an augmented format the labels the codec itself gives the
+    task's gold labels (its calibrated rule, :func:`decide`): the model is calibrated to say what the codec says of
+    the true ratings. Formats no task gives dev items for keep the codec's rule. Returns ``{format: rule}``
+    (empty for a model with no multilabel training format or with direct heads)."""
+    if getattr(model, "direct_heads", None) is not None:
+        return {}
+    codec = model.codec
+    trained = {t.fmt.name for t in tasks}
+    augmented = set(model.meta.get("augmented_formats", []) or [])
+    wanted = [f for f, fmt in codec.formats.items() if fmt.kind == "multilabel" and (f in trained or f in augmented)]
+    if not wanted:
+        return {}
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        embedded: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
+        for t in tasks:
+            items = t.items.get(split) or []
+            if not items:
+                continue
+            z, undefined = embed_items(model.encoder, items, batch_size, device)
+            keep = np.ones(len(items), bool) if undefined is None else ~undefined.numpy()
+            embedded[t.name] = (z[torch.as_tensor(keep)], np.asarray(t.labels[split], dtype=np.float32)[keep])
+        for name in wanted:
+            fmt = codec.formats[name]
+            probs, targets, where = [], [], []
+            for t in tasks:
+                if t.name not in embedded:
+                    continue
+                z, y = embedded[t.name]
+                if t.fmt.name == name:
+                    target = y > 0.5
+                elif name in augmented and t.fmt.name in codec.formats:
+                    made = codec.activate(name, codec.decode(name, codec.encode_labels(t.fmt.name, torch.as_tensor(y), None)))
+                    target = decide(made.cpu().numpy(), fmt, codec.calibration.get(name),
+                                    zero_shot=codec.same_island(t.fmt.name, name) is False)
+                else:
+                    continue
+                probs.append(codec.activate(name, codec.decode(name, z.to(device).float())).cpu().numpy())
+                targets.append(np.asarray(target, dtype=bool))
+                where.append(f"{t.name} ({'gold' if t.fmt.name == name else 'codec-made from ' + t.fmt.name})")
+            if probs:
+                out[name] = fit_rule(np.concatenate(probs), np.concatenate(targets), fmt,
+                                     f"this model's outputs on the {split} split of {', '.join(where)}")
+    finally:
+        model.train(was)
+    return out
+
+
 def calibrate_model(model: EmotionModel, tasks: Sequence[Task], batch_size: int = 256, log: Callable[[str], None] = print) -> dict:
     """Fit the model's own multilabel decision rules on the dev split of its training tasks
-    (:func:`emoembed.calibration.fit_model_calibration`) and keep them in its config (``calibration``)."""
-    from emoembed.calibration import fit_model_calibration
-
+    (:func:`fit_model_calibration`) and keep them in its config (``calibration``)."""
     rules = fit_model_calibration(model, tasks, "dev", batch_size)
     model.meta.pop("calibration", None)
     if rules:
