@@ -15,8 +15,10 @@ paired datasets (the pooled mapping, as ``convert`` and ``predict`` use by defau
 * ``max_labels``: the largest number of labels that at least 99 % of dev items carry (GoEmotions: 2–3,
   NRC EmoLex: several) — an item whose probabilities pass more thresholds keeps the ``max_labels`` most probable
   of them (ranking by probability beat ranking by probability/threshold on the full codec's test directions);
-* ``min_labels``: 1 when at least 99 % of dev items carry a label (GoEmotions and Ekman include ``neutral``), else 0
-  — an item with fewer gets its most probable class.
+* ``min_labels``: 1 when the format has a neutral class and at least 99 % of dev items carry a label (GoEmotions
+  and Ekman include ``neutral``), else 0 — an item with fewer gets its most probable class. A format without a
+  neutral class (NRC EmoLex) says "no emotion" with no label, so it gets 0 even when its dev data (nrclex's EmoLex
+  holds only words with an association) never shows that: with 1, `table` got NRC `trust,positive`.
 
 A threshold fitted above 0.5 says that the dev sources could not tell that class apart (from Ekman's ``joy``
 GoEmotions' ``joy`` cannot be told from ``amusement`` or ``excitement``: its fitted threshold is the grid's top);
@@ -27,7 +29,8 @@ text model, VAD ratings through the anchors of :mod:`emoembed.anchors`) would ot
 ratings or a VAD-trained text model read as GoEmotions: :func:`decide` with ``zero_shot=True``): the fitted
 thresholds are ignored, since they describe sources of the format's own island (a threshold of .08 for
 ``gratitude``, right for Ekman labels, turned on gratitude, caring and approval for the neutral word "table");
-the classes at least half as probable as the item's most probable class are labels, at most
+the classes at least half as probable as the item's most probable class are labels (for a format without a
+neutral class, such as NRC, only those above 0.5: there no label is the neutral answer), at most
 :func:`zero_shot_max_labels` of them — the format's gold label cardinality (the mean number of gold labels per dev
 item of its paired data, ``dev_mean_labels``, saved with the rule) rounded to a whole number, at least 1 — and at
 least the fitted ``min_labels``. The relative rule alone, capped only by ``max_labels`` (what 99 % of dev items stay
@@ -61,6 +64,15 @@ RELATIVE = 0.5
 FALLBACK = {"thresholds": None, "max_labels": 3, "min_labels": 0, "fitted_on": "rule: no paired dev data"}
 
 
+def has_neutral_class(fmt: LabelFormat) -> bool:
+    """Whether ``fmt`` has a variable for "no emotion" (its equivalence class is ``neutral``, or it is so named):
+    GoEmotions, Ekman, sentiment and FER do; NRC EmoLex does not (a word with no association has no label)."""
+    from emoembed.formats import default_registry
+
+    eq = default_registry().equivalences
+    return any(v.lower() == "neutral" or eq.class_of(fmt.name, v) == "neutral" for v in fmt.variables)
+
+
 def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, zero_shot: bool = False) -> np.ndarray:
     """(N, k) bool labels of a multilabel format under ``rule`` (a calibration entry; None = plain p > 0.5).
 
@@ -78,6 +90,8 @@ def decide(probs: np.ndarray, fmt: LabelFormat, rule: Mapping[str, Any] | None, 
     thr = rule.get("thresholds")
     t = np.array([float(thr[v]) for v in fmt.variables]) if thr else np.full(fmt.size, 0.5)
     on = probs >= RELATIVE * probs.max(axis=1, keepdims=True) if zero_shot else probs >= t
+    if zero_shot and not has_neutral_class(fmt):  # no label is its neutral answer: a zero-shot label must pass 0.5
+        on &= probs > 0.5
     top = probs.argmax(axis=1)  # a fitted threshold never hides the most probable class once it passes 0.5
     on[np.arange(len(probs)), top] |= probs[np.arange(len(probs)), top] > 0.5
     k_max = zero_shot_max_labels(rule, fmt) if zero_shot else int(rule.get("max_labels") or fmt.size)
@@ -168,7 +182,10 @@ def fit_rule(probs: np.ndarray, gold: np.ndarray, fmt: LabelFormat, fitted_on: s
         thresholds[v] = float(GRID[near_best][np.argmin(np.abs(GRID[near_best] - 0.5))])
     counts = gold.sum(axis=1)
     max_labels = int(max(1, np.quantile(counts, COVER, method="higher")))
-    min_labels = 1 if np.mean(counts >= 1) >= COVER else 0
+    # "at least one label" only where the format names its no-emotion state (a neutral class): in a format without
+    # one (NRC EmoLex) no label IS the neutral answer, even when the dev data, like nrclex's EmoLex (only words
+    # with an association), never shows it
+    min_labels = 1 if has_neutral_class(fmt) and np.mean(counts >= 1) >= COVER else 0
     return {"thresholds": thresholds, "max_labels": max_labels, "min_labels": min_labels, "fitted_on": fitted_on,
             "dev_items": int(len(gold)), "dev_mean_labels": float(counts.mean())}
 

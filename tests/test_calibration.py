@@ -198,3 +198,31 @@ def test_shipped_models_give_zero_shot_goemotions_and_ekman_labels_at_their_gold
     assert conv["label"].tolist() == ["joy", "fear", "neutral"]
     nrc = codec.convert([[0.0] * 6 + [1.0]], "ekman7", "nrc10")  # into NRC (2.35 labels per word): up to two
     assert 1 <= len(nrc["label"].iloc[0].split(",")) <= 2
+
+
+def test_a_format_without_a_neutral_class_may_give_no_label():
+    """NRC EmoLex says "no emotion" with no label. nrclex's EmoLex holds only words with an association, so its dev
+    data always carry a label; a rule fitted on them must still allow none (`table` got NRC `trust,positive`), and the
+    zero-shot rule labels only classes above 0.5 there. Formats with a neutral class keep at least one label."""
+    from emoembed.calibration import has_neutral_class
+    from emoembed.formats import default_registry
+
+    reg = default_registry()
+    nrc, ekman = reg.get("nrc10"), reg.get("ekman7")
+    assert not has_neutral_class(nrc) and has_neutral_class(ekman) and has_neutral_class(reg.get("goemotions28"))
+    rng = np.random.default_rng(0)
+    gold = np.zeros((200, 10), bool)
+    gold[np.arange(200), rng.integers(0, 10, 200)] = True  # every dev word has a label
+    probs = np.clip(gold * 0.7 + rng.uniform(0, 0.3, gold.shape), 0, 1)
+    rule = fit_rule(probs, gold, nrc, "toy")
+    assert rule["min_labels"] == 0
+    calm = np.full((1, 10), 0.2)  # a word with no clear association
+    assert decide(calm, nrc, rule).sum() == 0
+    assert decide(calm, nrc, rule, zero_shot=True).sum() == 0
+    strong = calm.copy()
+    strong[0, nrc.index("anger")] = 0.8
+    assert decide(strong, nrc, rule, zero_shot=True)[0].tolist() == [v == "anger" for v in nrc.variables]
+    ek_gold = np.zeros((200, 7), bool)
+    ek_gold[np.arange(200), rng.integers(0, 7, 200)] = True
+    ek_rule = fit_rule(np.clip(ek_gold * 0.7 + rng.uniform(0, 0.3, ek_gold.shape), 0, 1), ek_gold, ekman, "toy")
+    assert ek_rule["min_labels"] == 1 and decide(np.full((1, 7), 0.2), ekman, ek_rule).sum() == 1
