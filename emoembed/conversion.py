@@ -158,3 +158,19 @@ def model_zero_shot_note(model, fmt: str) -> str | None:
                 f"{'is' if len(missing) == 1 else 'are'} predicted through the codec's shared space only")
     return (f"{fmt} is zero-shot for this model: it was trained on {', '.join(trained)} data and predicts {fmt} "
             f"through the codec's shared space, with no {fmt} training labels")
+
+
+def model_prediction_note(model, fmt: str) -> str | None:
+    """What ``predict`` says when ``fmt`` is (partly) zero-shot for ``model``: :func:`model_zero_shot_note`, plus the
+    zero-shot decision rule when the format is multilabel and that rule labels it (the CLI prints this note on
+    stderr; ``EmotionModel.predict`` returns it in ``df.attrs["zero_shot_note"]``). None when not zero-shot."""
+    text = model_zero_shot_note(model, fmt)
+    if not text:
+        return None
+    uses_rule = getattr(model, "_uses_zero_shot_rule", None)
+    target = model.format(fmt)
+    if target.kind == "multilabel" and uses_rule is not None and uses_rule(fmt):
+        from emoembed.calibration import zero_shot_rule_text
+
+        text += "; " + zero_shot_rule_text(model.codec.calibration.get(fmt), target)
+    return text

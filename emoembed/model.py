@@ -162,9 +162,9 @@ class EmotionModel(PretrainedModule):
                               "image file is handled by on_bad_image)")
         with self._bad_image_policy(on_bad_image):
             df = self._predict(items, fmt, scale, batch_size, clip, show_progress, oov, coverage_column, rows)
-        from emoembed.conversion import model_zero_shot_note
+        from emoembed.conversion import model_prediction_note
 
-        df.attrs["zero_shot_note"] = model_zero_shot_note(self, fmt.name)  # as `emoembed predict` prints it
+        df.attrs["zero_shot_note"] = model_prediction_note(self, fmt.name)  # the note `emoembed predict` prints
         return df
 
     @contextlib.contextmanager

@@ -105,15 +105,10 @@ def _predict_run(args: argparse.Namespace) -> int:
     if args.scale not in ("normalized", "normalised") and fmt.kind != "regression":
         raise EmoembedError(f"--scale is for rating formats; {args.format} is {fmt.kind} (probabilities per class and a "
                             f"label), so --scale {args.scale} would do nothing: leave it out")
-    from emoembed.conversion import model_zero_shot_note
+    from emoembed.conversion import model_prediction_note
     from emoembed.notices import note
 
-    if (text := model_zero_shot_note(model, args.format)):
-        uses_rule = getattr(model, "_uses_zero_shot_rule", None)
-        if fmt.kind == "multilabel" and uses_rule is not None and uses_rule(args.format):
-            from emoembed.calibration import zero_shot_rule_text
-
-            text += "; " + zero_shot_rule_text(model.codec.calibration.get(args.format), fmt)
+    if (text := model_prediction_note(model, args.format)):
         note("predict", text)
     if args.input and args.items:
         raise EmoembedError("give items on the command line or --input FILE, not both")
