@@ -130,9 +130,11 @@ def zero_shot_rule_text(rule: Mapping[str, Any] | None, fmt: LabelFormat, per: s
     mean = (rule or {}).get("dev_mean_labels")
     usual = f"{fmt.name} items carry {float(mean):.2f} labels on average" if mean is not None else f"at most {k}"
     if k == 1:
-        return f"its label is the most probable class, one per {per} ({usual}; the zero-shot rule)"
-    return (f"its labels are the classes at least half as probable as the most probable one, at most {k} per {per} "
-            f"({usual}; the zero-shot rule)")
+        if_above = "" if has_neutral_class(fmt) else f" if above 0.5 (no label is {fmt.name}'s neutral answer)"
+        return f"its label is the most probable class{if_above}, one per {per} ({usual}; the zero-shot rule)"
+    floor = "" if has_neutral_class(fmt) else f" and above 0.5 (no label is {fmt.name}'s neutral answer)"
+    return (f"its labels are the classes at least half as probable as the most probable one{floor}, at most {k} per "
+            f"{per} ({usual}; the zero-shot rule)")
 
 
 def label_strings(on: np.ndarray, fmt: LabelFormat) -> list[str]:

@@ -219,6 +219,13 @@ def test_a_format_without_a_neutral_class_may_give_no_label():
     calm = np.full((1, 10), 0.2)  # a word with no clear association
     assert decide(calm, nrc, rule).sum() == 0
     assert decide(calm, nrc, rule, zero_shot=True).sum() == 0
+    from emoembed.calibration import zero_shot_rule_text
+
+    assert "half as probable as the most probable one and above 0.5 (no label is nrc10's neutral answer)" in \
+        zero_shot_rule_text({**rule, "max_labels": 6, "dev_mean_labels": 2.35}, nrc)
+    assert "the most probable class if above 0.5 (no label is nrc10's neutral answer), one per item" in \
+        zero_shot_rule_text({**rule, "max_labels": 1}, nrc)
+    assert "above 0.5" not in zero_shot_rule_text({"max_labels": 3, "dev_mean_labels": 1.6}, reg.get("goemotions28"))
     strong = calm.copy()
     strong[0, nrc.index("anger")] = 0.8
     assert decide(strong, nrc, rule, zero_shot=True)[0].tolist() == [v == "anger" for v in nrc.variables]
