@@ -21,12 +21,13 @@ from safetensors.torch import load_file
 
 from emoembed.data.registry import default_data_registry
 from emoembed.errors import ConfigError
+from emoembed.metrics import pearson
 from emoembed.model import EmotionModel
 from emoembed.tasks import build_tasks
 
 
 def mean_r(pred: np.ndarray, gold: np.ndarray) -> tuple[float, list[float]]:
-    rs = [float(np.corrcoef(pred[:, j], gold[:, j])[0, 1]) for j in range(gold.shape[1])]
+    rs = [pearson(pred[:, j], gold[:, j]) for j in range(gold.shape[1])]
     return float(np.mean(rs)), rs
 
 

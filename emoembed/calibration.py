@@ -267,4 +267,3 @@ def calibrate_codec(codec, pairs: Sequence, metrics: dict | None = None, log=pri
         for name, rule in fitted.items():
             log(f"calibrated {name}: at most {rule['max_labels']} label(s), at least {rule['min_labels']}; {rule['fitted_on']}")
     return fitted
-

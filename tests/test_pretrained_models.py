@@ -380,3 +380,18 @@ def test_the_api_says_what_is_zero_shot_as_predict_does():
     note = codec.convert(vad, "vad", "ekman7", input_scale=(-1, 1)).attrs["zero_shot_note"]
     assert note == conversion_zero_shot_note(codec, "vad", "ekman7")
     assert note.startswith("vad → ekman7 is zero-shot for this codec: no paired dataset")
+
+
+@pytest.mark.realdata
+def test_pretrained_calibrate_refits_a_models_own_rules_to_the_shipped_config(tmp_path):
+    """`emoembed pretrained calibrate words-glove50 --out DIR` on a copy of the packaged folder rewrites the same
+    config.json: the shipped rules are those the model's outputs give (what a build writes)."""
+    import shutil
+
+    src = pretrained_dir("words-glove50")
+    dst = tmp_path / "glove"
+    shutil.copytree(src, dst)
+    assert main(["pretrained", "calibrate", "words-glove50", "--out", str(dst)]) == 0
+    shipped = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    assert set(shipped["calibration"]) == {"nrc10"} and shipped["calibration"]["nrc10"]["min_labels"] == 0
+    assert (dst / "config.json").read_bytes() == (src / "config.json").read_bytes()

@@ -79,13 +79,10 @@ def _pretrained_run(args: argparse.Namespace) -> int:
         overrides = parse_sets(args.set)
     if args.action == "calibrate":
         from emoembed.data.registry import default_data_registry
-        from emoembed.training.pretrained_build import build_spec, calibrate_packaged, calibrate_packaged_model
+        from emoembed.training.pretrained_build import calibrate_packaged
 
-        say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        if build_spec(name)["kind"] == "model":
-            rules = calibrate_packaged_model(name, default_data_registry(), say, Path(args.out) if args.out else None)
-        else:
-            rules = calibrate_packaged(name, default_data_registry(), log=say)
+        rules = calibrate_packaged(name, default_data_registry(), lambda m: print(m, file=sys.stderr),
+                                   Path(args.out) if args.out else None)
         for fmt, rule in rules.items():
             print(f"{fmt}: at most {rule['max_labels']} label(s), at least {rule['min_labels']}")
         return 0

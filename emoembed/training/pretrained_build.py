@@ -88,6 +88,8 @@ def build_pretrained(name: str, out_dir: Path, data: DataRegistry, progress: boo
                 os.replace(part, out_dir / fname)
             if spec.get("storage_dtype"):
                 store_weights_as(out_dir, str(spec["storage_dtype"]))
+                if spec["kind"] == "model":  # the decision rules describe the weights that ship, not the float32 ones
+                    calibrate_packaged_model(name, data, log, out_dir)
     finally:
         torch.set_num_threads(threads)
     return {"recipe": recipe, "train_seconds": metrics.get("train_seconds"), "test_mean": metrics.get("test_mean"),
@@ -117,9 +119,10 @@ def same_weights(a: Path, b: Path) -> tuple[bool, str]:
     return True, f"all {len(sa)} tensors bit-identical"
 
 
-def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """For a packaged content model: :func:`calibrate_packaged_model`. Fit the multilabel calibration of the
-    packaged codec ``name`` (the steps ``emoembed map`` runs after
+def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None] = print,
+                       folder: Path | None = None) -> dict[str, Any]:
+    """A packaged content model: :func:`calibrate_packaged_model` (into ``folder``, default its packaged folder).
+    A packaged codec: fit the multilabel calibration of ``name`` (the steps ``emoembed map`` runs after
     training: :func:`emoembed.calibration.calibrate_codec` on the dev split of the pairs of its recipe) and write it,
     with the pairs it was trained on, into ``config.json`` of the codec and of every packaged model built on it.
     Weights are not touched (their digests in the configs stay valid); a rebuild writes the same config. Returns
@@ -131,7 +134,7 @@ def calibrate_packaged(name: str, data: DataRegistry, log: Callable[[str], None]
 
     spec = build_spec(name)
     if spec["kind"] != "codec":
-        return calibrate_packaged_model(name, data, log)
+        return calibrate_packaged_model(name, data, log, folder)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
